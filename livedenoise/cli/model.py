@@ -1,0 +1,90 @@
+"""Commands that create, describe and export models."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from livedenoise.cli.common import console, fail
+from livedenoise.model import (
+    PRESETS,
+    ModelCard,
+    ModelFileError,
+    Normalization,
+    build_model,
+    export_onnx,
+    load_model,
+    model_paths,
+    preset,
+    save_model,
+)
+
+
+class ExportBackend(str, Enum):
+    onnx = "onnx"
+
+
+def new(
+    out: Annotated[Path, typer.Argument(help="Where to write NAME.safetensors and NAME.json.")],
+    preset_name: Annotated[
+        str, typer.Option("--preset", help=f"Network size: {', '.join(PRESETS)}.")
+    ] = "small",
+    channels: Annotated[int, typer.Option(help="Image channels the model takes.")] = 1,
+    offset: Annotated[
+        float, typer.Option(help="Intensity offset subtracted before the model.")
+    ] = 0.0,
+    scale: Annotated[float, typer.Option(help="Intensity divisor after the offset.")] = 255.0,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
+) -> None:
+    """Create an untrained model (for benchmarks, tests and training from scratch)."""
+    try:
+        cfg = preset(preset_name, channels=channels)
+        norm = Normalization(offset=offset, scale=scale)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    card = ModelCard(name=out.stem, config=cfg, normalization=norm, notes="untrained")
+    card = save_model(build_model(cfg, seed=seed), card, out)
+    console.print(f"wrote {model_paths(out)[0]} ({card.weights_sha256[:12]})")
+
+
+def info(
+    model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
+) -> None:
+    """Show a model's card: architecture, normalisation, training data, lineage and hash."""
+    try:
+        net, card = load_model(model)
+    except ModelFileError as err:
+        raise fail(str(err)) from None
+    table = Table(title=f"model {card.name}", show_header=False)
+    table.add_row("parameters", f"{sum(p.numel() for p in net.parameters()):,}")
+    for key, value in card.model_dump(exclude={"format"}).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def export(
+    model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
+    backend: Annotated[ExportBackend, typer.Option(help="What to export to.")] = ExportBackend.onnx,
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: beside the model).")
+    ] = None,
+) -> None:
+    """Export a model for an inference backend (ONNX with dynamic batch, frames, height, width)."""
+    try:
+        net, _ = load_model(model)
+    except ModelFileError as err:
+        raise fail(str(err)) from None
+    target = out or model_paths(model)[0].with_suffix(".onnx")
+    with console.status(f"exporting {model} to ONNX"):
+        export_onnx(net, target)
+    console.print(f"wrote {target}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Models")(new)
+    app.command(rich_help_panel="Models")(info)
+    app.command(rich_help_panel="Models")(export)

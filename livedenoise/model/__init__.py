@@ -1,0 +1,31 @@
+"""The CNNT model: configuration, network, saved-model format and ONNX export."""
+
+from livedenoise.model.card import (
+    ModelCard,
+    ModelFileError,
+    Normalization,
+    load_card,
+    load_model,
+    model_paths,
+    save_model,
+)
+from livedenoise.model.cnnt import CNNT, build_model
+from livedenoise.model.config import PRESETS, CNNTConfig, preset
+from livedenoise.model.onnx_export import export_onnx, file_sha256
+
+__all__ = [
+    "CNNT",
+    "PRESETS",
+    "CNNTConfig",
+    "ModelCard",
+    "ModelFileError",
+    "Normalization",
+    "build_model",
+    "export_onnx",
+    "file_sha256",
+    "load_card",
+    "load_model",
+    "model_paths",
+    "preset",
+    "save_model",
+]

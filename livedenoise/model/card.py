@@ -1,0 +1,128 @@
+"""Saved models: safetensors weights plus a JSON model card, loaded without executing anything."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from livedenoise.model.cnnt import CNNT, build_model
+from livedenoise.model.config import CNNTConfig
+from livedenoise.model.onnx_export import file_sha256
+
+CARD_FORMAT = "livedenoise-model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt or does not fit its card; the message names the file."""
+
+
+class Normalization(BaseModel):
+    """Fixed affine intensity map ``(x - offset) / scale``, the same for every frame and backend.
+
+    Fixed (not per-frame percentiles) so that a live stream never flickers with its content.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    offset: float = 0.0
+    scale: float = Field(1.0, gt=0)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.offset) / self.scale).astype(np.float32)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, dtype=np.float32) * self.scale + self.offset).astype(np.float32)
+
+
+class ModelCard(BaseModel):
+    """What a model is, what it was trained on, where it came from, and the hash of its weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = CARD_FORMAT
+    name: str
+    config: CNNTConfig
+    normalization: Normalization = Normalization()
+    trained_on: list[str] = Field(default_factory=list)
+    parent: str | None = Field(
+        None, description="name and weights hash of the model fine-tuned from"
+    )
+    weights_sha256: str = ""
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    metrics: dict[str, float] = Field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def lineage(self) -> str:
+        """How a child model names this one as its parent."""
+        return f"{self.name}@{self.weights_sha256[:12]}"
+
+
+def model_paths(path: str | Path) -> tuple[Path, Path]:
+    """The (weights, card) pair for a model given as its stem, its .safetensors or its .json."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+
+
+def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:
+    """Write weights and card; the card's hash is set from the bytes actually written."""
+    weights, card_path = model_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": CARD_FORMAT})
+    card = card.model_copy(update={"config": model.cfg, "weights_sha256": file_sha256(weights)})
+    card_path.write_text(card.model_dump_json(indent=2) + "\n")
+    return card
+
+
+def load_card(path: str | Path) -> ModelCard:
+    _, card_path = model_paths(path)
+    if not card_path.is_file():
+        raise ModelFileError(
+            f"{card_path}: model card not found. A model is NAME.safetensors with NAME.json beside it; "
+            "create one with `livedenoise new`."
+        )
+    try:
+        return ModelCard.model_validate(json.loads(card_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{card_path}: model card is not valid JSON ({err}).") from None
+    except ValidationError as err:
+        raise ModelFileError(f"{card_path}: model card has wrong fields:\n{err}") from None
+
+
+def load_model(path: str | Path) -> tuple[CNNT, ModelCard]:
+    """Load a model in eval mode, checking the weights' hash, keys and shapes against its card."""
+    weights, _ = model_paths(path)
+    card = load_card(path)
+    if not weights.is_file():
+        raise ModelFileError(
+            f"{weights}: weights file not found (its card {weights.stem}.json is)."
+        )
+    digest = file_sha256(weights)
+    if digest != card.weights_sha256:
+        raise ModelFileError(
+            f"{weights}: weights are corrupt or were replaced (sha256 {digest[:12]}..., card says "
+            f"{card.weights_sha256[:12]}...). Copy the model again or re-export it."
+        )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"{weights}: not a readable safetensors file ({err}).") from None
+    model = build_model(card.config, seed=None)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        wrong = sorted(set(expected.items()) ^ set(found.items()))[:4]
+        raise ModelFileError(
+            f"{weights}: weights do not fit the architecture in its card (first differences: {wrong})."
+        )
+    model.load_state_dict(state)
+    return model.eval(), card

@@ -1,0 +1,52 @@
+"""The CNNT configuration: every size of the network is a validated field; presets are named configs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class CNNTConfig(BaseModel):
+    """Sizes of a CNNT U-net (Rehman et al. 2024); see DESIGN §2."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channels: int = Field(1, ge=1, description="image channels C of the input and output")
+    stem_channels: int = Field(32, ge=1, description="width the pre-conv lifts the image to")
+    block_channels: tuple[int, int, int] = Field(
+        (32, 64, 128), description="channels of the full, 1/2 and 1/4 resolution levels"
+    )
+    cells_per_block: int = Field(4, ge=1, description="CNNT cells after each block's projection")
+    heads: int = Field(8, ge=1, description="attention heads (channel groups)")
+    mixer_ratio: int = Field(4, ge=1, description="hidden width of the conv mixer, times C")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    norm: Literal["instance"] = "instance"
+
+    @model_validator(mode="after")
+    def _heads_divide_channels(self) -> CNNTConfig:
+        for c in self.block_channels:
+            if c < 1 or c % self.heads:
+                raise ValueError(
+                    f"block channel count {c} must be a positive multiple of heads={self.heads}"
+                )
+        return self
+
+
+PRESETS: dict[str, CNNTConfig] = {
+    # The paper's sizes: 32-wide stem, channels doubling per level, 4 cells, 8 heads.
+    "paper": CNNTConfig(),
+    # Same architecture cut to what a 2-core CPU can run live: narrow, one cell per level.
+    "small": CNNTConfig(
+        stem_channels=8, block_channels=(8, 16, 32), cells_per_block=1, heads=4, mixer_ratio=2
+    ),
+}
+
+
+def preset(name: str, **overrides: object) -> CNNTConfig:
+    """A preset config, optionally with some fields changed (validated again)."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    return CNNTConfig.model_validate({**base.model_dump(), **overrides})

@@ -1,0 +1,56 @@
+"""ONNX export with dynamic batch, frames, height and width."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import torch
+
+from livedenoise.model.cnnt import CNNT
+
+INPUT_NAME = "frames"
+OUTPUT_NAME = "denoised"
+OPSET = 18
+
+
+def export_onnx(model: CNNT, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``model`` as ONNX; one graph serves every B, T >= 1, H and W.
+
+    The example used for tracing has T=2 and H, W that are not multiples of the U-net's stride, so the
+    exporter cannot specialise the padding or the attention scale to a single shape.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    example = torch.rand(1, 2, model.cfg.channels, 37, 45)
+    dims = {
+        0: torch.export.Dim("batch", min=1),
+        1: torch.export.Dim("frames", min=1),
+        3: torch.export.Dim("height", min=1),
+        4: torch.export.Dim("width", min=1),
+    }
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not about this graph
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({k: v for k, v in dims.items()},),
+            opset_version=opset,
+            verbose=False,
+        )
+    program.save(str(path))
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a file (model weights, ONNX graphs): the identity that caches are keyed by."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

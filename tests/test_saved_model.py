@@ -1,0 +1,87 @@
+"""Saved models: exact round trip, lineage, and clear errors for broken files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from livedenoise.model import (
+    ModelCard,
+    ModelFileError,
+    build_model,
+    load_model,
+    model_paths,
+    preset,
+    save_model,
+)
+
+
+@pytest.fixture
+def model_copy(small_model_path: Path, tmp_path: Path) -> Path:
+    for src in model_paths(small_model_path):
+        shutil.copy(src, tmp_path / src.name)
+    return tmp_path / small_model_path.name
+
+
+def test_reloaded_model_gives_identical_output(tmp_path: Path) -> None:
+    cfg = preset("small", channels=2)
+    model = build_model(cfg, seed=5).eval()
+    card = save_model(model, ModelCard(name="m", config=cfg, trained_on=["x"]), tmp_path / "m")
+    loaded, loaded_card = load_model(tmp_path / "m.safetensors")
+    x = torch.rand(1, 3, 2, 40, 36)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert loaded_card == card
+    assert len(card.weights_sha256) == 64
+
+
+def test_child_card_records_parent_lineage(tmp_path: Path, small_model_path: Path) -> None:
+    model, parent = load_model(small_model_path)
+    child = ModelCard(name="child", config=parent.config, parent=parent.lineage)
+    save_model(model, child, tmp_path / "child")
+    _, reloaded = load_model(tmp_path / "child")
+    assert reloaded.parent == f"small@{parent.weights_sha256[:12]}"
+
+
+def test_corrupt_weights_are_refused_naming_the_file(model_copy: Path) -> None:
+    weights, _ = model_paths(model_copy)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=r"small\.safetensors.*corrupt"):
+        load_model(model_copy)
+
+
+def test_truncated_weights_with_matching_hash_are_refused(model_copy: Path) -> None:
+    weights, card_path = model_paths(model_copy)
+    weights.write_bytes(weights.read_bytes()[:1000])
+    card = json.loads(card_path.read_text())
+    from livedenoise.model import file_sha256
+
+    card["weights_sha256"] = file_sha256(weights)
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        load_model(model_copy)
+
+
+def test_weights_that_do_not_fit_the_card_are_refused(model_copy: Path) -> None:
+    _, card_path = model_paths(model_copy)
+    card = json.loads(card_path.read_text())
+    card["config"]["block_channels"] = [16, 32, 64]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="do not fit the architecture"):
+        load_model(model_copy)
+
+
+def test_missing_or_broken_card_is_refused(model_copy: Path) -> None:
+    _, card_path = model_paths(model_copy)
+    card_path.write_text("{not json")
+    with pytest.raises(ModelFileError, match=r"small\.json.*not valid JSON"):
+        load_model(model_copy)
+    card_path.unlink()
+    with pytest.raises(ModelFileError, match="model card not found"):
+        load_model(model_copy)
