@@ -1,0 +1,69 @@
+"""Run statistics: rates, latency percentiles, skipped and dropped frames, per-stage timings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+
+
+class PipelineStats:
+    """Thread-safe counters; ``summary()`` is what the status line, the table and the store show."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started_s = time.perf_counter()
+        self.acquired = 0
+        self.denoised = 0
+        self.skipped = 0  # live policy: frames passed over because a newer one was waiting
+        self.dropped = 0  # frames lost before reaching disk or the denoiser (should stay 0)
+        self.latencies_s: list[float] = []
+        self._stage_s: dict[str, list[float]] = defaultdict(list)
+        self._acquired_at: list[float] = []
+        self._denoised_at: list[float] = []
+
+    def frame_acquired(self, at_s: float) -> None:
+        with self._lock:
+            self.acquired += 1
+            self._acquired_at.append(at_s)
+
+    def frame_denoised(self, latency_s: float, at_s: float) -> None:
+        with self._lock:
+            self.denoised += 1
+            self.latencies_s.append(latency_s)
+            self._denoised_at.append(at_s)
+
+    def add(self, counter: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + n)
+
+    def stage(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._stage_s[name].append(seconds)
+
+    @staticmethod
+    def _rate(times: list[float], window: int = 30) -> float:
+        recent = times[-window:]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    def summary(self) -> dict[str, float | int | dict[str, float]]:
+        with self._lock:
+            lat = np.asarray(self.latencies_s) * 1e3
+            p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (np.nan,) * 3
+            return {
+                "acquired": self.acquired,
+                "denoised": self.denoised,
+                "skipped": self.skipped,
+                "dropped": self.dropped,
+                "acquired_fps": self._rate(self._acquired_at),
+                "denoised_fps": self._rate(self._denoised_at),
+                "latency_p50_ms": float(p50),
+                "latency_p95_ms": float(p95),
+                "latency_p99_ms": float(p99),
+                "stage_mean_ms": {k: 1e3 * float(np.mean(v)) for k, v in self._stage_s.items()},
+                "elapsed_s": time.perf_counter() - self.started_s,
+            }

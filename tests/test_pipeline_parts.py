@@ -1,0 +1,110 @@
+"""The pieces between acquisition and sinks: ring buffer, windows, the OME-Zarr run store."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaozarrs
+
+from livedenoise.pipeline.ring import FrameRing
+from livedenoise.pipeline.windows import WindowAssembler, default_axis
+from livedenoise.storage import FrameIndex, RunLayout, RunStore, open_run
+
+
+def test_ring_hands_frames_over_and_reports_overwritten_ones() -> None:
+    ring = FrameRing(3, (4, 5), "uint16")
+    for i in range(5):
+        info = ring.put(np.full((4, 5), i, np.uint16), FrameIndex(i, 0, 0, 0), float(i))
+        assert info.seq == i
+    assert ring.get(0) is None and ring.get(1) is None  # overwritten, never another frame's pixels
+    frame, info = ring.get(3)
+    assert info.index.t == 3 and (frame == 3).all()
+    frame[:] = 99  # a copy: the slot is untouched
+    assert (ring.get(3)[0] == 3).all()
+    assert ring.newest() == 4
+
+
+def test_ring_refuses_a_frame_of_another_shape() -> None:
+    ring = FrameRing(2, (4, 5), "uint16")
+    with pytest.raises(ValueError, match="ROI or binning changed"):
+        ring.put(np.zeros((5, 4), np.uint16), FrameIndex(0, 0, 0, 0), 0.0)
+
+
+def test_ring_wakes_a_waiting_consumer_on_put_and_on_close() -> None:
+    ring = FrameRing(2, (2, 2), "uint8")
+    results: list[bool] = []
+    waiter = threading.Thread(target=lambda: results.append(ring.wait(0, timeout=5)))
+    waiter.start()
+    ring.put(np.ones((2, 2), np.uint8), FrameIndex(0, 0, 0, 0), 0.0)
+    waiter.join()
+    waiter = threading.Thread(target=lambda: results.append(ring.wait(1, timeout=5)))
+    waiter.start()
+    ring.close()
+    waiter.join()
+    assert results == [True, False]
+
+
+def test_windows_hold_the_predecessors_of_the_same_stack() -> None:
+    windows = WindowAssembler(size=3, axis="t")
+    for t in range(5):
+        for c in range(2):
+            windows.add(FrameIndex(t, 0, c, 0), np.full((2, 2), 10 * t + c))
+    window = windows.window(FrameIndex(4, 0, 1, 0))
+    assert window[:, 0, 0].tolist() == [21, 31, 41]  # channel 1 only, the frame last
+    assert windows.window(FrameIndex(3, 0, 0, 0))[:, 0, 0].tolist() == [20, 30]
+
+
+def test_z_windows_restart_with_each_stack_and_default_axis() -> None:
+    windows = WindowAssembler(size=4, axis="z")
+    for t in range(2):
+        for z in range(3):
+            windows.add(FrameIndex(t, 0, 0, z), np.full((1, 1), 100 * t + z))
+    assert windows.window(FrameIndex(1, 0, 0, 1))[:, 0, 0].tolist() == [100, 101]
+    assert default_axis(timepoints=1, slices=9) == "z"
+    assert default_axis(timepoints=5, slices=9) == "t"
+
+
+def test_run_store_is_valid_ome_zarr_and_grows_in_live_mode(tmp_path: Path) -> None:
+    layout = RunLayout(
+        height=16,
+        width=24,
+        dtype="uint16",
+        timepoints=1,
+        positions=2,
+        channels=("DAPI", "FITC"),
+        slices=3,
+    )
+    store = RunStore(tmp_path / "run.ome.zarr", layout, {"model": {"name": "m"}})
+    frame = np.arange(16 * 24, dtype=np.uint16).reshape(16, 24)
+    store.write_raw(FrameIndex(6, 1, 1, 2), frame, acquired_s=1.5)
+    store.write_denoised(FrameIndex(6, 1, 1, 2), frame * 0.5, denoised_s=1.7, latency_s=0.2)
+    store.close({"denoised": 1}, timepoints=7)
+
+    run = open_run(tmp_path / "run.ome.zarr")
+    assert run.raw[1].shape == (7, 2, 3, 16, 24)
+    np.testing.assert_array_equal(run.raw[1][6, 1, 2], frame)
+    np.testing.assert_allclose(run.denoised[1][6, 1, 2], frame * 0.5)
+    assert np.isnan(run.denoised[0][0, 0, 0]).all()  # never denoised: NaN, not a fake zero
+    assert run.timing["latency_ms"][6, 1, 1, 2] == pytest.approx(200.0)
+    assert run.attrs["complete"] and run.attrs["model"]["name"] == "m"
+    yaozarrs.validate_zarr_store(str(tmp_path / "run.ome.zarr"))
+
+
+def test_unfinished_run_still_opens_with_its_frames(tmp_path: Path) -> None:
+    layout = RunLayout(height=8, width=8, dtype="uint8", timepoints=4)
+    store = RunStore(tmp_path / "run.ome.zarr", layout, {})
+    store.write_raw(FrameIndex(2, 0, 0, 0), np.full((8, 8), 5, np.uint8), acquired_s=0.0)
+    del store  # a crash: close() never runs
+    run = open_run(tmp_path / "run.ome.zarr")
+    assert not run.attrs["complete"]
+    assert (run.raw[0][2, 0, 0] == 5).all()
+
+
+def test_run_store_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
+    layout = RunLayout(height=8, width=8, dtype="uint8")
+    RunStore(tmp_path / "run.ome.zarr", layout, {})
+    with pytest.raises(FileExistsError, match="choose a new --out"):
+        RunStore(tmp_path / "run.ome.zarr", layout, {})
