@@ -108,3 +108,22 @@ def test_run_store_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
     RunStore(tmp_path / "run.ome.zarr", layout, {})
     with pytest.raises(FileExistsError, match="choose a new --out"):
         RunStore(tmp_path / "run.ome.zarr", layout, {})
+
+
+def test_mosaic_places_tiles_by_stage_position_and_blends_the_overlap(tmp_path: Path) -> None:
+    from livedenoise.pipeline.mosaic import Mosaic
+
+    world = np.random.default_rng(0).random((40, 60)).astype(np.float32)
+    mosaic = Mosaic(pixel_size_um=0.5, tile_shape=(20, 32))
+    # Two tiles side by side overlapping by 4 columns; stage x is the tile centre in micrometres.
+    for col in (0, 28):
+        for row in (0, 20):
+            tile = world[row : row + 20, col : col + 32]
+            mosaic.add(tile, x_um=(col + 16) * 0.5, y_um=(row + 10) * 0.5)
+    stitched = mosaic.image(0)
+    assert mosaic.tiles == 4
+    np.testing.assert_allclose(stitched, world, atol=1e-5)  # same content: blending is exact
+    saved = mosaic.save(tmp_path / "mosaic.tif")
+    import tifffile
+
+    np.testing.assert_allclose(tifffile.imread(saved).reshape(stitched.shape), stitched, atol=1e-6)

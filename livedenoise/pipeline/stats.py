@@ -18,7 +18,8 @@ class PipelineStats:
         self.acquired = 0
         self.denoised = 0
         self.skipped = 0  # live policy: frames passed over because a newer one was waiting
-        self.dropped = 0  # frames lost before reaching disk or the denoiser (should stay 0)
+        self.dropped = 0  # raw frames lost before reaching disk (should stay 0)
+        self.failed = 0  # frames the engine could not denoise (their raw frames are on disk)
         self.latencies_s: list[float] = []
         self._stage_s: dict[str, list[float]] = defaultdict(list)
         self._acquired_at: list[float] = []
@@ -59,6 +60,7 @@ class PipelineStats:
                 "denoised": self.denoised,
                 "skipped": self.skipped,
                 "dropped": self.dropped,
+                "failed": self.failed,
                 "acquired_fps": self._rate(self._acquired_at),
                 "denoised_fps": self._rate(self._denoised_at),
                 "latency_p50_ms": float(p50),
