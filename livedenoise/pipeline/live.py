@@ -1,0 +1,192 @@
+"""The live pipeline: acquisition -> ring buffer -> denoise worker -> sinks (OME-Zarr, viewer, mosaic).
+
+Three threads and one rule: the acquisition thread only copies a frame into the ring and returns. The
+writer thread puts every raw frame on disk as it arrives, and every denoised frame after it. The denoise
+worker assembles each frame's window and runs the engine, under one of two policies:
+
+- ``live``: the newest frame wins; older waiting frames are skipped for denoising (and counted), so the
+  display stays current however slow the engine is.
+- ``record``: every frame is denoised, even if it lags; the run ends when the backlog is done. A frame
+  that already left the ring is read back from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+from psygnal import Signal
+
+from livedenoise.pipeline.ring import FrameInfo, FrameRing
+from livedenoise.pipeline.stats import PipelineStats
+from livedenoise.pipeline.windows import WindowAssembler
+from livedenoise.storage import FrameIndex, RunStore
+
+log = logging.getLogger(__name__)
+
+
+class Policy(str, Enum):
+    live = "live"
+    record = "record"
+
+
+class Denoiser(Protocol):
+    """What the pipeline needs of an inference engine."""
+
+    def denoise(self, window: np.ndarray) -> np.ndarray:
+        """``[T, H, W]`` raw intensities in, float32 ``[T, H, W]`` in the same units out."""
+        ...
+
+
+_STOP = object()
+
+
+class LivePipeline:
+    """Owns the ring, the writer and the denoise worker of one run; sinks subscribe to its signals."""
+
+    frameAcquired = Signal(object, object)  # raw frame, FrameInfo (writer thread)
+    frameDenoised = Signal(object, object, object)  # raw frame, denoised frame, FrameInfo
+    failed = Signal(str)  # a message for the user; the raw frames are safe on disk
+
+    def __init__(
+        self,
+        engine: Denoiser,
+        store: RunStore,
+        ring: FrameRing,
+        windows: WindowAssembler,
+        policy: Policy = Policy.record,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.ring = ring
+        self.windows = windows
+        self.policy = Policy(policy)
+        self.stats = PipelineStats()
+        self.max_t = -1
+        self._infos: list[FrameInfo] = []
+        self._written = -1  # highest seq whose raw frame is on disk
+        self._written_cond = threading.Condition()
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="livedenoise-writer")
+        self._worker = threading.Thread(target=self._denoise_loop, name="livedenoise-denoise")
+        self._error: str | None = None
+
+    # -- acquisition thread ------------------------------------------------------------------------
+
+    def put_frame(
+        self,
+        frame: np.ndarray,
+        index: FrameIndex,
+        stage_um: tuple[float, float, float] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Hand a frame over; returns at once (a copy into a preallocated slot and a queue entry)."""
+        start = time.perf_counter()
+        info = self.ring.put(frame, index, start, stage_um, metadata)
+        self._infos.append(info)
+        self._jobs.put_nowait(info.seq)
+        self.stats.frame_acquired(start)
+        self.stats.stage("copy_in", time.perf_counter() - start)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer.start()
+        self._worker.start()
+
+    def finish(self, timeout: float | None = None) -> dict[str, Any]:
+        """No more frames: let the worker finish (record: the whole backlog), flush and close."""
+        self.ring.close()
+        self._worker.join(timeout)
+        self._jobs.put(_STOP)
+        self._writer.join(timeout)
+        summary = self.stats.summary()
+        if self._error:
+            summary["error"] = self._error
+        self.store.close(summary, timepoints=self.max_t + 1 if self.max_t >= 0 else None)
+        return summary
+
+    # -- writer thread -----------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while (job := self._jobs.get()) is not _STOP:
+            start = time.perf_counter()
+            if isinstance(job, int):
+                self._write_raw(job)
+            else:
+                info, denoised, latency = job
+                self.store.write_denoised(info.index, denoised, time.perf_counter(), latency)
+            self.stats.stage("write", time.perf_counter() - start)
+
+    def _write_raw(self, seq: int) -> None:
+        got = self.ring.get(seq)
+        if got is None:
+            self.stats.add("dropped")
+            self._report(
+                f"frame {seq} left the ring before it reached disk: the disk is too slow for this "
+                "frame rate; reduce the rate or write to a faster disk"
+            )
+        else:
+            frame, info = got
+            self.max_t = max(self.max_t, info.index.t)
+            self.store.write_raw(info.index, frame, info.arrived_s)
+            self.frameAcquired.emit(frame, info)
+        with self._written_cond:
+            self._written = seq
+            self._written_cond.notify_all()
+
+    # -- denoise worker ----------------------------------------------------------------------------
+
+    def _raw(self, seq: int) -> tuple[np.ndarray, FrameInfo] | None:
+        """Frame ``seq`` from the ring, or (record policy) from disk once the writer has it there."""
+        got = self.ring.get(seq)
+        if got is not None or self.policy is Policy.live:
+            return got
+        with self._written_cond:
+            self._written_cond.wait_for(lambda: self._written >= seq)
+        info = self._infos[seq]
+        return self.store.read_raw(info.index), info
+
+    def _denoise_loop(self) -> None:
+        seq = 0
+        while self.ring.wait(seq):
+            target = self.ring.newest() if self.policy is Policy.live else seq
+            for s in range(seq, target + 1):
+                got = self._raw(s)
+                if got is not None:
+                    self.windows.add(got[1].index, got[0])
+            if got is None:  # live policy: the newest frame itself was overwritten meanwhile
+                self.stats.add("skipped", target - seq + 1)
+            else:
+                self.stats.add("skipped", target - seq)
+                self._denoise(*got)
+            seq = target + 1
+
+    def _denoise(self, frame: np.ndarray, info: FrameInfo) -> None:
+        start = time.perf_counter()
+        window = self.windows.window(info.index)
+        assembled = time.perf_counter()
+        try:
+            denoised = np.asarray(self.engine.denoise(window))[-1]
+        except Exception as err:  # the engine must never take the raw data down with it
+            self.stats.add("failed")
+            self._report(f"denoising frame {info.index} failed: {err}")
+            return
+        done = time.perf_counter()
+        latency = done - info.arrived_s
+        self.stats.stage("window", assembled - start)
+        self.stats.stage("engine", done - assembled)
+        self.stats.frame_denoised(latency, done)
+        self._jobs.put((info, denoised, latency))
+        self.frameDenoised.emit(frame, denoised, info)
+
+    def _report(self, message: str) -> None:
+        if self._error is None:
+            self._error = message
+            log.error(message)
+            self.failed.emit(message)
