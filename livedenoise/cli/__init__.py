@@ -16,6 +16,10 @@ from livedenoise.cli import model as _model  # noqa: E402
 
 _model.register(app)
 
+from livedenoise.cli import devices as _devices  # noqa: E402
+
+_devices.register(app)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,181 @@
+"""One way to get a ready Micro-Manager core: the simulated microscope, or a configuration file.
+
+Everything downstream talks to the returned core through the standard Micro-Manager API only
+(snapImage/getImage, the MDA runner, properties, config groups), so it runs unchanged on the
+simulator and on real hardware.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pymmcore
+from pymmcore_plus import CMMCorePlus
+from pymmcore_plus.experimental.unicore import UniMMCore
+
+from livedenoise.acquisition.detector import BASE_PIXEL_UM, ZOOMS, ScanningDetector
+from livedenoise.acquisition.devices import (
+    LASER_LINES,
+    LaserLine,
+    LaserShutter,
+    SimXYStage,
+    SimZStage,
+)
+from livedenoise.acquisition.rig import RIG
+
+DETECTOR = "Detector"
+XY_STAGE = "XYStage"
+Z_STAGE = "ZStage"
+LASER = "LaserLine"
+SHUTTER = "Shutter"
+CHANNEL_GROUP = "Channel"
+CHANNELS = {
+    "DAPI": LASER_LINES[0],
+    "FITC": LASER_LINES[1],
+    "TRITC": LASER_LINES[2],
+    "Cy5": LASER_LINES[3],
+}
+SIMULATED_CFG = Path(__file__).with_name("simulated.cfg")
+_PY_LINE = "#py "  # UniMMCore's prefix for Python-device lines (comments to the C++ loader)
+
+
+class PyDeviceCore(UniMMCore):
+    """UniMMCore that also resolves pixel-size presets set on Python-device properties.
+
+    UniMMCore (pymmcore-plus 0.18) leaves pixel-size presets to the C++ core, which cannot read
+    Python devices, so a preset such as `Detector.Zoom = 2` would never be current. Here presets
+    are matched against every device's current property values, as MMCore does for its own.
+    """
+
+    def getCurrentPixelSizeConfig(self, cached: bool = False) -> str:
+        def read(dev: str, prop: str) -> object:
+            if cached:
+                with suppress(KeyError, RuntimeError):  # not cached yet: ask the device
+                    return self.getPropertyFromCache(dev, prop)
+            return self.getProperty(dev, prop)
+
+        for name in self.getAvailablePixelSizeConfigs():
+            if all(_same(read(d, p), value) for d, p, value in self.getPixelSizeConfigData(name)):
+                return name
+        return ""
+
+    def setPixelSizeConfig(self, resolutionID: str) -> None:
+        for dev, prop, value in self.getPixelSizeConfigData(resolutionID):
+            self.setProperty(dev, prop, value)
+
+    def getPixelSizeUm(self, cached: bool = False) -> float:
+        if not (name := self.getCurrentPixelSizeConfig(cached)):
+            return 0.0
+        return self.getPixelSizeUmByID(name) * self._binning() / self.getMagnificationFactor()
+
+    def getPixelSizeAffine(self, cached: bool = False) -> tuple[float, ...]:
+        if not (name := self.getCurrentPixelSizeConfig(cached)):
+            return (0.0,) * 6
+        scale = self._binning() / self.getMagnificationFactor()
+        return tuple(v * scale for v in self.getPixelSizeAffineByID(name))
+
+    def _binning(self) -> float:
+        camera = self.getCameraDevice()
+        if camera and self.hasProperty(camera, "Binning"):
+            return float(self.getProperty(camera, "Binning"))
+        return 1.0
+
+
+def _same(current: object, preset: str) -> bool:
+    """Whether a property value equals a preset's text (numbers compare as numbers)."""
+    try:
+        return float(current) == float(preset)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(current) == preset
+
+
+def make_core(config: str | Path | None = None) -> CMMCorePlus:
+    """A ready Micro-Manager core.
+
+    With no argument: the simulated laser-scanning microscope, on a rig of its own. With the path of
+    a Micro-Manager configuration file: that configuration, through UniMMCore when it declares
+    Python devices (`#py` lines, like `simulated.cfg` here) and through plain CMMCorePlus otherwise
+    (real hardware, or Micro-Manager's demo configuration).
+    """
+    if config is None:
+        with _quiet_discovery():
+            core = PyDeviceCore()
+        _load_simulated(core, rig=f"sim-{uuid.uuid4().hex[:12]}")
+    else:
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no Micro-Manager configuration file at {path}")
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        if any(line.startswith(_PY_LINE) for line in lines):
+            needs_adapters = any(line.startswith("Device,") for line in lines)
+            with _quiet_discovery(not needs_adapters):
+                core = PyDeviceCore()
+        else:
+            core = CMMCorePlus()
+        core.loadSystemConfiguration(str(path))
+    _release_at_exit(core)
+    return core
+
+
+def _load_simulated(core: PyDeviceCore, rig: str) -> None:
+    """Load the simulated devices as `simulated.cfg` does (a test keeps the two in step)."""
+    devices = {
+        DETECTOR: ScanningDetector,
+        XY_STAGE: SimXYStage,
+        Z_STAGE: SimZStage,
+        LASER: LaserLine,
+        SHUTTER: LaserShutter,
+    }
+    for label, cls in devices.items():
+        core.loadPyDevice(label, cls())
+        core.setProperty(label, RIG, rig)
+    core.initializeAllDevices()
+    core.setCameraDevice(DETECTOR)
+    core.setXYStageDevice(XY_STAGE)
+    core.setFocusDevice(Z_STAGE)
+    core.setShutterDevice(SHUTTER)
+    core.setAutoShutter(False)
+    for preset, line in CHANNELS.items():
+        core.defineConfig(CHANNEL_GROUP, preset, LASER, "Label", line)
+    core.setChannelGroup(CHANNEL_GROUP)
+    for zoom in ZOOMS:
+        core.definePixelSizeConfig(f"Zoom{zoom}x", DETECTOR, "Zoom", str(zoom))
+        core.setPixelSizeUm(f"Zoom{zoom}x", BASE_PIXEL_UM / zoom)
+    core.defineConfig("System", "Startup", LASER, "Label", CHANNELS["FITC"])
+    core.setConfig("System", "Startup")
+    core.waitForSystem()
+    core.updateSystemStateCache()
+
+
+@contextmanager
+def _quiet_discovery(quiet: bool = True) -> Iterator[None]:
+    """Silence pymmcore-plus' search for a Micro-Manager install (not needed for Python devices)."""
+    logger = logging.getLogger("pymmcore-plus")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _release_at_exit(core: CMMCorePlus) -> None:
+    """Detach MMCore's callback to Python before the interpreter shuts down.
+
+    A core still alive at exit is destroyed during interpreter finalisation, and MMCore calling back
+    into Python then aborts the process ("FATAL: exception not rethrown"), failing scripts and CI runs.
+    """
+    ref = weakref.ref(core)
+
+    def release() -> None:
+        if (alive := ref()) is not None:
+            pymmcore.CMMCore.registerCallback(alive, None)
+
+    atexit.register(release)
