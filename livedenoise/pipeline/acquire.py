@@ -66,7 +66,11 @@ def layout_for(core: CMMCorePlus, sequence: useq.MDASequence) -> RunLayout:
 
 def device_state(core: CMMCorePlus) -> list[list[str]]:
     """Every device property value at the start of the run: the acquisition settings, as recorded."""
-    return [[s.device, s.property, s.value] for s in core.getSystemStateCache()]
+    return [
+        [dev, prop, core.getProperty(dev, prop)]
+        for dev in core.getLoadedDevices()
+        for prop in core.getDevicePropertyNames(dev)
+    ]
 
 
 class _SnapFailures(logging.Handler):

@@ -69,7 +69,8 @@ class LivePipeline:
         self.stats = PipelineStats()
         self.max_t = -1
         self._infos: list[FrameInfo] = []
-        self._written = -1  # highest seq whose raw frame is on disk
+        self._written = -1  # highest seq the writer has dealt with
+        self._lost: set[int] = set()  # seqs that left the ring before reaching disk
         self._written_cond = threading.Condition()
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="livedenoise-writer")
@@ -126,6 +127,7 @@ class LivePipeline:
     def _write_raw(self, seq: int) -> None:
         got = self.ring.get(seq)
         if got is None:
+            self._lost.add(seq)
             self.stats.add("dropped")
             self._report(
                 f"frame {seq} left the ring before it reached disk: the disk is too slow for this "
@@ -149,6 +151,8 @@ class LivePipeline:
             return got
         with self._written_cond:
             self._written_cond.wait_for(lambda: self._written >= seq)
+        if seq in self._lost:
+            return None
         info = self._infos[seq]
         return self.store.read_raw(info.index), info
 
@@ -160,8 +164,9 @@ class LivePipeline:
                 got = self._raw(s)
                 if got is not None:
                     self.windows.add(got[1].index, got[0])
-            if got is None:  # live policy: the newest frame itself was overwritten meanwhile
-                self.stats.add("skipped", target - seq + 1)
+            if got is None:  # overwritten meanwhile (live) or lost before disk (record, counted)
+                if self.policy is Policy.live:
+                    self.stats.add("skipped", target - seq + 1)
             else:
                 self.stats.add("skipped", target - seq)
                 self._denoise(*got)
