@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from livedenoise.cli.common import console, fail
+from livedenoise.inference import BackendError, load_engine
+from livedenoise.inference.tensorrt_engine import PRECISIONS
 from livedenoise.model import (
     PRESETS,
     ModelCard,
@@ -26,6 +28,19 @@ from livedenoise.model import (
 
 class ExportBackend(str, Enum):
     onnx = "onnx"
+    tensorrt = "tensorrt"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``512`` or ``512x640`` (height x width) as (height, width)."""
+    try:
+        h, _, w = text.lower().partition("x")
+        size = (int(h), int(w or h))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give HEIGHTxWIDTH, e.g. 512x512") from None
+    if min(size) < 1:
+        raise typer.BadParameter(f"{text!r}: sizes are positive")
+    return size
 
 
 def new(
@@ -70,10 +85,35 @@ def export(
     model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
     backend: Annotated[ExportBackend, typer.Option(help="What to export to.")] = ExportBackend.onnx,
     out: Annotated[
-        Path | None, typer.Option(help="Output file (default: beside the model).")
+        Path | None, typer.Option(help="ONNX output file (default: beside the model).")
     ] = None,
+    frame_size: Annotated[
+        str, typer.Option(help="TensorRT: the acquisition's frame size, HEIGHTxWIDTH.")
+    ] = "512x512",
+    window: Annotated[int, typer.Option(min=1, help="TensorRT: frames per window, T.")] = 8,
+    precision: Annotated[str, typer.Option(help=f"TensorRT: {', '.join(PRECISIONS)}.")] = "fp16",
 ) -> None:
-    """Export a model for an inference backend (ONNX with dynamic batch, frames, height, width)."""
+    """Export a model for an inference backend.
+
+    onnx: one graph with dynamic batch, frames, height and width. tensorrt: an engine for this GPU, built
+    for the acquisition's frame size and window into the engine cache (reused until something changes).
+    """
+    if backend is ExportBackend.tensorrt:
+        if out is not None:
+            raise fail(
+                "a TensorRT engine is tied to this GPU and TensorRT version, so it lives in the "
+                "engine cache; --out applies to onnx."
+            )
+        size = parse_size(frame_size)
+        try:
+            with console.status(f"building a TensorRT {precision} engine for {model}"):
+                engine = load_engine(
+                    model, "tensorrt", window=window, frame_size=size, precision=precision
+                )
+        except (ModelFileError, BackendError) as err:
+            raise fail(str(err)) from None
+        console.print(f"engine: {engine.describe()}\nat {engine.backend.path}")
+        return
     try:
         net, _ = load_model(model)
     except ModelFileError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def export_onnx(model: CNNT, path: str | Path, opset: int = OPSET) -> Path:
         3: torch.export.Dim("height", min=1),
         4: torch.export.Dim("width", min=1),
     }
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)  # "torchvision is not installed": not about this graph
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not about this graph
         program = torch.onnx.export(
@@ -43,6 +47,7 @@ def export_onnx(model: CNNT, path: str | Path, opset: int = OPSET) -> Path:
             opset_version=opset,
             verbose=False,
         )
+    registry_log.setLevel(level)
     program.save(str(path))
     return path
 

@@ -1,0 +1,210 @@
+"""The engine interface: what every backend shares (input checks, layout, normalisation, batching, tiling).
+
+A backend only maps normalised float32 ``[B, T, C, H, W]`` to the same shape. Everything a user can get
+wrong, and the card's intensity normalisation, lives here once, so every backend treats frames identically.
+
+Layouts ``Engine.denoise`` takes (told apart by the number of axes and the model's channel count C):
+
+==================  =======================================  ==========================
+shape               meaning                                  models
+==================  =======================================  ==========================
+``[T, H, W]``       one window of T single-channel frames    C = 1
+``[B, T, H, W]``    a batch of B such windows                C = 1
+``[T, C, H, W]``    one window of C-channel frames           C > 1
+``[B, T, C, H, W]`` a batch of windows                       any C
+==================  =======================================  ==========================
+
+A single frame is a window of one, ``frame[None]``. The result has the input's shape, is float32 and is in
+the input's intensity units.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from livedenoise.inference.tiling import Tiling, choose_tiling, run_tiled
+from livedenoise.model import ModelCard, Normalization
+
+log = logging.getLogger(__name__)
+
+Shape5 = tuple[int, int, int, int, int]
+
+
+class InputError(ValueError):
+    """A window the model cannot take; the message says what is wrong and what to do."""
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot run here (package missing, no GPU, failed build); says what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest call a backend takes at once; ``None`` means no limit of its own."""
+
+    max_batch: int | None = None
+    max_frames: int | None = None
+    max_size: tuple[int, int] | None = None  # height, width in pixels
+
+
+class Backend(ABC):
+    """Runs the network on normalised float32 ``[B, T, C, H, W]``; knows nothing of intensities."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._buffers: dict[Shape5, np.ndarray] = {}
+
+    def input_buffer(self, shape: Shape5) -> np.ndarray:
+        """A host buffer the engine writes normalised frames into, allocated once per shape."""
+        if shape not in self._buffers:
+            self._buffers[shape] = self._allocate(shape)
+        return self._buffers[shape]
+
+    def _allocate(self, shape: Shape5) -> np.ndarray:
+        return np.empty(shape, dtype=np.float32)
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The network's output for ``x`` (may be a buffer reused by the next call)."""
+
+    def limits(self, frames: int) -> Limits:
+        """What this backend takes at once for windows of ``frames`` frames."""
+        return Limits()
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for logs and reports: device, precision, threads."""
+
+
+def normalise_into(norm: Normalization, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``norm.forward(x)`` written into a reused float32 buffer: the same float32 steps, no allocation."""
+    np.copyto(out, x, casting="unsafe")
+    out -= norm.offset
+    out /= norm.scale
+    return out
+
+
+def denormalise_into(norm: Normalization, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``norm.inverse(y)`` written into ``out``."""
+    np.multiply(y, norm.scale, out=out)
+    out += norm.offset
+    return out
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: ONNX Runtime and torch gain nothing from SMT siblings."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores: set[tuple[str, str]] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            physical = core = ""
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    physical = value.strip()
+                elif key.strip() == "core id":
+                    core = value.strip()
+                    cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(allowed or 1, len(cores) or allowed or 1))
+
+
+class Engine:
+    """A saved CNNT model ready to denoise on one backend; construct it with ``load_engine``."""
+
+    def __init__(self, backend: Backend, card: ModelCard, reason: str = "") -> None:
+        self.backend = backend
+        self.card = card
+        self.reason = reason or f"{backend.name} was asked for"
+        self.channels = card.config.channels
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def describe(self) -> str:
+        return f"{self.backend.describe()} ({self.reason})"
+
+    def warmup(self, frames: int, height: int, width: int) -> None:
+        """Run one window of the live shape, so the first real frame pays no set-up (plans, graphs)."""
+        self.denoise(np.zeros((1, frames, self.channels, height, width), dtype=np.float32))
+
+    def tiling(self, frames: int, height: int, width: int) -> Tiling | None:
+        """The tiling used for windows of this size, or None when the backend takes them whole."""
+        max_size = self.backend.limits(frames).max_size
+        if max_size is None or (height <= max_size[0] and width <= max_size[1]):
+            return None
+        return choose_tiling(self.card.config, min(max_size))
+
+    def denoise(self, window: ArrayLike) -> np.ndarray:
+        """Denoise a window (layouts in the module docstring); float32 in the input's intensity units."""
+        raw = np.asarray(window)
+        x = self._as_5d(raw)
+        b, t, _, h, w = x.shape
+        limits = self.backend.limits(t)
+        if limits.max_frames is not None and t > limits.max_frames:
+            raise InputError(
+                f"window has {t} frames but this {self.name} engine was built for at most "
+                f"{limits.max_frames}; build it for a longer window (window={t})."
+            )
+        tiling = self.tiling(t, h, w)
+        out = np.empty(x.shape, dtype=np.float32)
+        step = limits.max_batch or b
+        for start in range(0, b, step):
+            chunk = x[start : start + step]
+            y = self._forward(chunk) if tiling is None else run_tiled(self._forward, chunk, tiling)
+            denormalise_into(self.card.normalization, y, out[start : start + step])
+        return out.reshape(raw.shape)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalise raw ``x`` into the backend's buffer and run it; normalised output."""
+        buffer = self.backend.input_buffer(x.shape)
+        normalise_into(self.card.normalization, x, buffer)
+        if x.dtype.kind == "f":
+            self._check_finite(buffer)
+        return self.backend.run(buffer)
+
+    @staticmethod
+    def _check_finite(x: np.ndarray) -> None:
+        # min and max propagate NaN and show inf without allocating a mask per frame
+        if np.isfinite(x.min()) and np.isfinite(x.max()):
+            return
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(x))[:, 1]})
+        raise InputError(
+            f"frames {bad} of the window contain NaN or infinite values; replace them "
+            "(for example with np.nan_to_num) or drop those frames before denoising."
+        )
+
+    def _as_5d(self, x: np.ndarray) -> np.ndarray:
+        """View ``x`` as ``[B, T, C, H, W]``, or say why it cannot be a window for this model."""
+        if x.dtype.kind not in "uif":
+            raise InputError(
+                f"frames have dtype {x.dtype}; give integer or floating-point intensities."
+            )
+        c = self.channels
+        layouts = "[T, H, W] or [B, T, H, W]" if c == 1 else "[T, C, H, W] or [B, T, C, H, W]"
+        if x.ndim == 3 and c == 1:
+            x = x[None, :, None]
+        elif x.ndim == 4:
+            x = x[:, :, None] if c == 1 else x[None]
+        elif x.ndim != 5:
+            hint = " A single frame is a window of one: frame[None]." if x.ndim == 2 else ""
+            raise InputError(
+                f"got an array of shape {x.shape}; this {c}-channel model takes {layouts}.{hint}"
+            )
+        if x.shape[2] != c:
+            raise InputError(
+                f"frames have {x.shape[2]} channels (shape {x.shape} as [B, T, C, H, W]) but the "
+                f"model takes {c}; give {layouts} with C = {c}, or use a {x.shape[2]}-channel model."
+            )
+        if 0 in x.shape:
+            raise InputError(f"window of shape {x.shape} is empty.")
+        return x

@@ -1,0 +1,96 @@
+"""Cache of built artefacts (ONNX exports, TensorRT engines) that never hands out a wrong one.
+
+Each artefact ``NAME`` has a sidecar ``NAME.json`` holding the key it was built for and the sha256 of its
+bytes. An artefact is used only when the sidecar's key equals the one asked for and the bytes still hash
+to what the sidecar says; anything else (stale, foreign, truncated, corrupt) is rebuilt in place. This
+matters most for TensorRT: a serialised engine is opaque, and deserialising a corrupt or foreign one can
+crash the process instead of failing cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from livedenoise.model import CNNT, ModelCard, export_onnx, file_sha256
+from livedenoise.model.onnx_export import OPSET
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "LIVEDENOISE_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$LIVEDENOISE_CACHE``, else ``engines/cache`` of the checkout, else the user's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    engines = Path(__file__).resolve().parents[2] / "engines"
+    if engines.is_dir():
+        return engines / "cache"
+    return Path.home() / ".cache" / "livedenoise"
+
+
+def key_digest(key: Mapping[str, object]) -> str:
+    """Stable short name for a key: the sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def why_unusable(path: Path, key: Mapping[str, object]) -> str | None:
+    """Why the cached ``path`` must not be used for ``key``, or None when it may be."""
+    sidecar = _sidecar(path)
+    if not path.is_file() or not sidecar.is_file():
+        return "not built yet"
+    try:
+        meta = json.loads(sidecar.read_text())
+        stored_key, stored_hash = meta["key"], meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its sidecar is unreadable"
+    if stored_key != dict(key):
+        changed = sorted(k for k in set(stored_key) | set(key) if stored_key.get(k) != key.get(k))
+        return f"it was built for another {', '.join(changed)}"
+    if file_sha256(path) != stored_hash:
+        return "its bytes do not match their recorded hash (corrupt or replaced)"
+    return None
+
+
+def cached(path: Path, key: Mapping[str, object], build: Callable[[Path], None]) -> Path:
+    """``path``, rebuilt with ``build(tmp_path)`` unless it is a verified build for ``key``."""
+    reason = why_unusable(path, key)
+    if reason is None:
+        return path
+    log.info("building %s: %s", path.name, reason)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    build(partial)
+    digest = file_sha256(partial)
+    _sidecar(path).unlink(missing_ok=True)  # a reader between the two writes sees "not built yet"
+    os.replace(partial, path)
+    _sidecar(path).write_text(json.dumps({"key": dict(key), "sha256": digest}, indent=2) + "\n")
+    return path
+
+
+def onnx_entry(card: ModelCard, cache_dir: Path) -> tuple[Path, dict[str, object]]:
+    """Where a saved model's ONNX export is cached, and its key: weights, opset and exporter."""
+    key = {
+        "artefact": "onnx",
+        "weights_sha256": card.weights_sha256,
+        "opset": OPSET,
+        "torch": torch.__version__,
+    }
+    return cache_dir / f"{card.name}.{key_digest(key)}.onnx", key
+
+
+def cached_onnx(model: CNNT, card: ModelCard, cache_dir: Path) -> Path:
+    """The ONNX export of a saved model, exported once per weights, opset and torch version."""
+    path, key = onnx_entry(card, cache_dir)
+    return cached(path, key, lambda out: export_onnx(model, out))

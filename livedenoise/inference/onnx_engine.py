@@ -1,0 +1,83 @@
+"""ONNX Runtime backend: the CPU engine where no GPU is, and CUDA/TensorRT providers where they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from livedenoise.inference.base import Backend, BackendError, Limits, physical_cores
+from livedenoise.inference.memory import available_memory, max_side
+from livedenoise.model import CNNTConfig
+
+
+def providers(cache_dir: Path) -> list[str | tuple[str, dict[str, object]]]:
+    """The execution providers present, fastest first; CPU always last as the fallback."""
+    present = ort.get_available_providers()
+    chosen: list[str | tuple[str, dict[str, object]]] = []
+    if "TensorrtExecutionProvider" in present:
+        chosen.append(
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "trt_fp16_enable": True,
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache_dir / "ort-tensorrt"),
+                    "trt_timing_cache_enable": True,
+                },
+            )
+        )
+    if "CUDAExecutionProvider" in present:
+        chosen.append("CUDAExecutionProvider")
+    chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ONNX Runtime session over the model's dynamic-shape ONNX export."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        onnx_path: Path,
+        cfg: CNNTConfig,
+        cache_dir: Path,
+        cpu_only: bool = False,
+        threads: int | None = None,
+        memory_budget: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        options = ort.SessionOptions()
+        # one thread per physical core: SMT siblings share the FPUs these convolutions saturate
+        options.intra_op_num_threads = threads or physical_cores()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        chosen = ["CPUExecutionProvider"] if cpu_only else providers(cache_dir)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=chosen)
+        except Exception as err:  # ORT raises its own exception types per failure
+            raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}") from err
+        self.threads = options.intra_op_num_threads
+        self.on_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
+        self.input_name = self.session.get_inputs()[0].name
+        self.memory_budget = memory_budget or available_memory() // 2
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+    def limits(self, frames: int) -> Limits:
+        side = max_side(self.cfg, frames, self.memory_budget)
+        return Limits(
+            max_batch=None if self.on_gpu else 1,
+            max_size=None if self.on_gpu else (side, side),
+        )
+
+    def describe(self) -> str:
+        provider = self.session.get_providers()[0].removesuffix("ExecutionProvider")
+        precision = "fp16" if provider == "Tensorrt" else "float32"
+        threads = "" if self.on_gpu else f", {self.threads} threads"
+        return f"onnxruntime {ort.__version__} {precision} on {provider}{threads}"

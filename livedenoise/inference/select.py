@@ -1,0 +1,154 @@
+"""Building an engine from a saved model and a backend name, and what ``auto`` picks and why."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livedenoise.inference.base import Backend, BackendError, Engine
+from livedenoise.inference.cache import cached_onnx, default_cache_dir
+from livedenoise.inference.onnx_engine import OnnxRuntimeBackend
+from livedenoise.inference.tensorrt_engine import (
+    TensorRTBackend,
+    derive_profile,
+    require_tensorrt,
+)
+from livedenoise.inference.torch_engine import TorchBackend
+from livedenoise.model import CNNT, ModelCard, load_model
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PROBE_SIZE = 128  # side of the window auto times each backend on
+
+
+@dataclass
+class _Recipe:
+    """What a backend needs besides its name: the model, the live shape and the caller's options."""
+
+    net: CNNT
+    card: ModelCard
+    onnx: Path | None
+    cache_dir: Path
+    window: int
+    frame_size: tuple[int, int]
+    precision: str
+    device: str
+    compile: bool
+    memory_budget: int | None
+
+    def onnx_path(self) -> Path:
+        if self.onnx is None:
+            self.onnx = cached_onnx(self.net, self.card, self.cache_dir)
+        return self.onnx
+
+    def make(self, name: str) -> Backend:
+        if name == "torch":
+            return TorchBackend(self.net, self.device, self.compile, self.memory_budget)
+        if name == "onnxruntime":
+            return OnnxRuntimeBackend(
+                self.onnx_path(),
+                self.card.config,
+                self.cache_dir,
+                cpu_only=self.device == "cpu",
+                memory_budget=self.memory_budget,
+            )
+        if name == "tensorrt":
+            require_tensorrt()  # before asking CUDA for the memory the profile is sized to
+            budget = self.memory_budget or torch.cuda.mem_get_info()[1] // 2
+            value_bytes = 4 if self.precision == "fp32" else 2
+            profile = derive_profile(
+                self.card.config, self.frame_size, self.window, budget, bytes_per_value=value_bytes
+            )
+            return TensorRTBackend(
+                self.onnx_path(), self.card, profile, self.cache_dir, self.precision
+            )
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+
+
+def load_engine(
+    model: str | Path,
+    backend: str = "auto",
+    *,
+    window: int = 8,
+    frame_size: tuple[int, int] = (512, 512),
+    onnx: Path | None = None,
+    cache_dir: Path | None = None,
+    precision: str = "fp16",
+    device: str | None = None,
+    compile: bool = False,
+    memory_budget: int | None = None,
+) -> Engine:
+    """An engine for a saved model (NAME, NAME.safetensors or NAME.json) on ``backend``.
+
+    ``window`` and ``frame_size`` describe the live acquisition: TensorRT builds its profile for them and
+    ``auto`` times backends on a window of that length. ``onnx`` is an existing export of this model
+    (otherwise one is exported once into the cache); ``precision`` is TensorRT's (fp16, bf16, fp32);
+    ``device`` is torch's (default: CUDA when present); ``compile`` turns on ``torch.compile``;
+    ``memory_budget`` (bytes) bounds a call's activations, beyond which frames are tiled.
+    Raises ``ModelFileError`` for a broken model and ``BackendError`` for a backend that cannot run.
+    """
+    net, card = load_model(model)
+    recipe = _Recipe(
+        net,
+        card,
+        Path(onnx) if onnx else None,
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        window,
+        frame_size,
+        precision,
+        device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        compile,
+        memory_budget,
+    )
+    if backend != "auto":
+        return Engine(recipe.make(backend), card, reason=f"{backend} was asked for")
+    engine = _auto(recipe)
+    log.info("auto picked %s", engine.describe())
+    return engine
+
+
+def _auto(recipe: _Recipe) -> Engine:
+    """TensorRT where it works; otherwise the faster of ONNX Runtime and torch, timed here."""
+    notes: list[str] = []
+    try:
+        trt = recipe.make("tensorrt")
+        return Engine(trt, recipe.card, reason="TensorRT is the fastest engine on an NVIDIA GPU")
+    except BackendError as err:
+        notes.append(str(err).rstrip("."))
+    timed: list[tuple[float, Engine]] = []
+    for name in ("onnxruntime", "torch"):
+        try:
+            engine = Engine(recipe.make(name), recipe.card)
+        except BackendError as err:
+            notes.append(str(err).rstrip("."))
+            continue
+        timed.append((_probe_seconds(engine, recipe), engine))
+    if not timed:
+        raise BackendError("no backend can run here: " + "; ".join(notes))
+    timed.sort(key=lambda pair: pair[0])
+    best = timed[0][1]
+    versus = ", ".join(f"{e.name} {s * 1e3:.0f} ms" for s, e in timed)
+    best.reason = (
+        f"fastest that works here: {versus} per {recipe.window}-frame {PROBE_SIZE}x{PROBE_SIZE} "
+        f"window; {'; '.join(notes)}"
+    )
+    return best
+
+
+def _probe_seconds(engine: Engine, recipe: _Recipe, repeats: int = 1) -> float:
+    """Best time of ``repeats`` calls on a window of the live length, after a warm-up call."""
+    h, w = (min(PROBE_SIZE, n) for n in recipe.frame_size)
+    window = np.random.default_rng(0).random((recipe.window, engine.channels, h, w))
+    engine.denoise(window[None])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.denoise(window[None])
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -1,0 +1,150 @@
+"""The engine interface: backends agree, intensities come back in the input's units, bad windows get
+clear errors, and ``auto`` picks a backend that works here and says why."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from livedenoise.inference import BackendError, Engine, InputError, load_engine
+from livedenoise.inference.base import normalise_into
+from livedenoise.inference.cache import cached, onnx_entry
+from livedenoise.model import (
+    ModelCard,
+    Normalization,
+    build_model,
+    load_card,
+    load_model,
+    preset,
+    save_model,
+)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engine-cache")
+
+
+@pytest.fixture(scope="module")
+def torch_engine(small_model_path: Path, cache_dir: Path) -> Engine:
+    return load_engine(small_model_path, "torch", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def ort_engine(small_model_path: Path, small_onnx_path: Path, cache_dir: Path) -> Engine:
+    return load_engine(small_model_path, "onnxruntime", onnx=small_onnx_path, cache_dir=cache_dir)
+
+
+def window(dtype: type, shape: tuple[int, ...] = (3, 40, 56), seed: int = 0) -> np.ndarray:
+    """Frames spanning most of the dtype's range (8-bit-like values for floats)."""
+    rng = np.random.default_rng(seed)
+    top = 250 if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max * 0.9
+    return (rng.random(shape) * top).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_onnxruntime_and_torch_agree(torch_engine: Engine, ort_engine: Engine, dtype: type) -> None:
+    x = window(dtype)
+    a, b = torch_engine.denoise(x), ort_engine.denoise(x)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == x.shape
+    assert np.abs(a - b).max() / np.abs(a).max() < 1e-4
+
+
+def test_output_is_the_model_between_the_cards_normalisation(tmp_path: Path) -> None:
+    cfg = preset("small")
+    card = ModelCard(name="offset", config=cfg, normalization=Normalization(offset=100, scale=4000))
+    save_model(build_model(cfg, seed=2), card, tmp_path / "offset")
+    net, card = load_model(tmp_path / "offset")
+    x = window(np.uint16, (2, 32, 48))
+    norm = card.normalization
+    with torch.no_grad():
+        y = net(torch.from_numpy(norm.forward(x))[None, :, None]).numpy()[0, :, 0]
+    got = load_engine(tmp_path / "offset", "torch").denoise(x)
+    # a network trained on normalised intensities answers in the camera's units, offset restored
+    np.testing.assert_allclose(got, norm.inverse(y), rtol=1e-6, atol=1e-3)
+    assert abs(got.mean() - x.mean()) < 0.5 * x.std()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
+def test_every_backend_sees_exactly_the_cards_normalisation(dtype: type) -> None:
+    norm = Normalization(offset=95.5, scale=1234.0)
+    x = window(dtype, (2, 8, 8))
+    out = np.empty(x.shape, dtype=np.float32)
+    assert np.array_equal(normalise_into(norm, x, out), norm.forward(x))
+
+
+def test_batch_windows_are_denoised_independently(torch_engine: Engine) -> None:
+    a, b = window(np.uint8, seed=1), window(np.uint8, seed=2)
+    batch = torch_engine.denoise(np.stack([a, b]))
+    np.testing.assert_allclose(batch[1], torch_engine.denoise(b), rtol=1e-5, atol=1e-4)
+    explicit = torch_engine.denoise(np.stack([a, b])[:, :, None])  # [B, T, C, H, W]
+    np.testing.assert_allclose(explicit[:, :, 0], batch, rtol=1e-5, atol=1e-4)
+
+
+def test_multichannel_windows_and_wrong_channel_counts(tmp_path: Path) -> None:
+    cfg = preset("small", channels=2)
+    save_model(build_model(cfg), ModelCard(name="two", config=cfg), tmp_path / "two")
+    engine = load_engine(tmp_path / "two", "torch")
+    assert engine.denoise(window(np.uint16, (3, 2, 24, 32))).shape == (3, 2, 24, 32)
+    with pytest.raises(InputError, match=r"2-channel model takes \[T, C, H, W\]"):
+        engine.denoise(window(np.uint16, (3, 24, 32)))
+    with pytest.raises(InputError, match=r"frames have 3 channels .* the model takes 2"):
+        engine.denoise(window(np.uint16, (3, 3, 24, 32)))
+
+
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [
+        (np.zeros((32, 32), np.uint16), r"A single frame is a window of one: frame\[None\]"),
+        (np.zeros((1, 1, 1, 1, 8, 8), np.uint16), r"takes \[T, H, W\] or \[B, T, H, W\]"),
+        (np.zeros((2, 0, 8), np.uint16), "is empty"),
+        (np.zeros((2, 8, 8), bool), "dtype bool; give integer or floating-point"),
+    ],
+    ids=["2d", "6d", "empty", "bool"],
+)
+def test_bad_windows_are_clear_errors(torch_engine: Engine, frames, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        torch_engine.denoise(frames)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_frames_are_named(ort_engine: Engine, bad: float) -> None:
+    x = window(np.float32, (4, 16, 16))
+    x[2, 5, 7] = bad
+    with pytest.raises(InputError, match=r"frames \[2\] .* NaN or infinite .* np.nan_to_num"):
+        ort_engine.denoise(x)
+
+
+def test_auto_picks_a_cpu_backend_here_and_says_why(
+    small_model_path: Path, small_onnx_path: Path, cache_dir: Path
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    engine = load_engine(small_model_path, onnx=small_onnx_path, cache_dir=cache_dir)
+    assert engine.name in ("onnxruntime", "torch")
+    assert "CPU" in engine.describe()
+    assert "no NVIDIA GPU" in engine.reason
+    assert "onnxruntime" in engine.reason and "torch" in engine.reason  # both were timed
+
+
+def test_unknown_backend_is_a_clear_error(small_model_path: Path) -> None:
+    with pytest.raises(BackendError, match="unknown backend 'cuda'; choose one of auto"):
+        load_engine(small_model_path, "cuda")
+
+
+def test_onnx_export_is_reused_from_the_cache(
+    small_model_path: Path, small_onnx_path: Path, tmp_path: Path, torch_engine: Engine
+) -> None:
+    path, key = onnx_entry(load_card(small_model_path), tmp_path)
+    cached(path, key, lambda out: shutil.copyfile(small_onnx_path, out))  # an earlier export
+    start = time.perf_counter()
+    engine = load_engine(small_model_path, "onnxruntime", cache_dir=tmp_path)
+    assert time.perf_counter() - start < 10  # exporting takes ~30 s: it was not exported again
+    x = window(np.uint16)
+    a = engine.denoise(x)
+    assert np.abs(a - torch_engine.denoise(x)).max() / np.abs(a).max() < 1e-4
