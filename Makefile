@@ -23,4 +23,4 @@ test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 demo: $(VENV)/.installed
-	$(BIN)/livedenoise demo
+	$(BIN)/livedenoise demo --headless

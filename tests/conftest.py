@@ -30,3 +30,40 @@ def small_onnx_path(small_model_path: Path) -> Path:
     result = CliRunner().invoke(app, ["export", str(small_model_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def identity_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real CNNT whose post-conv is zero: through the long residual skip it returns its input."""
+    import torch
+
+    path = tmp_path_factory.mktemp("models") / "identity"
+    cfg = preset("small")
+    model = build_model(cfg, seed=2)
+    with torch.no_grad():
+        for p in model.post.parameters():
+            p.zero_()
+    card = ModelCard(
+        name="identity", config=cfg, normalization=Normalization(offset=100, scale=400)
+    )
+    save_model(model, card, path)
+    return path
+
+
+@pytest.fixture
+def sim_core():
+    """The simulated microscope with small frames and no waiting, for fast runs."""
+    from livedenoise.acquisition import make_core
+    from livedenoise.pipeline.setup import apply_assignments
+
+    core = make_core()
+    apply_assignments(
+        core,
+        [
+            "Detector.FrameWidth=64",
+            "Detector.FrameHeight=64",
+            "Detector.TimeScale=0",
+            "Detector.Photobleaching=Off",
+        ],
+    )
+    return core

@@ -63,6 +63,9 @@ class ScanningDetector(RigMember, CameraDevice):
         s("BleachHalfDose_uJ_per_um2", 20.0, limits=(0.01, 1e6))
         s("DriftX_um_per_s", 0.0, limits=(-10, 10))
         s("DriftY_um_per_s", 0.0, limits=(-10, 10))
+        # Fault injection, as on a real rig whose PMT trips: after this many frames every scan
+        # raises (0 = never). Lets a user rehearse what a failing device does to a run.
+        s("FailAfterFrames", 0, kind=whole, limits=(0, 2**31 - 1))
         self.register_property(
             "PixelDwell_us", getter=lambda dev: round(dev.dwell_us(), 6), property_type=float
         )
@@ -137,6 +140,11 @@ class ScanningDetector(RigMember, CameraDevice):
     def scan(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Record one frame at the current stage position, focus and laser line."""
         v = self.value
+        self._scans += 1
+        if 0 < v("FailAfterFrames") < self._scans:
+            raise RuntimeError(
+                "detector fault: the PMT stopped responding (simulated by FailAfterFrames)"
+            )
         passes, power, pixel = v("LineAverage"), v("LaserPower_mW"), BASE_PIXEL_UM / v("Zoom")
         frame_ms, dwell = self.frame_ms(), self.dwell_us()
         x, y, z, channel, lit = self._optics()
@@ -188,6 +196,7 @@ class ScanningDetector(RigMember, CameraDevice):
         self._doses = [DoseMap() for _ in FLUOROPHORES]
         self._rng = np.random.default_rng(seed)
         self._clock_s = 0.0
+        self._scans = 0
 
     def _drop_roi(self, _: int) -> None:
         self._roi = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
 from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
-from livedenoise.pipeline.ring import FrameRing
+from livedenoise.pipeline.mosaic import Mosaic
+from livedenoise.pipeline.ring import FrameInfo, FrameRing
 from livedenoise.pipeline.windows import WindowAssembler, WindowAxis, default_axis
 from livedenoise.storage import FrameIndex, RunLayout, RunStore
 
@@ -37,6 +39,15 @@ class RunSettings(BaseModel):
 
 def _axis_size(sequence: useq.MDASequence, axis: str) -> int:
     return max(1, sequence.sizes.get(axis, 0))
+
+
+def expected_frames(sequence: useq.MDASequence) -> int:
+    """Frames a sequence will deliver, from its sizes.
+
+    Never iterate the sequence before the run: useq caches its events, and the MDA engine sets the
+    grid's field of view from the camera only when the run starts.
+    """
+    return int(np.prod([max(1, n) for n in sequence.sizes.values()]))
 
 
 def frame_dtype(core: CMMCorePlus) -> np.dtype:
@@ -67,21 +78,46 @@ def layout_for(core: CMMCorePlus, sequence: useq.MDASequence) -> RunLayout:
 def device_state(core: CMMCorePlus) -> list[list[str]]:
     """Every device property value at the start of the run: the acquisition settings, as recorded."""
     return [
-        [dev, prop, core.getProperty(dev, prop)]
+        [dev, prop, str(core.getProperty(dev, prop))]
         for dev in core.getLoadedDevices()
         for prop in core.getDevicePropertyNames(dev)
     ]
 
 
-class _SnapFailures(logging.Handler):
-    """Collects the MDA engine's 'failed to snap' warnings: a device that throws skips its frame."""
+class _DeviceFailures(logging.Handler):
+    """Stops the run at the first device error, wherever the core reports it.
 
-    def __init__(self) -> None:
+    The MDA engine logs a frame whose snap raised and moves on: the run is cancelled there, since a
+    microscopist would rather stop than scan on with a broken detector. A hardware-sequenced
+    acquisition fails in the core's own thread and ends by itself once the frames already in the
+    core's buffer are delivered, so it is not cancelled (that would lose them). Either way the
+    device's message is kept for the user.
+    """
+
+    def __init__(self, cancel: Callable[[], None]) -> None:
         super().__init__(logging.WARNING)
+        self.cancel = cancel
         self.messages: list[str] = []
+        self._previous_hook = threading.excepthook
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        message = record.getMessage()
+        if "failed to snap" in message.lower():
+            self.messages.append(message)
+            self.cancel()
+
+    def _thread_failed(self, args: threading.ExceptHookArgs) -> None:
+        self.messages.append(str(args.exc_value))
+        self._previous_hook(args)
+
+    def __enter__(self) -> _DeviceFailures:
+        logging.getLogger("pymmcore-plus").addHandler(self)
+        threading.excepthook = self._thread_failed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("pymmcore-plus").removeHandler(self)
+        threading.excepthook = self._previous_hook
 
 
 class AcquisitionRun:
@@ -99,7 +135,7 @@ class AcquisitionRun:
         self.sequence = sequence
         layout = layout_for(core, sequence)
         self._grid = _axis_size(sequence, "g")
-        self._expected = len(list(sequence))
+        self._expected = expected_frames(sequence)
         axis = settings.window_axis or default_axis(layout.timepoints, layout.slices)
         store = RunStore(
             settings.out,
@@ -118,7 +154,24 @@ class AcquisitionRun:
         self.pipeline = LivePipeline(
             engine, store, ring, WindowAssembler(settings.window, axis), settings.policy
         )
+        self.mosaic: Mosaic | None = None
+        if layout.positions > 1:
+            self.mosaic = Mosaic(layout.pixel_size_um, (layout.height, layout.width))
+            self.pipeline.frameDenoised.connect(self._place_tile)
         self.summary: dict[str, Any] | None = None
+
+    @property
+    def mosaic_path(self) -> Path:
+        """The stitched preview, beside the store."""
+        store = self.pipeline.store.path
+        return store.with_name(
+            store.name.removesuffix(".zarr").removesuffix(".ome") + ".mosaic.tif"
+        )
+
+    def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
+        assert self.mosaic is not None and info.stage_um is not None
+        x, y, _ = info.stage_um
+        self.mosaic.add(denoised, x, y, info.index.c, info.index.z)
 
     def _on_frame(self, img: np.ndarray, event: useq.MDAEvent, meta: dict) -> None:
         i = event.index
@@ -130,23 +183,23 @@ class AcquisitionRun:
 
     def run(self) -> dict[str, Any]:
         """Acquire in this thread (it becomes the acquisition thread) and return the run's summary."""
-        failures = _SnapFailures()
-        mm_log = logging.getLogger("pymmcore-plus")
-        mm_log.addHandler(failures)
         self.pipeline.start()
         self.core.mda.events.frameReady.connect(self._on_frame)
         try:
-            self.core.mda.run(self.sequence)
+            with _DeviceFailures(self.core.mda.cancel) as failures:
+                self.core.mda.run(self.sequence)
         finally:
             self.core.mda.events.frameReady.disconnect(self._on_frame)
-            mm_log.removeHandler(failures)
             missing = self._expected - self.pipeline.stats.acquired
             self.summary = self.pipeline.finish()
+            if self.mosaic is not None and self.mosaic.tiles:
+                self.summary["mosaic"] = str(self.mosaic.save(self.mosaic_path))
             self.summary["missing"] = missing
-            if missing and failures.messages:
+            if failures.messages:
                 self.summary["error"] = (
-                    f"{missing} of {self._expected} frames were not acquired; the device said: "
-                    f"{failures.messages[0]}. The frames acquired are saved in {self.pipeline.store.path}."
+                    f"the run stopped after {self.pipeline.stats.acquired} of {self._expected} "
+                    f"frames because a device failed: {failures.messages[0]}. Every frame acquired "
+                    f"before that is saved in {self.pipeline.store.path}."
                 )
         return self.summary
 

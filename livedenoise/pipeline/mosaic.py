@@ -99,8 +99,20 @@ class Mosaic:
             return np.max(planes, axis=0)
 
     @property
+    def origin_um(self) -> tuple[float, float]:
+        """Stage (x, y) of the centre of the canvas' top-left pixel."""
+        if self._origin_px is None:
+            return (0.0, 0.0)
+        row, col = self._origin_px
+        return (-col + 0.5) * self.pixel_size_um, (-row + 0.5) * self.pixel_size_um
+
+    @property
     def channels(self) -> list[int]:
         return sorted({c for c, _ in self._sum})
+
+    @property
+    def slices(self) -> list[int]:
+        return sorted({z for _, z in self._sum})
 
     def save(self, path: str | Path) -> Path:
         """Write the maximum projection of every channel as a multi-page TIFF preview."""

@@ -1,0 +1,228 @@
+"""The live viewer: raw and denoised side by side, the tile mosaic, controls bound to the core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from qtpy.QtCore import QTimer
+from qtpy.QtGui import QCloseEvent
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QWidget,
+)
+
+from livedenoise.gui.controller import RunController
+from livedenoise.gui.frame_view import FrameView
+from livedenoise.inference import BACKENDS
+from livedenoise.pipeline.setup import SetupError, load_sequence
+
+REFRESH_MS = 33  # about the screen's rate: more would only cost the acquisition CPU time
+AVERAGING_PROPERTY = "LineAverage"
+
+
+class MosaicTab(QWidget):
+    """The tiled scan as it fills in, one channel at a time, per z or as a maximum projection."""
+
+    def __init__(self, controller: RunController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.view = FrameView("mosaic (denoised)")
+        self.channel = QComboBox()
+        self.z = QComboBox()
+        self.z.addItem("max projection", None)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("channel"))
+        controls.addWidget(self.channel)
+        controls.addWidget(QLabel("z"))
+        controls.addWidget(self.z)
+        controls.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.view, 1)
+        side = QWidget()
+        side.setLayout(controls)
+        layout.addWidget(side)
+        self._tiles = -1
+
+    def refresh(self) -> None:
+        mosaic = self.controller.mosaic
+        if mosaic is None or mosaic.tiles == self._tiles:
+            return
+        self._tiles = mosaic.tiles
+        for c in mosaic.channels:
+            if self.channel.findData(c) < 0:
+                self.channel.addItem(str(c), c)
+        for z in mosaic.slices:
+            if self.z.findData(z) < 0:
+                self.z.addItem(str(z), z)
+        channel = self.channel.currentData() if self.channel.count() else 0
+        self.view.set_image(mosaic.image(channel or 0, self.z.currentData()))
+
+
+class LiveWindow(QMainWindow):
+    def __init__(self, controller: RunController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setWindowTitle("livedenoise")
+        self.raw_view = FrameView("raw")
+        self.denoised_view = FrameView("denoised")
+        self.denoised_view.link(self.raw_view)
+        live = QWidget()
+        side_by_side = QHBoxLayout(live)
+        side_by_side.addWidget(self.raw_view)
+        side_by_side.addWidget(self.denoised_view)
+        self.mosaic_tab = MosaicTab(controller)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(live, "Live")
+        self.tabs.addTab(self.mosaic_tab, "Mosaic")
+        self.setCentralWidget(self.tabs)
+        self._build_controls()
+        self.status = QLabel()
+        self.statusBar().addWidget(self.status, 1)
+        self._shown_version = -1
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start(REFRESH_MS)
+        self.resize(1200, 700)
+
+    # -- controls ----------------------------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        bar = self.addToolBar("acquisition")
+        self.live_button = QPushButton("Start live")
+        self.live_button.setCheckable(True)
+        self.live_button.toggled.connect(self._toggle_live)
+        bar.addWidget(self.live_button)
+        run = QPushButton("Run sequence…")
+        run.clicked.connect(self._choose_sequence)
+        bar.addWidget(run)
+        snap = QPushButton("Snapshot")
+        snap.clicked.connect(self.snapshot)
+        bar.addWidget(snap)
+        bar.addSeparator()
+        model = QPushButton("Model…")
+        model.clicked.connect(self._choose_model)
+        bar.addWidget(model)
+        self.backend = QComboBox()
+        self.backend.addItems(BACKENDS)
+        self.backend.setCurrentText(self.controller.backend)
+        self.backend.currentTextChanged.connect(lambda b: setattr(self.controller, "backend", b))
+        bar.addWidget(self.backend)
+        bar.addWidget(QLabel(" window T "))
+        self.window_size = QSpinBox()
+        self.window_size.setRange(1, 64)
+        self.window_size.setValue(self.controller.window)
+        self.window_size.valueChanged.connect(lambda t: setattr(self.controller, "window", t))
+        bar.addWidget(self.window_size)
+        camera = self.controller.core.getCameraDevice()
+        if camera and AVERAGING_PROPERTY in self.controller.core.getDevicePropertyNames(camera):
+            bar.addWidget(QLabel(f" {AVERAGING_PROPERTY} "))
+            self.averaging = QSpinBox()
+            core = self.controller.core
+            self.averaging.setRange(
+                int(core.getPropertyLowerLimit(camera, AVERAGING_PROPERTY)),
+                int(core.getPropertyUpperLimit(camera, AVERAGING_PROPERTY)),
+            )
+            self.averaging.setValue(int(core.getProperty(camera, AVERAGING_PROPERTY)))
+            self.averaging.valueChanged.connect(
+                lambda n: core.setProperty(camera, AVERAGING_PROPERTY, n)
+            )
+            core.events.propertyChanged.connect(self._property_changed)
+            bar.addWidget(self.averaging)
+
+    def _property_changed(self, device: str, prop: str, value: str) -> None:
+        if prop == AVERAGING_PROPERTY and device == self.controller.core.getCameraDevice():
+            self.averaging.blockSignals(True)
+            self.averaging.setValue(int(float(value)))
+            self.averaging.blockSignals(False)
+
+    def _toggle_live(self, on: bool) -> None:
+        try:
+            if on:
+                self.controller.start_live()
+            else:
+                self.controller.stop()
+        except Exception as err:  # the user must see why, and the button must tell the truth
+            self._error(str(err))
+        self.live_button.blockSignals(True)
+        self.live_button.setChecked(self.controller.running)
+        self.live_button.setText("Stop live" if self.controller.running else "Start live")
+        self.live_button.blockSignals(False)
+
+    def _choose_sequence(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "useq sequence", "", "Sequences (*.yaml *.yml *.json)"
+        )
+        if path:
+            try:
+                self.run_sequence(load_sequence(path))
+            except (SetupError, RuntimeError) as err:
+                self._error(str(err))
+
+    def run_sequence(self, sequence) -> None:
+        self.controller.run_sequence(sequence)
+        if self.controller.mosaic is not None:
+            self.tabs.setCurrentWidget(self.mosaic_tab)
+
+    def _choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "model", "engines", "Models (*.safetensors)")
+        if path:
+            self.controller.model = Path(path)
+
+    def snapshot(self) -> Path | None:
+        """Save the frames on screen (raw and denoised) as one two-page TIFF."""
+        latest = self.controller.latest
+        if latest.raw is None:
+            return None
+        self.controller.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.controller.out_dir / f"snapshot-{latest.version}.tif"
+        denoised = latest.denoised if latest.denoised is not None else np.zeros_like(latest.raw)
+        tifffile.imwrite(path, np.stack([latest.raw.astype(np.float32), denoised]))
+        self.statusBar().showMessage(f"saved {path}", 5000)
+        return path
+
+    def _error(self, message: str) -> None:
+        QMessageBox.warning(self, "livedenoise", message)
+
+    # -- display -----------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Show the newest frames (if new) and the run's statistics; called on the timer."""
+        latest = self.controller.latest
+        if latest.version != self._shown_version:
+            self._shown_version = latest.version
+            if latest.raw is not None:
+                self.raw_view.set_image(latest.raw)
+            if latest.denoised is not None:
+                self.denoised_view.set_image(latest.denoised)
+        if self.tabs.currentWidget() is self.mosaic_tab:
+            self.mosaic_tab.refresh()
+        self.status.setText(self._status_text())
+
+    def _status_text(self) -> str:
+        pipeline = self.controller.pipeline
+        engine = self.controller._engine
+        model = f"model {self.controller.model.name}"
+        if pipeline is None:
+            return f"idle · {model}"
+        s = pipeline.stats.summary()
+        return (
+            f"acquired {s['acquired_fps']:.1f} fps · denoised {s['denoised_fps']:.1f} fps · "
+            f"latency p50 {s['latency_p50_ms']:.0f} ms p99 {s['latency_p99_ms']:.0f} ms · "
+            f"skipped {s['skipped']} · {engine.name if engine else ''} · {model}"
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing mid-run stops the acquisition cleanly; the store is closed with every frame."""
+        self._timer.stop()
+        self.controller.stop()
+        event.accept()

@@ -1,0 +1,70 @@
+"""Screenshots of the viewer from a real run on the simulated microscope, for the README.
+
+    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--model engines/backbone-small]
+
+Writes docs/viewer_live.png (raw beside denoised during live mode) and docs/viewer_mosaic.png (the
+tiled demo's mosaic once every tile has arrived).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qtpy.QtWidgets import QApplication
+
+from livedenoise.acquisition import make_core
+from livedenoise.gui.controller import RunController
+from livedenoise.gui.main_window import LiveWindow
+from livedenoise.pipeline.setup import DEMO_SETTINGS, apply_assignments, demo_sequence
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def wait(app: QApplication, condition, timeout_s: float = 300) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the run did not reach the state to photograph")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="engines/backbone-small")
+    parser.add_argument("--backend", default="onnxruntime")
+    args = parser.parse_args()
+    DOCS.mkdir(exist_ok=True)
+    app = QApplication.instance() or QApplication([])
+    core = make_core()
+    apply_assignments(core, DEMO_SETTINGS)
+    with tempfile.TemporaryDirectory() as tmp:
+        controller = RunController(core, Path(args.model), args.backend, Path(tmp), window=3)
+        window = LiveWindow(controller)
+        window.resize(1400, 760)
+        window.show()
+
+        window.live_button.setChecked(True)
+        wait(
+            app, lambda: controller.pipeline is not None and controller.pipeline.stats.denoised >= 3
+        )
+        window.refresh()
+        window.grab().save(str(DOCS / "viewer_live.png"))
+        window.live_button.setChecked(False)
+
+        window.run_sequence(demo_sequence())
+        wait(app, lambda: not controller.running)
+        window.refresh()
+        window.grab().save(str(DOCS / "viewer_mosaic.png"))
+        window.close()
+    print(f"wrote {DOCS / 'viewer_live.png'} and {DOCS / 'viewer_mosaic.png'}")
+
+
+if __name__ == "__main__":
+    main()
