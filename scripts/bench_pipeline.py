@@ -102,7 +102,7 @@ def main() -> None:
             str(s["dropped"]),
         )
         best = None
-        rate = 25.0
+        rate = 5.0
         while rate <= 3200:
             s = run_once(size, args.frames, fps=rate)
             ok = s["dropped"] == 0 and s["denoised"] == args.frames

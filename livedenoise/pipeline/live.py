@@ -12,6 +12,7 @@ worker assembles each frame's window and runs the engine, under one of two polic
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -43,7 +44,9 @@ class Denoiser(Protocol):
         ...
 
 
-_STOP = object()
+# Writer job priorities: raw frames first (a raw frame that waits can be lost from the ring), then
+# denoised frames (they wait safely in the queue), then the stop marker once both are done.
+_RAW, _DENOISED, _STOP = 0, 1, 2
 
 
 class LivePipeline:
@@ -72,7 +75,8 @@ class LivePipeline:
         self._written = -1  # highest seq the writer has dealt with
         self._lost: set[int] = set()  # seqs that left the ring before reaching disk
         self._written_cond = threading.Condition()
-        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._job_order = itertools.count()  # FIFO within a priority
         self._writer = threading.Thread(target=self._write_loop, name="livedenoise-writer")
         self._worker = threading.Thread(target=self._denoise_loop, name="livedenoise-denoise")
         self._error: str | None = None
@@ -90,7 +94,7 @@ class LivePipeline:
         start = time.perf_counter()
         info = self.ring.put(frame, index, start, stage_um, metadata)
         self._infos.append(info)
-        self._jobs.put_nowait(info.seq)
+        self._jobs.put_nowait((_RAW, info.seq, None))
         self.stats.frame_acquired(start)
         self.stats.stage("copy_in", time.perf_counter() - start)
 
@@ -104,7 +108,7 @@ class LivePipeline:
         """No more frames: let the worker finish (record: the whole backlog), flush and close."""
         self.ring.close()
         self._worker.join(timeout)
-        self._jobs.put(_STOP)
+        self._jobs.put((_STOP, 0, None))
         self._writer.join(timeout)
         summary = self.stats.summary()
         if self._error:
@@ -115,12 +119,12 @@ class LivePipeline:
     # -- writer thread -----------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while (job := self._jobs.get()) is not _STOP:
+        while (job := self._jobs.get())[0] != _STOP:
             start = time.perf_counter()
-            if isinstance(job, int):
-                self._write_raw(job)
+            if job[0] == _RAW:
+                self._write_raw(job[1])
             else:
-                info, denoised, latency = job
+                info, denoised, latency = job[2]
                 self.store.write_denoised(info.index, denoised, time.perf_counter(), latency)
             self.stats.stage("write", time.perf_counter() - start)
 
@@ -187,7 +191,7 @@ class LivePipeline:
         self.stats.stage("window", assembled - start)
         self.stats.stage("engine", done - assembled)
         self.stats.frame_denoised(latency, done)
-        self._jobs.put((info, denoised, latency))
+        self._jobs.put((_DENOISED, next(self._job_order), (info, denoised, latency)))
         self.frameDenoised.emit(frame, denoised, info)
 
     def _report(self, message: str) -> None:
