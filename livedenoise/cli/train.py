@@ -1,0 +1,92 @@
+"""`livedenoise finetune`: adapt the shipped backbone to a new experiment in minutes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from livedenoise.cli.common import console, fail
+from livedenoise.model import ModelFileError, model_paths
+from livedenoise.training import FinetuneReport, FinetuneSettings, PairsError, finetune_folder
+
+DEFAULT_BACKBONE = Path("engines/backbone-small")
+
+
+def finetune(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder with noisy/ and clean/ holding files of the same name (TIFF or .npy; "
+            "images, time series or z-stacks); with --self-supervised, a folder of noisy recordings."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the model: NAME.safetensors + NAME.json.")
+    ],
+    backbone: Annotated[
+        Path, typer.Option(help="The model to start from: NAME, NAME.safetensors or NAME.json.")
+    ] = DEFAULT_BACKBONE,
+    minutes: Annotated[float, typer.Option(min=0.05, help="Time budget for training.")] = 8.0,
+    epochs: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Stop after this many passes over the training pixels."),
+    ] = None,
+    frames: Annotated[
+        int, typer.Option(min=1, help="T: frames per training window (time series, z-stacks).")
+    ] = 1,
+    self_supervised: Annotated[
+        bool,
+        typer.Option(
+            "--self-supervised",
+            help="No clean images: learn from odd/even repeated frames, or by masking pixels.",
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune a backbone on noisy/clean pairs (or noisy recordings alone) and save the new model.
+
+    The bottom rows of every image are held out: they decide when to stop and show how raw, backbone and fine-tuned output compare on pixels the model never trained on.
+    """
+    if not model_paths(backbone)[1].is_file():
+        raise fail(
+            f"no backbone model at {backbone} ({model_paths(backbone)[1]} not found). Run "
+            "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
+        )
+    settings = FinetuneSettings(minutes=minutes, epochs=epochs)
+    settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
+    try:
+        card, report = finetune_folder(
+            data, out, backbone, settings, self_supervised=self_supervised, console=console
+        )
+    except (PairsError, ModelFileError) as err:
+        raise fail(str(err)) from None
+    r = report.result
+    console.print(_report_table(report))
+    console.print(
+        f"{report.mode}: {r.steps} steps in {r.seconds / 60:.1f} min (stopped: {r.stopped}); held "
+        f"out: the bottom {settings.val_fraction:.0%} of rows of every image"
+    )
+    console.print(f"wrote {model_paths(out)[0]} ({card.lineage}, parent {card.parent})")
+
+
+def _report_table(report: FinetuneReport) -> Table:
+    if report.quality:
+        table = Table(title="held-out quality against the clean images")
+        for column in ("", "PSNR (dB)", "SSIM", "NRMSE"):
+            table.add_column(column, justify="right")
+        for who, q in report.quality.items():
+            table.add_row(who, f"{q.psnr:.2f}", f"{q.ssim:.3f}", f"{q.nrmse:.3f}")
+        return table
+    table = Table(title="held-out PSNR against independent noisy targets")
+    table.add_column("")
+    table.add_column("PSNR (dB)", justify="right")
+    table.add_row("backbone", f"{report.backbone_val_psnr:.2f}")
+    table.add_row("fine-tuned", f"{report.result.best_psnr:.2f}")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Models")(finetune)

@@ -1,0 +1,268 @@
+"""Training: realistic pairs, a loop that learns, fine-tuned models with lineage, clear data errors,
+and `livedenoise finetune` as a user runs it.
+
+Tiny models, tiny images, a few steps: what a user would notice, in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy.ndimage import gaussian_filter
+from typer.testing import CliRunner
+
+from livedenoise.acquisition.noise import DetectorModel
+from livedenoise.calibration.metrics import ssim as numpy_ssim
+from livedenoise.cli import app
+from livedenoise.model import ModelCard, build_model, load_model, preset, save_model
+from livedenoise.training import (
+    Batch,
+    Batches,
+    BatchPlan,
+    FinetuneSettings,
+    LoopSettings,
+    LossWeights,
+    PairsError,
+    PairSource,
+    denoise,
+    finetune_folder,
+    fit_normalization,
+    load_pairs,
+    microscope_pairs,
+    ssim,
+    train,
+)
+from livedenoise.training.synth import noisy_window
+
+TINY = preset("small", stem_channels=4, block_channels=(4, 8, 8), heads=2)
+QUICK = FinetuneSettings(
+    minutes=None, epochs=0.5, eval_every=2, plan=BatchPlan(patch_sizes=(32,), pixels=4 * 32 * 32)
+)
+
+
+def specimen(rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """Blobs and filaments on a dark background, 8-bit-like levels."""
+    img = gaussian_filter(rng.random((size, size)) ** 8, 1.5)
+    return (5 + 200 * img / img.max()).astype(np.float32)
+
+
+def write_pairs(folder: Path, count: int = 2, size: int = 64, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for sub in ("noisy", "clean"):
+        (folder / sub).mkdir(parents=True)
+    for i in range(count):
+        clean = specimen(rng, size)
+        noisy = (4 * rng.poisson(clean / 4)).astype(np.float32)
+        if i % 2:  # both readers: NumPy and TIFF
+            np.save(folder / "noisy" / f"p{i}.npy", noisy)
+            np.save(folder / "clean" / f"p{i}.npy", clean)
+        else:
+            tifffile.imwrite(folder / "noisy" / f"p{i}.tif", noisy)
+            tifffile.imwrite(folder / "clean" / f"p{i}.tif", clean)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("backbone") / "tiny-backbone"
+    save_model(build_model(TINY, seed=3), ModelCard(name="tiny-backbone", config=TINY), path)
+    return path
+
+
+def test_synthetic_noise_is_poisson_gaussian_and_independent_per_frame() -> None:
+    rng = np.random.default_rng(0)
+    clean = np.full((64, 64), 0.5, np.float32)
+    det = DetectorModel(gain=4.0, excess_noise=1.0, read_noise=2.0, offset=10.0, bit_depth=12)
+    noisy, expected, norm = noisy_window(clean, 4, det, 50.0, 0.0, rng)
+    assert noisy.shape == (4, 64, 64)
+    assert expected.mean() == pytest.approx(10 + 4 * 25)
+    # variance = gain x signal + read noise^2 (+ rounding), as on a real detector
+    assert noisy.var() == pytest.approx(4 * 100 + 4 + 1 / 12, rel=0.1)
+    # T realisations of one static field: independent noise from frame to frame
+    a, b = (noisy[0] - expected).ravel(), (noisy[1] - expected).ravel()
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
+    # normalised, the clean signal sits at its unit-range level
+    assert norm.forward(expected).mean() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_simulated_microscope_pairs_are_noisy_frames_of_a_cleaner_field() -> None:
+    (pair,) = microscope_pairs(1, size=32, frames=2, seed=3)
+    assert pair.noisy.shape == pair.clean.shape == (2, 32, 32)
+    assert not np.array_equal(pair.noisy[0], pair.noisy[1])  # independent realisations
+    err_single = np.mean((pair.noisy[0] - pair.clean[0]) ** 2)
+    err_mean = np.mean((pair.noisy.mean(0) - pair.clean[0]) ** 2)
+    assert err_mean < err_single  # averaging the noisy frames approaches the clean field
+
+
+def test_batches_mix_patch_sizes_keep_pairs_registered_and_fit_a_pixel_budget() -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.random((3, 80, 80)).astype(np.float32)
+    source = PairSource([(frames, frames.copy())])  # identical input and target
+    plan = BatchPlan(patch_sizes=(16, 32), frames=(1, 2), pixels=8 * 32 * 32)
+    batches = Batches([(source, 1.0)], plan)
+    shapes = set()
+    for _ in range(12):
+        b = batches(rng)
+        assert torch.equal(b.inputs, b.targets)  # crops, flips, rotations applied to both alike
+        bsz, t, c, h, w = b.inputs.shape
+        assert c == 1 and h == w and bsz * t * h * w == pytest.approx(plan.pixels, rel=0.25)
+        shapes.add((t, h))
+    assert {h for _, h in shapes} == {16, 32} and {t for t, _ in shapes} == {1, 2}
+
+
+def test_normalisation_maps_dark_and_bright_levels_to_zero_and_one() -> None:
+    img = np.linspace(100, 1100, 100_000, dtype=np.float32)
+    norm = fit_normalization([img])
+    low, high = norm.forward(np.array([norm.offset, norm.offset + norm.scale]))
+    assert (low, high) == pytest.approx((0.0, 1.0))
+    assert norm.offset == pytest.approx(105, abs=1) and norm.scale == pytest.approx(994, abs=2)
+
+
+def test_torch_ssim_agrees_with_the_reported_metric() -> None:
+    rng = np.random.default_rng(2)
+    clean = specimen(rng, 96) / 255
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    as_tensor = [torch.from_numpy(a)[None, None, None] for a in (noisy, clean)]
+    assert float(ssim(as_tensor[1], as_tensor[1])) == pytest.approx(1.0)
+    ours = float(ssim(*as_tensor))
+    assert ours == pytest.approx(numpy_ssim(noisy, clean, data_range=1.0), abs=0.03)
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
+    rng = np.random.default_rng(4)
+    clean = np.stack([specimen(rng) for _ in range(4)]) / 255
+    noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    batch = Batch(*(torch.from_numpy(a)[:, None, None] for a in (noisy, clean)))
+    model = build_model(TINY, seed=0)
+    loss = LossWeights(ssim=1.0, l1=1.0, mse=0.0)
+    with torch.no_grad():
+        before = float(loss(model(batch.inputs), batch.targets))
+    settings = LoopSettings(lr=3e-3, minutes=None, max_steps=8, warmup_steps=0, eval_every=1)
+    result = train(model, lambda _: batch, [batch], loss, settings, show_progress=False)
+    with torch.no_grad():
+        after = float(loss(model(batch.inputs), batch.targets))
+    assert after < 0.9 * before
+    assert result.best_psnr > result.history[0][2]
+
+
+def test_finetuned_model_saves_and_reloads_with_its_lineage(backbone: Path, tmp_path: Path) -> None:
+    pairs_dir = write_pairs(tmp_path / "pairs")
+    out = tmp_path / "models" / "my-experiment"
+    card, report = finetune_folder(pairs_dir, out, backbone, QUICK, show_progress=False)
+    model, reloaded = load_model(out)
+    _, parent = load_model(backbone)
+    assert reloaded == card
+    assert reloaded.parent == parent.lineage
+    assert reloaded.trained_on == [f"{pairs_dir}/{{noisy,clean}}/{n}" for n in ("p0.tif", "p1.npy")]
+    # its own normalisation, fitted to the fine-tuning data
+    pairs = load_pairs(pairs_dir)
+    assert reloaded.normalization == fit_normalization(p.clean for p in pairs)
+    assert set(report.quality) == {"raw", "backbone", "fine-tuned"}
+    assert reloaded.metrics["heldout_psnr_finetuned"] == report.quality["fine-tuned"].psnr
+    noisy = pairs[0].noisy
+    again = denoise(model, reloaded.normalization, noisy)
+    assert again.shape == noisy.shape and np.isfinite(again).all()
+
+
+def test_self_supervised_finetuning_uses_odd_even_frames_of_stacks(
+    backbone: Path, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "noisy-only"
+    folder.mkdir()
+    clean = specimen(rng)
+    np.save(
+        folder / "repeats.npy", rng.poisson(np.broadcast_to(clean, (4, 64, 64))).astype(np.uint16)
+    )
+    card, report = finetune_folder(
+        folder, tmp_path / "ss", backbone, QUICK, self_supervised=True, show_progress=False
+    )
+    assert "odd/even" in report.mode
+    assert load_model(tmp_path / "ss")[1].parent == load_model(backbone)[1].lineage
+    assert card.trained_on == [str(folder / "repeats.npy")]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("missing", r"noisy/p1\.npy has no partner: .*clean/p1\.npy is missing"),
+        ("shape", r"p0\.tif: noisy is 64x64 but clean is 32x64"),
+        ("unreadable", r"clean/p1\.npy: cannot be read"),
+    ],
+)
+def test_broken_pairs_folder_names_the_file(tmp_path: Path, breakage: str, message: str) -> None:
+    folder = write_pairs(tmp_path / "pairs")
+    if breakage == "missing":
+        (folder / "clean" / "p1.npy").unlink()
+    elif breakage == "shape":
+        tifffile.imwrite(folder / "clean" / "p0.tif", np.zeros((32, 64), np.float32))
+    else:
+        (folder / "clean" / "p1.npy").write_bytes(b"not an array")
+    with pytest.raises(PairsError, match=message):
+        load_pairs(folder)
+
+
+# ---- the command line -------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["finetune", *args], terminal_width=200)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_finetune_reports_held_out_quality_and_writes_a_child_model(
+    backbone: Path, tmp_path: Path
+) -> None:
+    pairs = write_pairs(tmp_path / "pairs")
+    args = [str(pairs), "--out", str(tmp_path / "exp1"), "--backbone", str(backbone)]
+    code, output = run_cli(*args, "--epochs", "1")
+    assert code == 0, output
+    for row in ("raw", "backbone", "fine-tuned", "PSNR"):
+        assert row in output
+    _, card = load_model(tmp_path / "exp1")
+    assert card.parent == load_model(backbone)[1].lineage
+    assert f"parent {card.parent}" in output
+
+
+def test_self_supervised_finetune_of_single_images_masks_pixels(
+    backbone: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.random.default_rng(0).poisson(specimen(np.random.default_rng(1))))
+    args = [
+        str(folder),
+        "--out",
+        str(tmp_path / "ss"),
+        "--backbone",
+        str(backbone),
+        "--epochs",
+        "1",
+    ]
+    code, output = run_cli(*args, "--self-supervised")
+    assert code == 0, output
+    assert "masking" in output and (tmp_path / "ss.safetensors").is_file()
+
+
+def test_broken_pairs_are_a_clear_error_not_a_traceback(backbone: Path, tmp_path: Path) -> None:
+    pairs = write_pairs(tmp_path / "pairs")
+    (pairs / "noisy" / "p0.tif").write_bytes(b"garbage")
+    code, output = run_cli(str(pairs), "--out", str(tmp_path / "x"), "--backbone", str(backbone))
+    assert code == 1
+    assert "noisy/p0.tif" in output and "cannot be read" in output and "Traceback" not in output
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_missing_backbone_says_how_to_get_one(tmp_path: Path) -> None:
+    pairs = write_pairs(tmp_path / "pairs")
+    code, output = run_cli(
+        str(pairs), "--out", str(tmp_path / "x"), "--backbone", str(tmp_path / "no")
+    )
+    assert code == 1
+    assert "no backbone model" in output and "train_backbone.py" in output
