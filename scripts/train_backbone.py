@@ -186,6 +186,7 @@ def main() -> None:
         config=cfg,
         normalization=norm,
         trained_on=trained_on,
+        tile=TILE,
         metrics=metrics,
         notes=notes,
     )

@@ -140,6 +140,9 @@ class Engine:
     def tiling(self, frames: int, height: int, width: int) -> Tiling | None:
         """The tiling used for windows of this size, or None when the backend takes them whole."""
         max_size = self.backend.limits(frames).max_size
+        if self.card.tile is not None:  # the size the model's per-tile statistics were trained at
+            tile = self.card.tile
+            max_size = (tile, tile) if max_size is None else tuple(min(m, tile) for m in max_size)
         if max_size is None or (height <= max_size[0] and width <= max_size[1]):
             return None
         return choose_tiling(self.card.config, min(max_size))

@@ -53,6 +53,12 @@ class ModelCard(BaseModel):
     parent: str | None = Field(
         None, description="name and weights hash of the model fine-tuned from"
     )
+    tile: int | None = Field(
+        None,
+        ge=8,
+        description="side (px) of the tiles the model was trained to denoise; instance-norm "
+        "statistics are taken per tile, so inference tiles the same way (None: whole frames)",
+    )
     weights_sha256: str = ""
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     metrics: dict[str, float] = Field(default_factory=dict)

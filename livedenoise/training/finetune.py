@@ -252,6 +252,7 @@ def _card(
         normalization=norm,
         trained_on=list(trained_on),
         parent=parent.lineage,
+        tile=parent.tile,
         metrics=metrics,
         notes=notes,
     )
