@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from livedenoise.cli import acquire, calibrate, denoise, devices, model, train
+
 app = typer.Typer(
     name="livedenoise",
     help="Denoise a running microscope in real time with a CNNT model.",
@@ -12,13 +14,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from livedenoise.cli import model as _model  # noqa: E402
-
-_model.register(app)
-
-from livedenoise.cli import devices as _devices  # noqa: E402
-
-_devices.register(app)
+for _commands in (acquire, devices, calibrate, train, denoise, model):
+    _commands.register(app)
 
 
 def main() -> None:

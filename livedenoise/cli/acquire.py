@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from livedenoise.acquisition import make_core
+from livedenoise.calibration.errors import CalibrationError
+from livedenoise.calibration.profile import apply_profile
 from livedenoise.cli.common import console, fail
 from livedenoise.inference import BackendError, Engine, load_engine
 from livedenoise.model import ModelFileError
@@ -103,19 +105,27 @@ def _acquire(
     window: int,
     duration: float,
     headless: bool,
+    calibration: Path | None = None,
 ) -> None:
     try:
         core = make_core(config)
         apply_assignments(core, settings)
+        profile = apply_profile(core, calibration) if calibration else None
         frame_size = (core.getImageHeight(), core.getImageWidth())
         engine = load_engine(model, backend, window=window, frame_size=frame_size)
-    except (SetupError, ModelFileError, BackendError, FileNotFoundError) as err:
+    except (SetupError, CalibrationError, ModelFileError, BackendError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     console.print(f"engine: {engine.describe()}")
+    if profile is not None:
+        console.print(
+            f"calibration: {profile.control_label} = {profile.chosen.text} ({calibration})"
+        )
     if not headless:
         _view(core, sequence, engine, model, backend, out.parent, window)
         return
     attrs = {"model": engine.card.model_dump(mode="json"), "backend": engine.describe()}
+    if profile is not None:
+        attrs["calibration"] = profile.model_dump(mode="json")
     run_settings = RunSettings(out=out, policy=policy, window=window)
     try:
         if sequence is None:
@@ -188,6 +198,10 @@ def acquire(
     headless: Annotated[
         bool, typer.Option(help="No viewer: print the statistics table at the end.")
     ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="A calibration profile.json to apply (sets its averaging property)."),
+    ] = None,
 ) -> None:
     """Acquire a sequence (or live), denoising every frame as it arrives; raw and denoised are saved."""
     try:
@@ -195,7 +209,19 @@ def acquire(
     except SetupError as err:
         raise fail(str(err)) from None
     out = out or default_out()
-    _acquire(seq, config, set_ or [], model, backend, out, policy, window, duration, headless)
+    _acquire(
+        seq,
+        config,
+        set_ or [],
+        model,
+        backend,
+        out,
+        policy,
+        window,
+        duration,
+        headless,
+        calibration,
+    )
 
 
 def demo(

@@ -1,0 +1,13 @@
+"""Auto-calibration: find where the model breaks as averaging is cut, and choose the fastest safe setting.
+
+    control = device_control(core, "Detector.LineAverage")            # choose
+    repeats = acquire_repeats(core, 64, control)                       # repeats (or load_repeats)
+    profile = calibrate(engine, "engines/m", repeats, control, 16.0, Tolerance(), 1.0, frame_ms)  # run
+    save_calibration(Path("calibration/NAME"), profile)                # run
+    apply_profile(core, "calibration/NAME/profile.json")               # profile, before acquiring
+
+Method: DESIGN §4. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
+reference), ``residual`` (hallucination check), ``breaking`` (the breaking point), ``choose`` (the
+device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it),
+``metrics`` (image quality). Nothing is imported here, so ``metrics`` stays light for training.
+"""

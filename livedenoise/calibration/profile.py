@@ -1,0 +1,137 @@
+"""The calibration profile: what was measured, what was chosen, and applying it to a core.
+
+A profile is a JSON file in ``calibration/NAME/`` next to its plot and report. The directory is written
+whole or not at all: everything goes into a hidden temporary directory beside it, which is renamed into
+place only once complete, so an interrupted calibration never leaves a half-written profile (and a
+previous profile of the same name survives until the new one is ready).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+from pymmcore_plus import CMMCorePlus
+
+from livedenoise.calibration.analysis import Measurement
+from livedenoise.calibration.breaking import Tolerance, Verdict
+from livedenoise.calibration.choose import set_number
+from livedenoise.calibration.errors import CalibrationError
+
+FORMAT = "livedenoise-calibration/1"
+PROFILE = "profile.json"
+
+
+class Setting(BaseModel):
+    """A value of the averaging control and what it means."""
+
+    value: float
+    text: str  # as written to the device
+    averages: float  # in frames recorded at the fastest value
+    frame_ms: float | None = None  # as the camera reports it; None offline without --frame-ms
+
+
+class Profile(BaseModel):
+    """Everything a calibration found; ``chosen`` is what ``apply_profile`` sets."""
+
+    format: str = FORMAT
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    model: str
+    model_name: str
+    model_sha256: str
+    device: str | None  # None: calibrated offline from a recorded stack
+    property: str
+    fastest: Setting  # where the repeats were recorded: one average
+    source: str
+    field: dict[str, str]
+    repeats: int
+    tolerance: Tolerance
+    margin: float
+    measurement: Measurement
+    verdict: Verdict
+    chosen: Setting
+    reference: Setting
+    time_saved: float  # fraction of the reference protocol's frame time saved by the chosen setting
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def control_label(self) -> str:
+        return f"{self.device}.{self.property}" if self.device else self.property
+
+
+def check_free(directory: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing calibration unless asked to (checked again before writing)."""
+    if directory.exists() and not overwrite:
+        raise CalibrationError(
+            f"{directory} exists; choose another --out NAME or pass --overwrite."
+        )
+
+
+def publish(directory: Path, write: Callable[[Path], None], overwrite: bool = False) -> None:
+    """Have ``write`` fill a temporary directory, then move it to ``directory`` in one rename."""
+    check_free(directory, overwrite)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp.mkdir()  # unlike mkdtemp, honours the umask: the result is as readable as any directory
+    try:
+        write(tmp)
+        if directory.exists():
+            old = tmp.with_name(tmp.name + ".old")
+            directory.rename(old)
+            try:
+                tmp.rename(directory)
+            except OSError:
+                old.rename(directory)
+                raise
+            shutil.rmtree(old)
+        else:
+            tmp.rename(directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read a profile (the file, or the ``calibration/NAME`` directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROFILE
+    try:
+        return Profile.model_validate_json(path.read_text())
+    except OSError as err:
+        raise CalibrationError(f"{path}: cannot read the calibration profile ({err}).") from None
+    except ValidationError as err:
+        raise CalibrationError(f"{path}: not a livedenoise calibration profile:\n{err}") from None
+
+
+def apply_profile(core: CMMCorePlus, path: str | Path) -> Profile:
+    """Set the chosen value of the profile's property on ``core``; returns the profile.
+
+    Raises ``CalibrationError`` when the profile names no device (an offline calibration) or a device or
+    property this core lacks, or when the device refuses the value.
+    """
+    profile = load_profile(path)
+    label = profile.control_label
+    if profile.device is None:
+        raise CalibrationError(
+            f"{path} was calibrated offline from a recorded stack: it chose "
+            f"{profile.chosen.text} {profile.property} but names no device property to set. "
+            "Set the equivalent line average or exposure yourself, or calibrate on the microscope."
+        )
+    if profile.device not in core.getLoadedDevices():
+        raise CalibrationError(
+            f"{path} sets {label}, but this microscope has no device {profile.device!r} "
+            f"(devices: {', '.join(core.getLoadedDevices())})."
+        )
+    if not core.hasProperty(profile.device, profile.property):
+        raise CalibrationError(
+            f"{path} sets {label}, but device {profile.device} has no property {profile.property!r}."
+        )
+    try:
+        set_number(core, profile.device, profile.property, profile.chosen.text)
+    except Exception as err:  # MMCore reports refused values as its own exception types
+        raise CalibrationError(f"{path}: {label} refused {profile.chosen.text} ({err}).") from None
+    return profile

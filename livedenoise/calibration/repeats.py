@@ -1,0 +1,113 @@
+"""Repeated frames of one field: recorded through a Micro-Manager core, or read from a recorded stack.
+
+Calibration needs many noisy recordings of the same, unchanging field, taken at the fastest setting, so
+that averaging the first n of them reproduces what the microscope would record with n times the
+averaging. Only standard Micro-Manager calls are used (setProperty, snapImage, getImage), so the same
+code runs on the simulated microscope and on real hardware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pymmcore_plus import CMMCorePlus
+
+from livedenoise.calibration.choose import Control
+from livedenoise.calibration.errors import CalibrationError
+from livedenoise.imageio import ImageFileError, describe, read_image
+
+MIN_REPEATS = 8  # 4 inputs (a ladder of 1, 2, 3, 4) and a reference of 4 frames
+MIN_SIDE = 32  # pixels: smaller frames leave crops too small for SSIM
+
+
+@dataclass
+class Repeats:
+    """``[R, H, W]`` frames of one field, and where they came from (device and field, or file)."""
+
+    frames: np.ndarray
+    source: str
+    field: dict[str, str] = field(default_factory=dict)
+
+
+def check_frames(frames: np.ndarray, origin: str) -> None:
+    """Refuse a recording the calibration cannot use, saying what it needs instead."""
+    if frames.ndim != 3:
+        raise CalibrationError(
+            f"{origin}: repeats are a stack of 2D frames [R, H, W]; got shape {frames.shape}."
+        )
+    count, height, width = frames.shape
+    if count < MIN_REPEATS:
+        raise CalibrationError(
+            f"{origin}: {count} repeated frame(s) are too few; calibration splits them into inputs and "
+            f"an independent reference and needs at least {MIN_REPEATS} (64 is typical)."
+        )
+    if min(height, width) < MIN_SIDE:
+        raise CalibrationError(
+            f"{origin}: frames of {height}x{width} are too small; use at least {MIN_SIDE}x{MIN_SIDE}."
+        )
+
+
+def load_repeats(path: str | Path) -> Repeats:
+    """A recorded repeat stack (TIFF, .npy or OME-Zarr) with one time (or z) axis and one channel."""
+    try:
+        image = read_image(path)
+    except ImageFileError as err:
+        raise CalibrationError(str(err)) from None
+    h, w = (image.data.shape[image.axes.index(a)] for a in "YX")
+    stacked = [
+        a for a, n in zip(image.axes, image.data.shape, strict=True) if a not in "YX" and n > 1
+    ]
+    if len(stacked) != 1 or stacked[0] == "C":
+        raise CalibrationError(
+            f"{path}: {describe(image)} is not one stack of repeated frames; give a single-channel "
+            "time series (TYX) of one field."
+        )
+    order = [stacked[0], *(a for a in image.axes if a not in (stacked[0], "Y", "X")), "Y", "X"]
+    frames = np.transpose(image.data, [image.axes.index(a) for a in order]).reshape(-1, h, w)
+    check_frames(frames, str(path))
+    return Repeats(frames, f"stack {Path(path).name}", {"file": str(path)})
+
+
+def acquire_repeats(
+    core: CMMCorePlus,
+    count: int,
+    control: Control,
+    on_frame: Callable[[int], None] = lambda done: None,
+) -> Repeats:
+    """``count`` frames of the current field at the control's fastest value; the value is restored after.
+
+    Frames are snapped one after the other with nothing moved in between. A real sample bleaches while
+    it is scanned: the analysis reports the signal lost between the input and reference frames.
+    """
+    if count < MIN_REPEATS:
+        raise CalibrationError(
+            f"--repeats {count} is too few; calibration needs at least {MIN_REPEATS} (64 is typical)."
+        )
+    frames = []
+    with control.held(core, control.base):
+        for done in range(1, count + 1):
+            core.snapImage()
+            frames.append(np.array(core.getImage(), copy=True))
+            on_frame(done)
+    stack = np.stack(frames)
+    check_frames(stack, f"camera {core.getCameraDevice()}")
+    return Repeats(stack, f"camera {core.getCameraDevice()}", describe_field(core))
+
+
+def describe_field(core: CMMCorePlus) -> dict[str, str]:
+    """Where the repeats were taken: stage position, focus, channel, pixel size, frame size."""
+    info = {"camera": core.getCameraDevice()}
+    if core.getXYStageDevice():
+        x, y = core.getXYPosition()
+        info["xy_um"] = f"{x:.2f}, {y:.2f}"
+    if core.getFocusDevice():
+        info["z_um"] = f"{core.getPosition():.2f}"
+    if group := core.getChannelGroup():
+        info["channel"] = f"{group}={core.getCurrentConfig(group)}"
+    if pixel := core.getPixelSizeUm():
+        info["pixel_um"] = f"{pixel:g}"
+    info["frame"] = f"{core.getImageWidth()}x{core.getImageHeight()}"
+    return info

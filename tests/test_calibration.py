@@ -1,0 +1,289 @@
+"""Auto-calibration as a microscopist meets it: the breaking point, the chosen setting, the saved profile.
+
+The simulated microscope is used at 64x64 px without waiting or bleaching, on a field with cells in it,
+and every model runs on ONNX Runtime (``auto`` would time the backends first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy.ndimage import gaussian_filter
+from typer.testing import CliRunner
+
+from livedenoise.calibration.analysis import Measurement, measure
+from livedenoise.calibration.breaking import Tolerance, find_breaking_point
+from livedenoise.calibration.choose import choose_value, device_control
+from livedenoise.calibration.errors import CalibrationError
+from livedenoise.calibration.profile import apply_profile, load_profile, publish
+from livedenoise.calibration.repeats import acquire_repeats
+from livedenoise.calibration.report import write_outputs
+from livedenoise.calibration.residual import structure_share, unsafe
+from livedenoise.cli import app
+from livedenoise.inference import load_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+TIRF = ROOT.parent / "shared" / "data" / "repeats" / "tirf_microtubules_20x5ms.tif"
+CELL_XY = (22.5, 22.5)  # um: a cell of the simulated specimen (the origin lies between cells)
+SIM = [
+    "--xy",
+    "22.5,22.5",
+    *("--set", "Detector.FrameWidth=64"),
+    *("--set", "Detector.FrameHeight=64"),
+    *("--set", "Detector.TimeScale=0"),
+    *("--set", "Detector.Photobleaching=Off"),
+    *("--backend", "onnxruntime"),
+]
+REPEATS = 32
+
+
+@pytest.fixture(scope="session")
+def backbone_path() -> Path:
+    """The shipped backbone: what a user calibrates real recordings with before fine-tuning."""
+    return ROOT / "engines" / "backbone-small"
+
+
+@pytest.fixture(scope="session")
+def sim_model_path() -> Path:
+    """The backbone fine-tuned on the simulated microscope's pairs: the model for that microscope."""
+    return ROOT / "engines" / "sim-confocal-small"
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty directory: calibrations land in its ``calibration/``."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["calibrate", *map(str, args)])
+    return result.exit_code, " ".join(result.output.split())  # unwrapped, as one line
+
+
+def sim_measurement(model: Path) -> Measurement:
+    """A ladder of 1..16 averages of a cell on the simulated microscope, through the API."""
+    from livedenoise.acquisition import make_core
+    from livedenoise.pipeline.setup import apply_assignments
+
+    core = make_core()
+    settings = ["FrameWidth=64", "FrameHeight=64", "TimeScale=0", "Photobleaching=Off"]
+    apply_assignments(core, [f"Detector.{s}" for s in settings])
+    core.setXYPosition(*CELL_XY)
+    repeats = acquire_repeats(core, REPEATS, device_control(core))
+    return measure(load_engine(model, "onnxruntime", window=1, frame_size=(64, 64)), repeats.frames)
+
+
+@pytest.fixture(scope="module")
+def sim_ladder(sim_model_path: Path) -> Measurement:
+    return sim_measurement(sim_model_path)
+
+
+@pytest.fixture(scope="module")
+def sim_profile(sim_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``livedenoise calibrate`` with the backbone on the simulated microscope, as a user runs it."""
+    cwd = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("sim"))
+    try:
+        code, out = run("--model", sim_model_path, "--out", "sim", "--repeats", REPEATS, *SIM)
+        assert code == 0, out
+        return Path.cwd() / "calibration" / "sim" / "profile.json"
+    finally:
+        os.chdir(cwd)
+
+
+def test_simulated_calibration_completes_with_profile_plot_and_report(sim_profile: Path) -> None:
+    folder = sim_profile.parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "calibration.png",
+        "profile.json",
+        "report.md",
+    ]
+    profile = load_profile(folder)
+    assert (profile.device, profile.property) == ("Detector", "LineAverage")
+    assert [r.averages for r in profile.measurement.rungs] == [1, 2, 3, 4, 6, 8, 12, 16]
+    assert profile.fastest.text == "1" and profile.reference.text == "16"
+    assert 1 <= profile.chosen.value <= 16 and profile.chosen.value == round(profile.chosen.value)
+    assert profile.chosen.frame_ms <= profile.reference.frame_ms
+    assert len(profile.model_sha256) == 64 and profile.field["xy_um"] == "22.50, 22.50"
+    report = (folder / "report.md").read_text()
+    assert f"Detector.LineAverage = {profile.chosen.text}" in report
+    assert (folder / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_denoised_curve_lies_above_the_raw_curve(sim_ladder: Measurement) -> None:
+    """Where averaging is cut (1-4 averages), the denoised curve is above the raw one in both plots."""
+    low = [r for r in sim_ladder.rungs if r.averages <= 4]
+    assert all(r.denoised.psnr.mean > r.raw.psnr.mean for r in low)
+    assert all(r.denoised.ssim.mean > r.raw.ssim.mean for r in low)
+    assert low[0].gain_psnr.low > 0  # at one average the gain holds on every crop's evidence
+
+
+@pytest.fixture(scope="module")
+def tirf_ladder(backbone_path: Path) -> Measurement:
+    frames = tifffile.imread(TIRF)
+    engine = load_engine(backbone_path, "onnxruntime", window=1, frame_size=frames.shape[1:])
+    return measure(engine, frames)
+
+
+@pytest.mark.parametrize("ladder", ["sim_ladder", "tirf_ladder"])
+def test_stricter_tolerance_never_chooses_fewer_averages(
+    ladder: str, request: pytest.FixtureRequest, sim_core
+) -> None:
+    rungs = request.getfixturevalue(ladder).rungs
+    control = device_control(sim_core, "Detector.LineAverage")
+    strict_to_lenient = [
+        Tolerance(psnr_db=p, ssim=s, structure=h)
+        for p, s, h in [(0.1, 0.002, 0.02), (0.25, 0.005, 0.05), (0.5, 0.01, 0.1), (1, 0.03, 0.2)]
+    ] + [Tolerance(psnr_db=3, ssim=0.1, structure=h) for h in (0.3, 0.5, 1.0)]
+    chosen = [
+        choose_value(control, find_breaking_point(rungs, t, 16).breaking_point + 1, 16)
+        for t in strict_to_lenient
+    ]
+    assert chosen == sorted(chosen, reverse=True), chosen
+
+
+def test_no_single_noisy_rung_decides_the_breaking_point(sim_ladder: Measurement) -> None:
+    rungs = [r.model_copy(deep=True) for r in sim_ladder.rungs]
+    before = find_breaking_point(rungs, Tolerance(), 16).breaking_point
+    rungs[0].denoised.psnr.mean += 30  # one wild measurement at a single average
+    rungs[0].denoised.ssim.mean = 1.0
+    assert find_breaking_point(rungs, Tolerance(), 16).breaking_point == before
+
+
+def test_model_returning_its_input_gives_no_benefit(identity_model_path: Path) -> None:
+    ladder = sim_measurement(identity_model_path)
+    verdict = find_breaking_point(ladder.rungs, Tolerance(), 16)
+    assert not verdict.benefit and verdict.breaking_point == 16
+    assert "no benefit" in verdict.reason
+    assert verdict.unsafe == []  # it changes nothing, so it invents nothing either
+
+
+def test_denoiser_that_blurs_filaments_away_is_unsafe() -> None:
+    """On the real TIRF repeats: blurring (what an overreaching denoiser does) leaves the sample's
+    structure in the residual; returning the input, or the input with noise removed, does not."""
+    frames = tifffile.imread(TIRF).astype(np.float64)
+    later = frames[10:]
+    reference, noise_var = later.mean(0), float(later.var(0, ddof=1).mean() / len(later))
+    raw = frames[:2].mean(0)
+    blurred = structure_share(gaussian_filter(raw, 2.0), raw, reference, noise_var)
+    unchanged = structure_share(raw, raw, reference, noise_var)
+    assert blurred[0] < -0.1 and unsafe(*blurred)
+    assert unchanged == (0.0, 0.0) and not unsafe(*unchanged)
+
+
+def test_applied_profile_sets_the_property_on_the_core(sim_profile: Path, sim_core) -> None:
+    sim_core.setProperty("Detector", "LineAverage", 64)
+    profile = apply_profile(sim_core, sim_profile)
+    assert str(sim_core.getProperty("Detector", "LineAverage")) == profile.chosen.text
+    assert sim_core.getExposure() == pytest.approx(profile.chosen.frame_ms)
+
+
+def test_exposure_can_be_the_averaging_property(
+    identity_model_path: Path, in_tmp: Path, sim_core
+) -> None:
+    """As on a camera: one 'average' is the current exposure (9 ms for 64 lines), 16 are 144 ms."""
+    args = ["--model", identity_model_path, "--property", "Exposure", "--repeats", 16, *SIM]
+    code, out = run(*args, "--out", "cam")
+    assert code == 0, out
+    assert "Detector.Exposure = 144" in out  # no benefit: the reference protocol, 16 x 9 ms
+    profile = apply_profile(sim_core, in_tmp / "calibration" / "cam")
+    assert sim_core.getExposure() == pytest.approx(profile.chosen.frame_ms)
+
+
+def test_profile_naming_a_missing_property_is_refused(
+    sim_profile: Path, sim_core, tmp_path: Path
+) -> None:
+    data = json.loads(sim_profile.read_text())
+    data["property"] = "ScanAverage"
+    edited = tmp_path / "profile.json"
+    edited.write_text(json.dumps(data))
+    with pytest.raises(CalibrationError, match="no property 'ScanAverage'"):
+        apply_profile(sim_core, edited)
+    assert sim_core.getProperty("Detector", "LineAverage") == 1
+
+
+def test_offline_calibration_of_real_tirf_repeats(
+    backbone_path: Path, in_tmp: Path, sim_core
+) -> None:
+    code, out = run(
+        "--model", backbone_path, "--from-stack", TIRF, "--frame-ms", 5, "--out", "tirf"
+    )
+    assert code == 0, out
+    profile = load_profile(in_tmp / "calibration" / "tirf")
+    assert [r.averages for r in profile.measurement.rungs] == [1, 2, 3, 4, 6, 8, 10]
+    assert profile.measurement.reference_frames == 10
+    assert profile.device is None and profile.reference.frame_ms == 80
+    assert (in_tmp / "calibration" / "tirf" / "calibration.png").is_file()
+    with pytest.raises(CalibrationError, match="offline"):
+        apply_profile(sim_core, in_tmp / "calibration" / "tirf" / "profile.json")
+
+
+def test_stack_with_too_few_repeats_is_refused(identity_model_path: Path, in_tmp: Path) -> None:
+    stack = in_tmp / "six.tif"
+    tifffile.imwrite(stack, tifffile.imread(TIRF)[:6])
+    code, out = run("--model", identity_model_path, "--from-stack", stack, "--out", "few")
+    assert code == 1 and "6 repeated frame(s) are too few" in out and "at least 8" in out
+    code, out = run("--model", identity_model_path, "--repeats", 4, "--out", "few", *SIM)
+    assert code == 1 and "--repeats 4 is too few" in out
+    assert not (in_tmp / "calibration").exists()
+
+
+def test_property_the_device_lacks_is_refused(identity_model_path: Path, in_tmp: Path) -> None:
+    code, out = run(
+        "--model", identity_model_path, "--property", "Detector.Averages", "--out", "x", *SIM
+    )
+    assert (
+        code == 1 and "device Detector has no property 'Averages'" in out and "LineAverage" in out
+    )
+    code, out = run(
+        "--model", identity_model_path, "--property", "Bidirectional", "--out", "x", *SIM
+    )
+    assert code == 1 and "Detector.Bidirectional is not numeric" in out
+
+
+def test_model_that_does_not_load_is_refused(in_tmp: Path) -> None:
+    code, out = run("--model", in_tmp / "missing", "--out", "x", *SIM)
+    assert code == 1 and "missing" in out
+    (in_tmp / "broken.safetensors").write_bytes(b"not weights")
+    (in_tmp / "broken.json").write_text("{}")
+    code, out = run("--model", in_tmp / "broken", "--out", "x", *SIM)
+    assert code == 1 and "broken" in out
+    assert not (in_tmp / "calibration").exists()
+
+
+def test_interrupted_calibration_leaves_no_profile(identity_model_path: Path, in_tmp: Path) -> None:
+    args = ["--model", identity_model_path, "--repeats", 16, *SIM]
+    code, out = run(*args, "--out", "run")
+    assert code == 0, out
+    before = (in_tmp / "calibration" / "run" / "profile.json").read_bytes()
+    # the detector faults after 10 frames, in a fresh run and in one replacing the first
+    for extra in (["--out", "new"], ["--out", "run", "--overwrite"]):
+        code, out = run(*args, "--set", "Detector.FailAfterFrames=10", *extra)
+        assert code == 1 and "detector fault" in out and "nothing was written" in out
+    assert sorted(p.name for p in (in_tmp / "calibration").iterdir()) == ["run"]
+    assert (in_tmp / "calibration" / "run" / "profile.json").read_bytes() == before
+
+
+def test_interruption_while_writing_leaves_the_previous_profile(
+    sim_profile: Path, tmp_path: Path
+) -> None:
+    profile = load_profile(sim_profile)
+    target = tmp_path / "calibration" / "sim"
+    publish(target, lambda d: write_outputs(d, profile))
+    before = (target / "profile.json").read_bytes()
+
+    def interrupted(directory: Path) -> None:
+        write_outputs(directory, profile.model_copy(update={"margin": 5.0}))
+        raise KeyboardInterrupt  # Ctrl-C after the files, before they are moved into place
+
+    with pytest.raises(KeyboardInterrupt):
+        publish(target, interrupted, overwrite=True)
+    assert [p.name for p in target.parent.iterdir()] == ["sim"]
+    assert (target / "profile.json").read_bytes() == before
+    assert np.isclose(load_profile(target).margin, profile.margin)
