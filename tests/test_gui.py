@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 import useq
+from qtpy.QtCore import Qt
 
 from livedenoise.gui.controller import RunController
 from livedenoise.gui.main_window import LiveWindow
@@ -78,3 +79,31 @@ def test_closing_mid_run_stops_and_leaves_a_readable_store(qtbot, window) -> Non
     run = open_run(store)
     n = run.attrs["summary"]["acquired"]
     assert 0 < n < 500 and run.raw[0].shape[0] == n
+
+
+def test_calibration_view_shows_a_profile_and_applies_it(qtbot, window, tmp_path: Path) -> None:
+    """A profile's curve is drawn, its choice marked, and one click sets the core's property."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    profile = json.loads((root / "calibration" / "tirf" / "profile.json").read_text())
+    # the TIRF profile was calibrated offline; give it this microscope's averaging property
+    profile.update(device="Detector", property="LineAverage")
+    profile["chosen"].update(value=5, text="5", averages=5)
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+
+    tab = window.calibration_tab
+    window.tabs.setCurrentWidget(tab)
+    tab.show_profile(path)
+    window.refresh()
+    xs, ys = tab.denoised_curve.getData()
+    rungs = profile["measurement"]["rungs"]
+    assert list(xs) == [r["averages"] for r in rungs]
+    assert list(ys) == pytest.approx([r["denoised"]["psnr"]["mean"] for r in rungs])
+    assert tab.chosen_line.value() == 5 and tab.apply_button.isEnabled()
+    assert window.controller.core.getProperty("Detector", "LineAverage") != 5
+    qtbot.mouseClick(tab.apply_button, Qt.MouseButton.LeftButton)
+    assert int(window.controller.core.getProperty("Detector", "LineAverage")) == 5
+    window.refresh()
+    assert "applied Detector.LineAverage = 5" in tab.verdict.text()

@@ -108,7 +108,7 @@ def _scores(values: Sequence[tuple[float, float, float]]) -> Scores:
 
 
 def measure(
-    engine: Engine, frames: np.ndarray, on_rung: Callable[[int], None] = lambda n: None
+    engine: Engine, frames: np.ndarray, on_rung: Callable[[Rung], None] = lambda rung: None
 ) -> Measurement:
     """Raw and denoised quality over the ladder for repeats ``[R, H, W]`` (checked by ``repeats``)."""
     half = frames.shape[0] // 2
@@ -145,17 +145,16 @@ def measure(
             strict=True,
         )
         chance = float(np.sqrt(np.sum(np.square(spreads)))) / len(grid)
-        rungs.append(
-            Rung(
-                averages=n,
-                raw=_scores(raw_q),
-                denoised=_scores(den_q),
-                gain_psnr=interval([d.psnr - r.psnr for d, r in zip(den_q, raw_q, strict=True)]),
-                structure=interval(shares),
-                chance=chance,
-            )
+        rung = Rung(
+            averages=n,
+            raw=_scores(raw_q),
+            denoised=_scores(den_q),
+            gain_psnr=interval([d.psnr - r.psnr for d, r in zip(den_q, raw_q, strict=True)]),
+            structure=interval(shares),
+            chance=chance,
         )
-        on_rung(n)
+        rungs.append(rung)
+        on_rung(rung)  # a viewer can draw the curve as it fills in
     return Measurement(
         inputs=half,
         reference_frames=later.shape[0],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from livedenoise.calibration.analysis import Measurement, measure
+from livedenoise.calibration.analysis import Measurement, Rung, measure
 from livedenoise.calibration.breaking import Tolerance, find_breaking_point
 from livedenoise.calibration.choose import Control, choose_value
 from livedenoise.calibration.profile import Profile, Setting, publish
@@ -26,7 +26,7 @@ def calibrate(
     tolerance: Tolerance,
     margin: float,
     frame_ms: Callable[[float], float | None],
-    on_rung: Callable[[int], None] = lambda n: None,
+    on_rung: Callable[[Rung], None] = lambda rung: None,
 ) -> Profile:
     """Measure ``repeats`` with ``engine`` and choose a value of ``control``.
 

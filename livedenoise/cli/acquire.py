@@ -36,6 +36,7 @@ from livedenoise.pipeline.setup import (
 )
 
 DEFAULT_MODEL = Path("engines/backbone-small")
+DEMO_MODEL = Path("engines/sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
 
 
 def default_out() -> Path:
@@ -225,7 +226,7 @@ def acquire(
 
 
 def demo(
-    model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
+    model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
     backend: Annotated[str, typer.Option(help="tensorrt, onnxruntime, torch or auto.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     headless: Annotated[

@@ -229,7 +229,7 @@ def calibrate_command(
                 tolerance,
                 margin,
                 frame_time,
-                lambda n: progress.advance(task),
+                lambda rung: progress.advance(task),
             )
         save_calibration(directory, profile, overwrite)
     except (CalibrationError, InputError) as err:

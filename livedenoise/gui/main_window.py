@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from livedenoise.gui.calibration_tab import CalibrationTab
 from livedenoise.gui.controller import RunController
 from livedenoise.gui.frame_view import FrameView
 from livedenoise.inference import BACKENDS
@@ -81,9 +82,11 @@ class LiveWindow(QMainWindow):
         side_by_side.addWidget(self.raw_view)
         side_by_side.addWidget(self.denoised_view)
         self.mosaic_tab = MosaicTab(controller)
+        self.calibration_tab = CalibrationTab(controller)
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(self.mosaic_tab, "Mosaic")
+        self.tabs.addTab(self.calibration_tab, "Calibration")
         self.setCentralWidget(self.tabs)
         self._build_controls()
         self.status = QLabel()
@@ -206,6 +209,8 @@ class LiveWindow(QMainWindow):
                 self.denoised_view.set_image(latest.denoised)
         if self.tabs.currentWidget() is self.mosaic_tab:
             self.mosaic_tab.refresh()
+        elif self.tabs.currentWidget() is self.calibration_tab:
+            self.calibration_tab.refresh()
         self.status.setText(self._status_text())
 
     def _status_text(self) -> str:
