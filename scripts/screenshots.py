@@ -2,8 +2,9 @@
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--model engines/backbone-small]
 
-Writes docs/viewer_live.png (raw beside denoised during live mode) and docs/viewer_mosaic.png (the
-tiled demo's mosaic once every tile has arrived).
+Writes docs/viewer_live.png (raw beside denoised during live mode), docs/viewer_mosaic.png (the
+tiled demo's mosaic once every tile has arrived) and docs/viewer_calibration.png (the calibration view
+showing calibration/tirf/profile.json, the README's TIRF calibration).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def wait(app: QApplication, condition, timeout_s: float = 300) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="engines/backbone-small")
+    parser.add_argument("--model", default="engines/sim-confocal-small")
     parser.add_argument("--backend", default="onnxruntime")
     args = parser.parse_args()
     DOCS.mkdir(exist_ok=True)
@@ -62,8 +63,14 @@ def main() -> None:
         wait(app, lambda: not controller.running)
         window.refresh()
         window.grab().save(str(DOCS / "viewer_mosaic.png"))
+
+        window.tabs.setCurrentWidget(window.calibration_tab)
+        window.calibration_tab.show_profile(DOCS.parent / "calibration" / "tirf" / "profile.json")
+        window.refresh()
+        app.processEvents()
+        window.grab().save(str(DOCS / "viewer_calibration.png"))
         window.close()
-    print(f"wrote {DOCS / 'viewer_live.png'} and {DOCS / 'viewer_mosaic.png'}")
+    print(f"wrote viewer_live.png, viewer_mosaic.png and viewer_calibration.png in {DOCS}")
 
 
 if __name__ == "__main__":
