@@ -98,7 +98,9 @@ def test_slow_engine_record_policy_denoises_every_frame(sim_core, torch_engine, 
     assert np.isfinite(np.asarray(open_run(tmp_path / "r.ome.zarr").denoised[0])).all()
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the fault itself
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+)  # the fault itself
 def test_camera_failing_mid_run_ends_with_a_clear_error_and_keeps_frames(
     sim_core, torch_engine, tmp_path
 ):
