@@ -76,6 +76,11 @@ class RunController:
     def running(self) -> bool:
         return self._live is not None or (self._thread is not None and self._thread.is_alive())
 
+    @property
+    def loaded_engine(self) -> Engine | None:
+        """The engine in use, if one was loaded (for display; never loads one)."""
+        return self._engine
+
     def engine(self) -> Engine:
         """The engine for the current model and backend, loaded once per choice."""
         key = (self.model, self.backend)

@@ -215,7 +215,7 @@ class LiveWindow(QMainWindow):
 
     def _status_text(self) -> str:
         pipeline = self.controller.pipeline
-        engine = self.controller._engine
+        engine = self.controller.loaded_engine
         model = f"model {self.controller.model.name}"
         if pipeline is None:
             return f"idle · {model}"

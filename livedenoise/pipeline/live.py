@@ -95,8 +95,7 @@ class LivePipeline:
         info = self.ring.put(frame, index, start, stage_um, metadata)
         self._infos.append(info)
         self._jobs.put_nowait((_RAW, info.seq, None))
-        self.stats.frame_acquired(start)
-        self.stats.stage("copy_in", time.perf_counter() - start)
+        self.stats.frame_acquired(start, time.perf_counter() - start)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -25,10 +25,12 @@ class PipelineStats:
         self._acquired_at: list[float] = []
         self._denoised_at: list[float] = []
 
-    def frame_acquired(self, at_s: float) -> None:
+    def frame_acquired(self, at_s: float, copy_s: float) -> None:
+        """One lock for everything the acquisition thread records (it is the hot path)."""
         with self._lock:
             self.acquired += 1
             self._acquired_at.append(at_s)
+            self._stage_s["copy_in"].append(copy_s)
 
     def frame_denoised(self, latency_s: float, at_s: float) -> None:
         with self._lock:

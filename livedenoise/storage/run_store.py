@@ -16,7 +16,7 @@ methods.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,7 +55,6 @@ class RunLayout:
     pixel_size_um: float = 1.0
     z_step_um: float = 1.0
     interval_s: float = 1.0
-    stage_positions_um: tuple[tuple[float, float, float], ...] = field(default_factory=tuple)
 
 
 class RunStore:
