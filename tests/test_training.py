@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from livedenoise.acquisition.noise import DetectorModel
 from livedenoise.calibration.metrics import ssim as numpy_ssim
 from livedenoise.cli import app
-from livedenoise.model import ModelCard, build_model, load_model, preset, save_model
+from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 from livedenoise.training import (
     Batch,
     Batches,
@@ -36,6 +36,8 @@ from livedenoise.training import (
     ssim,
     train,
 )
+from livedenoise.training.noise_law import NoiseLaw, ResampledSource
+from livedenoise.training.pairs import ImagePair
 from livedenoise.training.synth import noisy_window
 
 TINY = preset("small", stem_channels=4, block_channels=(4, 8, 8), heads=2)
@@ -96,6 +98,38 @@ def test_simulated_microscope_pairs_are_noisy_frames_of_a_cleaner_field() -> Non
     err_single = np.mean((pair.noisy[0] - pair.clean[0]) ** 2)
     err_mean = np.mean((pair.noisy.mean(0) - pair.clean[0]) ** 2)
     assert err_mean < err_single  # averaging the noisy frames approaches the clean field
+
+
+def test_noise_law_of_a_pair_is_recovered_and_resampled_at_it() -> None:
+    """Fine-tuning draws fresh noise on the user's clean images at the law their own pairs show."""
+    rng = np.random.default_rng(1)
+    clean = np.repeat(np.linspace(10, 150, 128, dtype=np.float32)[None], 128, axis=0)
+    noisy = np.clip(np.rint(4.0 * rng.poisson((clean - 3.0) / 4.0) + 3.0), 0, 255)
+    law = NoiseLaw.fit(ImagePair("ramp", noisy[None], clean[None]))
+    assert law.gain == pytest.approx(4.0, rel=0.1)
+    assert law.offset == pytest.approx(3.0, abs=3.0)
+    fresh = np.stack([law.sample(clean, rng) for _ in range(4)])
+    assert not np.array_equal(fresh[0], fresh[1])  # a new realisation every time
+    bright = clean > 100  # variance gain x (mean - offset), as in the recording
+    assert fresh[:, bright].var(axis=0, ddof=1).mean() == pytest.approx(
+        4.0 * (clean[bright].mean() - 3.0), rel=0.15
+    )
+    source = ResampledSource.of(
+        [ImagePair("ramp", noisy[None], clean[None])], Normalization(offset=0, scale=255)
+    )
+    assert source is not None
+    x, y = source.draw(32, 3, rng)
+    assert x.shape == y.shape == (3, 32, 32)
+    assert np.allclose(y[0], y[2]) and not np.allclose(x[0], x[2])
+
+
+def test_pairs_without_signal_dependent_noise_are_not_resampled() -> None:
+    """A pair whose noise law cannot be fitted is trained on as recorded, not given invented noise."""
+    clean = np.repeat(np.linspace(10, 240, 64, dtype=np.float32)[None], 64, axis=0)[None]
+    flat = ImagePair("noise-free", clean.copy(), clean)
+    with pytest.raises(ValueError, match="does not grow with the signal"):
+        NoiseLaw.fit(flat)
+    assert ResampledSource.of([flat], Normalization(offset=0, scale=255)) is None
 
 
 def test_batches_mix_patch_sizes_keep_pairs_registered_and_fit_a_pixel_budget() -> None:

@@ -21,10 +21,11 @@ from rich.console import Console
 
 from livedenoise.calibration.metrics import Quality
 from livedenoise.model import CNNT, ModelCard, Normalization, load_model, save_model
-from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource
+from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource, Source
 from livedenoise.training.evaluate import denoise, mean_quality
 from livedenoise.training.loop import LoopSettings, TrainResult, train
 from livedenoise.training.losses import LossWeights
+from livedenoise.training.noise_law import ResampledSource
 from livedenoise.training.normalize import fit_normalization
 from livedenoise.training.pairs import ImagePair, PairsError, load_noisy, load_pairs
 from livedenoise.training.selfsup import mask_batch, masked, odd_even_pairs
@@ -46,6 +47,7 @@ class FinetuneSettings:
     lr: float = 1e-4
     loss: LossWeights = field(default_factory=lambda: LossWeights(ssim=0.1, l1=1.0, mse=0.0))
     plan: BatchPlan = field(default_factory=lambda: BatchPlan(gain=(0.8, 1.25), shift=0.02))
+    resampled: float = 0.5  # share of batches with fresh noise at the pairs' law (noise_law.py)
     val_fraction: float = 0.15
     eval_every: int = 25
     patience: int = 12
@@ -99,8 +101,14 @@ def finetune_pairs(
     norm = fit_normalization(p.clean for p in pairs)
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     backbone = copy.deepcopy(model)
+    sources: list[tuple[Source, float]] = [
+        (PairSource.from_pairs(train_part, norm), 1.0 - settings.resampled)
+    ]
+    resampled = ResampledSource.of(train_part, norm) if settings.resampled > 0 else None
+    if resampled is not None:
+        sources.append((resampled, settings.resampled))
     result = _train(
-        model, train_part, held_out, norm, settings, False, name, console, show_progress
+        model, sources, train_part, held_out, norm, settings, False, name, console, show_progress
     )
     window = max(settings.plan.frames)
     report = FinetuneReport(
@@ -144,7 +152,10 @@ def finetune_noisy(
     # against noisy targets only MSE has the clean signal as its optimum
     settings = replace(settings, loss=LossWeights(ssim=0.0, l1=0.0, mse=1.0))
     train_part, held_out = split_rows(pairs, settings.val_fraction)
-    result = _train(model, train_part, held_out, norm, settings, mask, name, console, show_progress)
+    sources: list[tuple[Source, float]] = [(PairSource.from_pairs(train_part, norm), 1.0)]
+    result = _train(
+        model, sources, train_part, held_out, norm, settings, mask, name, console, show_progress
+    )
     report = FinetuneReport(mode, result)
     metrics = {
         "heldout_selfsup_psnr_backbone": report.backbone_val_psnr,
@@ -182,6 +193,7 @@ def finetune_folder(
 
 def _train(
     model: CNNT,
+    sources: Sequence[tuple[Source, float]],
     train_part: Sequence[ImagePair],
     held_out: Sequence[ImagePair],
     norm: Normalization,
@@ -191,8 +203,8 @@ def _train(
     console: Console | None,
     show_progress: bool,
 ) -> TrainResult:
-    """Run the loop on the training part, validating on the held-out band."""
-    batches = Batches([(PairSource.from_pairs(train_part, norm), 1.0)], settings.plan)
+    """Run the loop on batches from ``sources`` (of the training part), validating on the held-out band."""
+    batches = Batches(sources, settings.plan)
     window = max(settings.plan.frames)
     validation = []
     for p in held_out:  # in tiles, as the model will be used
