@@ -120,11 +120,15 @@ class SynthSource:
 
 
 def microscope_pairs(
-    fields: int, size: int = 256, frames: int = 4, seed: int = 0
+    fields: int,
+    size: int = 256,
+    frames: int = 4,
+    seed: int = 0,
+    line_averages: Sequence[int] = (1, 2, 4),
 ) -> list[ImagePair]:
     """Random fields through the simulated microscope's core, as a user would record pairs.
 
-    Noisy: T frames at line average 1-4; clean: the mean of 4 frames at line average 64; random
+    Noisy: T frames at one of ``line_averages``; clean: the mean of 4 frames at line average 64; random
     channel, zoom, focus, laser power, gain, offset and read noise. Bleaching is off, so the field is
     static. Fields whose signal barely rises above the clean reference's own noise (an empty field, a
     plane above the cells) teach nothing and are drawn again.
@@ -153,7 +157,7 @@ def microscope_pairs(
         }
         for name, value in detector.items():
             core.setProperty(DETECTOR, name, value)
-        passes = int(rng.choice([1, 2, 4]))
+        passes = int(rng.choice(line_averages))
         noisy = _snaps(core, passes, frames)
         clean = _snaps(core, 64, CLEAN_PASSES // 64).mean(axis=0, keepdims=True)
         clean_noise = float((noisy[0] - clean[0]).std()) * np.sqrt(passes / CLEAN_PASSES)
