@@ -1,7 +1,10 @@
 """Auto-calibration as a microscopist meets it: the breaking point, the chosen setting, the saved profile.
 
-The simulated microscope is used at 64x64 px without waiting or bleaching, on a field with cells in it,
-and every model runs on ONNX Runtime (``auto`` would time the backends first).
+The simulated microscope is used at 64x64 px (128x128 px for the quality curve) without waiting or
+bleaching, on a field with cells in it, at zoom 2: 0.1 um pixels sample its 0.24 um (FWHM) PSF at Nyquist,
+as a microscopist sets up before calibrating (at zoom 1 the filaments are one pixel wide and the small model
+blurs them from 2 averages on; the calibration then reports no benefit there). Every model runs on ONNX
+Runtime (``auto`` would time the backends first).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ SIM = [
     "22.5,22.5",
     *("--set", "Detector.FrameWidth=64"),
     *("--set", "Detector.FrameHeight=64"),
+    *("--set", "Detector.Zoom=2"),
     *("--set", "Detector.TimeScale=0"),
     *("--set", "Detector.Photobleaching=Off"),
     *("--backend", "onnxruntime"),
@@ -72,7 +76,7 @@ def sim_measurement(model: Path) -> Measurement:
     from livedenoise.pipeline.setup import apply_assignments
 
     core = make_core()
-    settings = ["FrameWidth=128", "FrameHeight=128", "TimeScale=0", "Photobleaching=Off"]
+    settings = ["FrameWidth=128", "FrameHeight=128", "Zoom=2", "TimeScale=0", "Photobleaching=Off"]
     apply_assignments(core, [f"Detector.{s}" for s in settings])
     core.setXYPosition(*CELL_XY)
     repeats = acquire_repeats(core, REPEATS, device_control(core))
@@ -118,16 +122,13 @@ def test_simulated_calibration_completes_with_profile_plot_and_report(sim_profil
     assert (folder / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_denoised_beats_raw_at_the_fastest_setting(sim_ladder: Measurement) -> None:
-    """At one average, where the scan is fastest, the denoised frame is better than the raw one.
-
-    (The shipped models level off early on the simulated microscope, so at 2+ averages raw PSNR
-    overtakes them; the calibration reports exactly that, and this test pins the part that holds.)
-    """
-    one = sim_ladder.rungs[0]
-    assert one.averages == 1
-    assert one.denoised.psnr.mean > one.raw.psnr.mean
-    assert one.denoised.ssim.mean > one.raw.ssim.mean + 0.05
+def test_denoised_curve_lies_above_the_raw_curve(sim_ladder: Measurement) -> None:
+    """At every rung of the ladder the model's output is closer to the reference than its input."""
+    for rung in sim_ladder.rungs:
+        assert rung.denoised.psnr.mean > rung.raw.psnr.mean, rung.averages
+        assert rung.denoised.ssim.mean > rung.raw.ssim.mean, rung.averages
+    one = sim_ladder.rungs[0]  # where the scan is fastest the gain is largest
+    assert one.denoised.psnr.mean > one.raw.psnr.mean + 3
 
 
 @pytest.fixture(scope="module")
