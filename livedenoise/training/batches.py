@@ -59,6 +59,12 @@ class Source(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def pixel_weights(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Draw probabilities proportional to pixel count, so every pixel is equally likely to be trained on."""
+    sizes = np.array([im.size for im in images], dtype=np.float64)
+    return sizes / sizes.sum()
+
+
 class PairSource:
     """T-windows of consecutive frames of recorded pairs (normalised), each pair drawn by its pixel count."""
 
@@ -66,8 +72,7 @@ class PairSource:
         if not pairs:
             raise ValueError("no training pairs")
         self.pairs = list(pairs)
-        sizes = np.array([x.size for x, _ in self.pairs], dtype=np.float64)
-        self.weights = sizes / sizes.sum()
+        self.weights = pixel_weights([x for x, _ in self.pairs])
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[ImagePair], norm: Normalization | None) -> PairSource:

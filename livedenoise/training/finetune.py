@@ -101,12 +101,13 @@ def finetune_pairs(
     norm = fit_normalization(p.clean for p in pairs)
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     backbone = copy.deepcopy(model)
-    sources: list[tuple[Source, float]] = [
-        (PairSource.from_pairs(train_part, norm), 1.0 - settings.resampled)
-    ]
+    recorded = PairSource.from_pairs(train_part, norm)
     resampled = ResampledSource.of(train_part, norm) if settings.resampled > 0 else None
-    if resampled is not None:
-        sources.append((resampled, settings.resampled))
+    sources: list[tuple[Source, float]] = (
+        [(recorded, 1.0)]
+        if resampled is None
+        else [(recorded, 1.0 - settings.resampled), (resampled, settings.resampled)]
+    )
     result = _train(
         model, sources, train_part, held_out, norm, settings, False, name, console, show_progress
     )

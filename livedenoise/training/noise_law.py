@@ -16,6 +16,7 @@ import numpy as np
 
 from livedenoise.model import Normalization
 from livedenoise.training.augment import random_crop
+from livedenoise.training.batches import pixel_weights
 from livedenoise.training.pairs import ImagePair
 
 _BINS = 16  # intensity bins of the variance-vs-mean fit
@@ -79,8 +80,7 @@ class ResampledSource:
         self.items = list(items)
         self.norm = norm
         self.gain_range = gain_range
-        sizes = np.array([c.size for c, _ in self.items], dtype=np.float64)
-        self.weights = sizes / sizes.sum()
+        self.weights = pixel_weights([c for c, _ in self.items])
 
     @classmethod
     def of(cls, pairs: Sequence[ImagePair], norm: Normalization) -> ResampledSource | None:
