@@ -33,8 +33,7 @@ from livedenoise.calibration.repeats import Repeats, acquire_repeats, load_repea
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
 from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES, calibrate, save_calibration
-from livedenoise.cli.common import console, fail
-from livedenoise.cli.denoise import Backend
+from livedenoise.cli.common import Backend, console, fail
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.model import ModelFileError
 from livedenoise.pipeline.setup import SetupError, apply_assignments

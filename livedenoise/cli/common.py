@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
 from rich.console import Console
 
+from livedenoise.inference import BACKENDS
+
 console = Console()
+Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
 
 
 def fail(message: str) -> typer.Exit:

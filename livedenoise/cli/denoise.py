@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +9,10 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from livedenoise.cli.common import console, fail
+from livedenoise.cli.common import Backend, console, fail
 from livedenoise.imageio import Image, ImageFileError, check_axes, describe, read_image, write_image
-from livedenoise.inference import BACKENDS, BackendError, Engine, InputError, load_engine
+from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.model import ModelFileError, load_card
-
-Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
 
 
 def as_frames(image: Image) -> tuple[np.ndarray, str]:
