@@ -6,7 +6,7 @@ Each pair in turn is the test image; the backbone is fine-tuned on the other thr
 held out for early stopping) and scored on the test pair, against: the raw input, a Gaussian filter whose
 width is tuned on the same three pairs, and the backbone alone (with the normalisation fine-tuning fits
 to those three pairs, so only the weights differ). PSNR after an affine intensity fit to the clean image
-(livedenoise.calibration.metrics), as in the FMD benchmark. The backbone never trained on these pairs.
+(livedenoise.metrics), as in the FMD benchmark. The backbone never trained on these pairs.
 """
 
 from __future__ import annotations

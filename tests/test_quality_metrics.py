@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livedenoise.calibration.metrics import quality
+from livedenoise.metrics import quality
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
 from livedenoise.acquisition.noise import DetectorModel
-from livedenoise.calibration.metrics import ssim as numpy_ssim
 from livedenoise.cli import app
+from livedenoise.metrics import ssim as numpy_ssim
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 from livedenoise.training import (
     Batch,

@@ -8,6 +8,6 @@
 
 Method: DESIGN §4. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
 reference), ``residual`` (hallucination check), ``breaking`` (the breaking point), ``choose`` (the
-device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it),
-``metrics`` (image quality). Nothing is imported here, so ``metrics`` stays light for training.
+device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it).
+Image quality is scored with ``livedenoise.metrics``, which training shares.
 """

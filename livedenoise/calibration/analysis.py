@@ -10,9 +10,9 @@ Each n-average is denoised alone, as a window of one frame (T = 1). A live windo
 same setting gives the model more to work with, so the measurement is on the safe side, and the whole
 ladder up to R/2 is reachable (windows of T n-averages would need T x n input frames).
 
-Raw and denoised images are scored (PSNR, SSIM, NRMSE after an affine fit, ``metrics.quality``) on each
-crop of a grid over the field (2x2 to 4x4, crops of at least 16 px); the table gives the mean over crops
-and its 95% confidence interval.
+Raw and denoised images are scored (PSNR, SSIM, NRMSE after an affine fit, ``livedenoise.metrics``)
+on each crop of a grid over the field (2x2 to 4x4, crops of at least 16 px); the table gives the mean
+over crops and its 95% confidence interval.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pydantic import BaseModel
 from scipy.stats import t as student_t
 
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.calibration.metrics import quality
 from livedenoise.calibration.residual import structure_share
 from livedenoise.inference import Engine
+from livedenoise.metrics import quality
 
 WINDOW = 1  # frames per denoising window during calibration (see the module docstring)
 # the reference's structure variance over its noise variance below which the field is empty

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from livedenoise.calibration.metrics import Quality, quality
 from livedenoise.inference.tiling import choose_tiling, run_tiled
+from livedenoise.metrics import Quality, quality
 from livedenoise.model import CNNT, Normalization
 from livedenoise.training.batches import TILE
 
@@ -35,6 +35,6 @@ def denoise(
 
 
 def mean_quality(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Quality:
-    """PSNR, SSIM and NRMSE (affine-fitted, see calibration.metrics) averaged over every frame."""
+    """PSNR, SSIM and NRMSE (affine-fitted, see livedenoise.metrics) averaged over every frame."""
     scores = [quality(x, y) for image, ref in pairs for x, y in zip(image, ref, strict=True)]
     return Quality(*(float(np.mean(values)) for values in zip(*scores, strict=True)))

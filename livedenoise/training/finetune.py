@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from livedenoise.calibration.metrics import Quality
+from livedenoise.metrics import Quality
 from livedenoise.model import CNNT, ModelCard, Normalization, load_model, save_model
 from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource, Source
 from livedenoise.training.evaluate import denoise, mean_quality

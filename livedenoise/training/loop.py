@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from livedenoise.calibration.metrics import psnr
+from livedenoise.metrics import psnr
 from livedenoise.model import CNNT
 from livedenoise.training.batches import Batch
 from livedenoise.training.losses import LossWeights
