@@ -9,7 +9,6 @@ multiply-add is 2 FLOP), not estimated. Times are the median of the repeats afte
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from livedenoise.cpu import cpu_threads
 from livedenoise.model import build_model, export_onnx, preset
 
 SHAPES = [(1, 512, 512), (8, 256, 256), (1, 1024, 1024)]  # (T, H, W), batch 1, one channel
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--presets", default="small,paper")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per case (paper: 1)")
     args = parser.parse_args()
-    threads = os.cpu_count() or 1
+    threads = cpu_threads()  # as the engines and training use
     torch.set_num_threads(threads)
     console = Console(width=150)
     console.print(

@@ -3,6 +3,7 @@ clear errors, and ``auto`` picks a backend that works here and says why."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from livedenoise.cpu import cpu_threads
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.inference.base import normalise_into
 from livedenoise.inference.cache import cached, onnx_entry
@@ -148,3 +150,20 @@ def test_onnx_export_is_reused_from_the_cache(
     x = window(np.uint16)
     a = engine.denoise(x)
     assert np.abs(a - torch_engine.denoise(x)).max() / np.abs(a).max() < 1e-4
+
+
+def test_cpu_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    idle = cpu_threads()
+    assert 1 <= idle <= (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    assert cpu_threads() == 1  # every core busy: one thread, not a crowd waiting on each other
+
+
+def test_omp_num_threads_sets_the_onnxruntime_threads(
+    small_model_path: Path, small_onnx_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    engine = load_engine(small_model_path, "onnxruntime", onnx=small_onnx_path, cache_dir=cache_dir)
+    assert engine.describe().startswith("onnxruntime") and ", 1 threads" in engine.describe()

@@ -21,7 +21,6 @@ the input's intensity units.
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -96,25 +95,6 @@ def denormalise_into(norm: Normalization, y: np.ndarray, out: np.ndarray) -> np.
     np.multiply(y, norm.scale, out=out)
     out += norm.offset
     return out
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on: ONNX Runtime and torch gain nothing from SMT siblings."""
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores: set[tuple[str, str]] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            physical = core = ""
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "physical id":
-                    physical = value.strip()
-                elif key.strip() == "core id":
-                    core = value.strip()
-                    cores.add((physical, core))
-    except OSError:
-        pass
-    return max(1, min(allowed or 1, len(cores) or allowed or 1))
 
 
 class Engine:

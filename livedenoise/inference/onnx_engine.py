@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from livedenoise.inference.base import Backend, BackendError, Limits, physical_cores
+from livedenoise.cpu import cpu_threads
+from livedenoise.inference.base import Backend, BackendError, Limits
 from livedenoise.inference.memory import available_memory, max_side
 from livedenoise.model import CNNTConfig
 
@@ -51,8 +52,7 @@ class OnnxRuntimeBackend(Backend):
         super().__init__()
         self.cfg = cfg
         options = ort.SessionOptions()
-        # one thread per physical core: SMT siblings share the FPUs these convolutions saturate
-        options.intra_op_num_threads = threads or physical_cores()
+        options.intra_op_num_threads = threads or cpu_threads()  # why: livedenoise.cpu
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -9,7 +9,6 @@ keeping the best weights; float16 autocast on a CUDA GPU only; a rich progress b
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from livedenoise.cpu import cpu_threads
 from livedenoise.metrics import psnr
 from livedenoise.model import CNNT
 from livedenoise.training.batches import Batch
@@ -61,17 +61,10 @@ class TrainResult:
 
 
 def pick_device() -> torch.device:
-    """A CUDA GPU when there is one; otherwise the CPU, with one torch thread per idle core.
-
-    Threads on cores that other processes keep busy wait on each other at every operation: on a 2-core
-    machine under load, 2 threads trained 3-4x slower than 1. ``OMP_NUM_THREADS``, if set, wins.
-    """
+    """A CUDA GPU when there is one; otherwise the CPU, with ``cpu_threads()`` torch threads."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0))
-        idle = round(cores - os.getloadavg()[0])
-        torch.set_num_threads(max(1, min(cores, idle)))
+    torch.set_num_threads(cpu_threads())
     return torch.device("cpu")
 
 
