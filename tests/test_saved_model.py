@@ -13,10 +13,12 @@ from livedenoise.model import (
     ModelCard,
     ModelFileError,
     build_model,
+    load_card,
     load_model,
     model_paths,
     preset,
     save_model,
+    shipped_models,
 )
 
 
@@ -85,3 +87,31 @@ def test_missing_or_broken_card_is_refused(model_copy: Path) -> None:
     card_path.unlink()
     with pytest.raises(ModelFileError, match="model card not found"):
         load_model(model_copy)
+
+
+def test_shipped_models_load_by_bare_name_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert shipped_models() == ["backbone-small", "sim-confocal-small"]
+    _, backbone = load_model("backbone-small")  # hash, keys and shapes checked as for any model
+    _, child = load_model("sim-confocal-small.safetensors")
+    assert child.parent == backbone.lineage
+    assert load_card("backbone-small.json") == backbone
+
+
+def test_a_file_in_the_working_folder_wins_over_a_shipped_name(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for src in model_paths(model_copy):
+        src.rename(src.with_name("backbone-small" + src.suffix))
+    monkeypatch.chdir(model_copy.parent)
+    assert load_card("backbone-small").name == "small"
+
+
+def test_unknown_model_error_lists_the_shipped_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFileError, match="backbone-small, sim-confocal-small"):
+        load_model("backbone-smal")

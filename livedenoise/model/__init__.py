@@ -4,10 +4,12 @@ from livedenoise.model.card import (
     ModelCard,
     ModelFileError,
     Normalization,
+    find_model,
     load_card,
     load_model,
     model_paths,
     save_model,
+    shipped_models,
 )
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import PRESETS, CNNTConfig, preset
@@ -23,9 +25,11 @@ __all__ = [
     "build_model",
     "export_onnx",
     "file_sha256",
+    "find_model",
     "load_card",
     "load_model",
     "model_paths",
     "preset",
     "save_model",
+    "shipped_models",
 ]

@@ -16,6 +16,8 @@ from livedenoise.model.config import CNNTConfig
 from livedenoise.model.onnx_export import file_sha256
 
 CARD_FORMAT = "livedenoise-model/1"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
+"""The models installed with the package: found by bare name from any working folder."""
 
 
 class ModelFileError(ValueError):
@@ -78,6 +80,27 @@ def model_paths(path: str | Path) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
+def shipped_models() -> list[str]:
+    """Names of the models installed with the package (``backbone-small``, ...)."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
+
+
+def find_model(path: str | Path) -> Path:
+    """The stem of the model ``path`` names, for loading.
+
+    A file at ``path`` (relative to the working folder) wins; otherwise a bare name such as
+    ``backbone-small`` means the shipped model, so the defaults work from any folder. Anything else
+    comes back unchanged, and loading it fails naming what the user typed.
+    """
+    weights, card = model_paths(path)
+    stem = weights.with_suffix("")
+    if weights.is_file() or card.is_file():
+        return stem
+    if stem.parent == Path() and stem.name in shipped_models():
+        return SHIPPED_DIR / stem.name
+    return stem
+
+
 def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:
     """Write weights and card; the card's hash is set from the bytes actually written."""
     weights, card_path = model_paths(path)
@@ -90,11 +113,12 @@ def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:
 
 
 def load_card(path: str | Path) -> ModelCard:
-    _, card_path = model_paths(path)
+    """The card of the model ``path`` names (see ``find_model``)."""
+    _, card_path = model_paths(find_model(path))
     if not card_path.is_file():
         raise ModelFileError(
-            f"{card_path}: model card not found. A model is NAME.safetensors with NAME.json beside it; "
-            "create one with `livedenoise new`."
+            f"{card_path}: model card not found. A model is NAME.safetensors with NAME.json beside it "
+            f"(create one with `livedenoise new`), or a shipped model: {', '.join(shipped_models())}."
         )
     try:
         return ModelCard.model_validate(json.loads(card_path.read_text()))
@@ -106,6 +130,7 @@ def load_card(path: str | Path) -> ModelCard:
 
 def load_model(path: str | Path) -> tuple[CNNT, ModelCard]:
     """Load a model in eval mode, checking the weights' hash, keys and shapes against its card."""
+    path = find_model(path)
     weights, _ = model_paths(path)
     card = load_card(path)
     if not weights.is_file():
