@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -33,3 +34,9 @@ def test_missing_model_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "model card not found" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"livedenoise {version('livedenoise')}"

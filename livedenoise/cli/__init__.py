@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
 
 from livedenoise.cli import acquire, calibrate, denoise, devices, model, train
@@ -13,6 +16,25 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"livedenoise {version('livedenoise')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options that come before any command."""
+
 
 for _commands in (acquire, devices, calibrate, train, denoise, model):
     _commands.register(app)
