@@ -1,10 +1,10 @@
 """Offline calibration of the real TIRF repeats, for the README: table, plot and profile.
 
-    python scripts/calibrate_tirf.py [--model engines/backbone-small] [--backend onnxruntime]
+    python scripts/calibrate_tirf.py [--model backbone-small] [--backend onnxruntime]
 
 The same as
 
-    livedenoise calibrate --model engines/backbone-small --from-stack \\
+    livedenoise calibrate --model backbone-small --from-stack \\
         ../shared/data/repeats/tirf_microtubules_20x5ms.tif --frame-ms 5 --out tirf --overwrite
 
 (20 sCMOS frames of 5 ms: 10 inputs and a 10-frame reference, so the ladder is 1..10 frames), then the
@@ -30,7 +30,7 @@ FRAME_MS = 5.0  # exposure of each recorded frame
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("engines/backbone-small"))
+    parser.add_argument("--model", type=Path, default=Path("backbone-small"))
     parser.add_argument("--backend", default="onnxruntime")
     args = parser.parse_args()
     os.chdir(ROOT)  # paths in the profile and report are relative to the repository root

@@ -1,6 +1,6 @@
 """Leave-one-out evaluation of fine-tuning on the four real confocal pairs of ../shared/data/pairs.
 
-    python scripts/eval_finetune.py [--backbone engines/backbone-small] [--minutes 8]
+    python scripts/eval_finetune.py [--backbone backbone-small] [--minutes 8]
 
 Each pair in turn is the test image; the backbone is fine-tuned on the other three (their bottom rows
 held out for early stopping) and scored on the test pair, against: the raw input, a Gaussian filter whose
@@ -51,7 +51,7 @@ def tune_sigma(pairs: Sequence[ImagePair]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", type=Path, default=Path("engines/backbone-small"))
+    parser.add_argument("--backbone", type=Path, default=Path("backbone-small"))
     parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning budget per fold")
     parser.add_argument("--data", type=Path, default=DATA / "pairs")
     args = parser.parse_args()

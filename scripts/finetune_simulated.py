@@ -1,6 +1,6 @@
 """Fine-tune the shipped backbone on pairs recorded through the simulated microscope.
 
-    python scripts/finetune_simulated.py [--fields 24] [--minutes 8] [--out engines/sim-confocal-small]
+    python scripts/finetune_simulated.py [--fields 24] [--minutes 8] [--out livedenoise/weights/sim-confocal-small]
 
 This is the product's own calibration step (DESIGN §1, use 2) done for the embedded simulated microscope:
 record noisy/clean pairs of a few fields (line average 1-16 against 4 x 64), fine-tune the backbone on them,
@@ -21,7 +21,7 @@ from livedenoise.training import FinetuneSettings, finetune_pairs, microscope_pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, default=Path("engines/backbone-small"))
+    parser.add_argument("--backbone", type=Path, default=Path("backbone-small"))
     parser.add_argument("--fields", type=int, default=24)
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument(
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=int, default=1, help="fields differ from the backbone's (seed 0)"
     )
-    parser.add_argument("--out", type=Path, default=Path("engines/sim-confocal-small"))
+    parser.add_argument("--out", type=Path, default=Path("livedenoise/weights/sim-confocal-small"))
     args = parser.parse_args()
     console = Console()
     with console.status(f"recording {args.fields} pairs on the simulated microscope"):

@@ -1,6 +1,6 @@
 """Screenshots of the viewer from a real run on the simulated microscope, for the README.
 
-    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--model engines/backbone-small]
+    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--model sim-confocal-small]
 
 Writes docs/viewer_live.png (raw beside denoised during live mode), docs/viewer_mosaic.png (the
 tiled demo's mosaic once every tile has arrived) and docs/viewer_calibration.png (the calibration view
@@ -17,10 +17,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from livedenoise.gui.controller import RunController
 from qtpy.QtWidgets import QApplication
 
 from livedenoise.acquisition import make_core
-from livedenoise.gui.controller import RunController
 from livedenoise.gui.main_window import LiveWindow
 from livedenoise.pipeline.setup import DEMO_SETTINGS, apply_assignments, demo_sequence
 
@@ -38,7 +38,7 @@ def wait(app: QApplication, condition, timeout_s: float = 300) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="engines/sim-confocal-small")
+    parser.add_argument("--model", default="sim-confocal-small")
     parser.add_argument("--backend", default="onnxruntime")
     args = parser.parse_args()
     DOCS.mkdir(exist_ok=True)

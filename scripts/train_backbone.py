@@ -1,7 +1,7 @@
 """Train the shipped `small` CNNT backbone on a CPU: real clean images with simulated detector noise, plus
 pairs recorded through the simulated microscope.
 
-    python scripts/train_backbone.py [--minutes 80] [--out engines/backbone-small] [--fields 48]
+    python scripts/train_backbone.py [--minutes 80] [--out livedenoise/weights/backbone-small] [--fields 48]
 
 Data: every image in ../shared/data/clean (channels and z-slices as separate planes; some held out for
 validation), noisy copies made on the fly over a range of photon levels, gains, offsets,
@@ -104,7 +104,7 @@ def score_on_pairs(model: CNNT, pairs_dir: Path) -> dict[str, tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=80.0, help="training time budget")
-    parser.add_argument("--out", type=Path, default=Path("engines/backbone-small"))
+    parser.add_argument("--out", type=Path, default=Path("livedenoise/weights/backbone-small"))
     parser.add_argument("--fields", type=int, default=48, help="simulated microscope fields")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
