@@ -15,9 +15,10 @@ import numpy as np
 import tifffile
 import zarr
 
+from livedenoise.storage.ngff import image_attrs
+
 AXES = "TZCYX"
 NGFF_ORDER = "TCZYX"
-_NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 # tifffile's letters for a stack of unknown meaning (I, Q) count as frames; samples (S, as in RGB) are
 # channels
 _TIFF_LETTERS = {"I": "T", "Q": "T", "S": "C"}
@@ -157,26 +158,10 @@ def write_image(path: str | Path, image: Image) -> None:
 def _write_zarr(path: Path, image: Image) -> None:
     axes = "".join(a for a in NGFF_ORDER if a in image.axes)
     data = np.transpose(image.data, [image.axes.index(a) for a in axes])
-    meta_axes = []
-    for a in axes:
-        entry = {"name": a.lower(), "type": _NGFF_TYPES[a]}
-        if a in image.units:
-            entry["unit"] = image.units[a]
-        meta_axes.append(entry)
     scale = [float(image.scale.get(a, 1.0)) for a in axes]
+    units = {a.lower(): unit for a, unit in image.units.items()}
     group = zarr.open_group(path, mode="w", zarr_format=3)
-    group.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": path.name.split(".")[0],
-                "axes": meta_axes,
-                "datasets": [
-                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-                ],
-            }
-        ],
-    }
+    group.attrs.update(image_attrs(path.name.split(".")[0], axes.lower(), scale, units=units))
     plane = (1,) * (data.ndim - 2) + data.shape[-2:]
     array = group.create_array(
         "0", shape=data.shape, dtype=data.dtype, chunks=plane, dimension_names=list(axes.lower())

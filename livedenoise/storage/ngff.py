@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 NGFF_VERSION = "0.5"
 
@@ -10,11 +10,16 @@ _AXIS_TYPES = {"t": ("time", "second"), "c": ("channel", None)}
 _COLORS = ("00FF00", "FF00FF", "00FFFF", "FFFF00", "FFFFFF")
 
 
-def axes_metadata(axes: str) -> list[dict[str, str]]:
-    """NGFF axes for a string such as ``"tczyx"``; spatial axes are in micrometres."""
+def axes_metadata(axes: str, units: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """NGFF axes for a string such as ``"tczyx"``.
+
+    ``units`` maps axis names to units and is taken as it is (an axis it leaves out has none); without
+    it, time is in seconds and space in micrometres.
+    """
     out = []
     for name in axes:
-        kind, unit = _AXIS_TYPES.get(name, ("space", "micrometer"))
+        kind, default = _AXIS_TYPES.get(name, ("space", "micrometer"))
+        unit = default if units is None else units.get(name)
         axis = {"name": name, "type": kind}
         if unit:
             axis["unit"] = unit
@@ -28,10 +33,12 @@ def image_attrs(
     scale: Sequence[float],
     channel_names: Sequence[str] | None = None,
     value_range: tuple[float, float] = (0.0, 65535.0),
+    units: Mapping[str, str] | None = None,
 ) -> dict:
     """The ``ome`` attributes of an image group whose single array is at ``0``.
 
-    ``value_range`` seeds the viewer's contrast window (napari, Fiji) for each channel.
+    ``channel_names`` adds the ``omero`` channel list, whose contrast window (napari, Fiji) starts at
+    ``value_range``; ``units`` as in ``axes_metadata``. Raises ValueError if ``scale`` does not match.
     """
     if len(scale) != len(axes):
         raise ValueError(f"scale {list(scale)} does not match axes {axes!r}")
@@ -40,7 +47,7 @@ def image_attrs(
         "multiscales": [
             {
                 "name": name,
-                "axes": axes_metadata(axes),
+                "axes": axes_metadata(axes, units),
                 "datasets": [
                     {
                         "path": "0",
