@@ -2,7 +2,7 @@
 
     control = device_control(core, "Detector.LineAverage")            # choose
     repeats = acquire_repeats(core, 64, control)                       # repeats (or load_repeats)
-    profile = calibrate(engine, "engines/m", repeats, control, 16.0, Tolerance(), 1.0, frame_ms)  # run
+    profile = calibrate(engine, "backbone-small", repeats, control, 16.0, Tolerance(), 1.0, frame_ms)  # run
     save_calibration(Path("calibration/NAME"), profile)                # run
     apply_profile(core, "calibration/NAME/profile.json")               # profile, before acquiring
 

@@ -13,7 +13,7 @@ from livedenoise.cli.common import console, fail
 from livedenoise.model import ModelFileError, model_paths
 from livedenoise.training import FinetuneReport, FinetuneSettings, PairsError, finetune_folder
 
-DEFAULT_BACKBONE = Path("engines/backbone-small")
+DEFAULT_BACKBONE = Path("backbone-small")
 
 
 def finetune(

@@ -1,6 +1,6 @@
 """Inference engines: one interface over TensorRT, ONNX Runtime and torch, with seamless tiling.
 
-engine = load_engine("engines/backbone", "auto", window=8, frame_size=(512, 512))
+engine = load_engine("backbone-small", "auto", window=8, frame_size=(512, 512))
 engine.warmup(8, 512, 512)
 denoised = engine.denoise(frames)  # [T, H, W] of any int/float dtype -> float32, same units
 """
