@@ -22,10 +22,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from livedenoise.frames import FrameIndex, RunLayout
 from livedenoise.pipeline.live import LivePipeline, Policy
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.windows import WindowAssembler
-from livedenoise.storage import FrameIndex, RunLayout, RunStore
+from livedenoise.storage import RunStore
 
 
 class IdentityEngine:
@@ -67,7 +68,7 @@ def run_once(size: int, frames: int, fps: float | None, ring_frames: int = 32) -
         producer = threading.Thread(target=produce)
         producer.start()
         producer.join()
-        summary = pipe.finish()
+        summary = pipe.finish().model_dump()
     summary["put_us"] = 1e6 * float(np.median(put_s))
     return summary
 

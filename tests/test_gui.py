@@ -12,7 +12,7 @@ import pytest
 import useq
 from qtpy.QtCore import Qt
 
-from livedenoise.gui.controller import RunController
+from livedenoise.app import Acquisition, RunRequest
 from livedenoise.gui.main_window import LiveWindow
 from livedenoise.pipeline.setup import apply_assignments
 from livedenoise.storage import open_run
@@ -21,17 +21,20 @@ from livedenoise.storage import open_run
 @pytest.fixture
 def window(qtbot, sim_core, small_model_path: Path, tmp_path: Path):
     apply_assignments(sim_core, ["Detector.TimeScale=1"])
-    controller = RunController(sim_core, small_model_path, "torch", tmp_path / "runs", window=2)
-    win = LiveWindow(controller)
+    request = RunRequest(
+        model=small_model_path, backend="torch", window=2, out_dir=tmp_path / "runs"
+    )
+    acquisition = Acquisition(sim_core, request)
+    win = LiveWindow(acquisition)
     qtbot.addWidget(win)
     win.show()
     yield win
-    controller.stop()
+    acquisition.stop()
 
 
 def test_live_run_fills_both_views_and_denoised_differs(qtbot, window) -> None:
     window.live_button.setChecked(True)
-    assert window.controller.running
+    assert window.acquisition.running
     qtbot.waitUntil(
         lambda: window.raw_view.data is not None and window.denoised_view.data is not None,
         timeout=20_000,
@@ -41,22 +44,22 @@ def test_live_run_fills_both_views_and_denoised_differs(qtbot, window) -> None:
     assert not np.allclose(raw, denoised)
     assert "fps" in window.status.text()
     window.live_button.setChecked(False)
-    assert not window.controller.running
+    assert not window.acquisition.running
 
 
 def test_grid_run_fills_the_mosaic_tile_by_tile(qtbot, window) -> None:
     sequence = useq.MDASequence(grid_plan={"rows": 2, "columns": 2, "overlap": 25})
     window.run_sequence(sequence)
     assert window.tabs.currentWidget() is window.mosaic_tab
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.acquisition.running, timeout=30_000)
     window.refresh()
-    mosaic = window.controller.mosaic
+    mosaic = window.acquisition.mosaic
     assert mosaic is not None and mosaic.tiles == 4
     shown = window.mosaic_tab.view.data
     assert shown.shape == (112, 112)  # 2 x 64 px tiles minus the 16 px overlap, both ways
     # Each tile's own corner (no neighbour overlaps it) shows that tile's denoised frame, where its
     # stage position puts it: +x to the right, +y down; tiles are 64 px, 48 px apart.
-    stored = open_run(window.controller.pipeline.store.path)
+    stored = open_run(window.acquisition.pipeline.store.path)
     for p, (top, left) in enumerate([(48, 0), (48, 48), (0, 48), (0, 0)]):
         tile = np.asarray(stored.denoised[p][0, 0, 0])
         rows = slice(16, 64) if top else slice(0, 48)
@@ -70,12 +73,12 @@ def test_grid_run_fills_the_mosaic_tile_by_tile(qtbot, window) -> None:
 
 
 def test_closing_mid_run_stops_and_leaves_a_readable_store(qtbot, window) -> None:
-    apply_assignments(window.controller.core, ["Detector.LineAverage=8"])
+    apply_assignments(window.acquisition.core, ["Detector.LineAverage=8"])
     window.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 500}))
-    qtbot.waitUntil(lambda: window.controller.latest.raw is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: window.acquisition.latest.raw is not None, timeout=20_000)
     window.close()
-    assert not window.controller.running
-    store = window.controller.pipeline.store.path
+    assert not window.acquisition.running
+    store = window.acquisition.pipeline.store.path
     run = open_run(store)
     n = run.attrs["summary"]["acquired"]
     assert 0 < n < 500 and run.raw[0].shape[0] == n
@@ -102,8 +105,8 @@ def test_calibration_view_shows_a_profile_and_applies_it(qtbot, window, tmp_path
     assert list(xs) == [r["averages"] for r in rungs]
     assert list(ys) == pytest.approx([r["denoised"]["psnr"]["mean"] for r in rungs])
     assert tab.chosen_line.value() == 5 and tab.apply_button.isEnabled()
-    assert window.controller.core.getProperty("Detector", "LineAverage") != 5
+    assert window.acquisition.core.getProperty("Detector", "LineAverage") != 5
     qtbot.mouseClick(tab.apply_button, Qt.MouseButton.LeftButton)
-    assert int(window.controller.core.getProperty("Detector", "LineAverage")) == 5
+    assert int(window.acquisition.core.getProperty("Detector", "LineAverage")) == 5
     window.refresh()
     assert "applied Detector.LineAverage = 5" in tab.verdict.text()

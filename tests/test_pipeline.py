@@ -11,9 +11,11 @@ import pytest
 import useq
 
 from livedenoise.inference import load_engine
-from livedenoise.pipeline.acquire import AcquisitionRun, RunSettings
+from livedenoise.pipeline.acquire import AcquisitionRun
 from livedenoise.pipeline.live import Policy
+from livedenoise.pipeline.output import RunSettings
 from livedenoise.pipeline.setup import apply_assignments
+from livedenoise.pipeline.stats import RunSummary
 from livedenoise.storage import open_run
 
 
@@ -33,7 +35,7 @@ def torch_engine(small_model_path: Path):
     return load_engine(small_model_path, "torch")
 
 
-def _run(core, sequence, engine, out: Path, **settings) -> tuple[AcquisitionRun, dict]:
+def _run(core, sequence, engine, out: Path, **settings) -> tuple[AcquisitionRun, RunSummary]:
     run = AcquisitionRun(
         core, sequence, engine, RunSettings(out=out, **settings), {"model": "test"}
     )
@@ -49,7 +51,7 @@ def test_mda_store_holds_every_frame_and_the_engine_output(sim_core, torch_engin
         channels=["FITC", "TRITC"],
     )
     _, summary = _run(sim_core, sequence, torch_engine, tmp_path / "run.ome.zarr", window=2)
-    assert summary["acquired"] == summary["denoised"] == 48 and summary["dropped"] == 0
+    assert summary.acquired == summary.denoised == 48 and summary.dropped == 0
 
     run = open_run(tmp_path / "run.ome.zarr")
     assert len(run.raw) == len(run.denoised) == 4
@@ -82,10 +84,10 @@ def test_slow_engine_live_policy_keeps_acquiring_and_skips(sim_core, torch_engin
         sim_core, _timelapse(40), slow_engine, tmp_path / "b.ome.zarr", policy=Policy.live
     )
 
-    assert slow["acquired"] == 40 and slow["dropped"] == 0
-    assert slow["skipped"] > 0 and slow["denoised"] + slow["skipped"] == 40
+    assert slow.acquired == 40 and slow.dropped == 0
+    assert slow.skipped > 0 and slow.denoised + slow.skipped == 40
     # The acquisition does not wait for the engine: its rate stays that of the fast run.
-    assert slow["acquired_fps"] > 0.7 * fast["acquired_fps"]
+    assert slow.acquired_fps > 0.7 * fast.acquired_fps
     raw = np.asarray(open_run(tmp_path / "b.ome.zarr").raw[0])
     assert (raw.reshape(40, -1).max(axis=1) > 0).all()
 
@@ -94,7 +96,7 @@ def test_slow_engine_record_policy_denoises_every_frame(sim_core, torch_engine, 
     _, summary = _run(
         sim_core, _timelapse(12), SlowEngine(torch_engine, 0.05), tmp_path / "r.ome.zarr"
     )
-    assert summary["denoised"] == 12 and summary["skipped"] == 0
+    assert summary.denoised == 12 and summary.skipped == 0
     assert np.isfinite(np.asarray(open_run(tmp_path / "r.ome.zarr").denoised[0])).all()
 
 
@@ -105,7 +107,7 @@ def test_camera_failing_mid_run_ends_with_a_clear_error_and_keeps_frames(
 ):
     apply_assignments(sim_core, ["Detector.FailAfterFrames=5"])
     _, summary = _run(sim_core, _timelapse(12), torch_engine, tmp_path / "f.ome.zarr")
-    assert "device failed" in summary["error"] and "PMT stopped responding" in summary["error"]
+    assert "device failed" in summary.error and "PMT stopped responding" in summary.error
     run = open_run(tmp_path / "f.ome.zarr")
     raw = np.asarray(run.raw[0])
     assert (raw[:5].reshape(5, -1).max(axis=1) > 0).all()  # the five frames acquired are kept
@@ -119,7 +121,7 @@ def test_stopping_mid_run_leaves_a_readable_store(sim_core, torch_engine, tmp_pa
     )
     runner = threading.Thread(target=run.run)
     runner.start()
-    while run.pipeline.stats.acquired < 5:
+    while run.pipeline is None or run.pipeline.stats.acquired < 5:
         time.sleep(0.01)
     run.cancel()
     runner.join(timeout=60)
@@ -141,8 +143,12 @@ def test_mosaic_of_a_grid_matches_one_large_frame_of_the_same_area(
         stage_positions=[centre], grid_plan={"rows": 2, "columns": 2, "overlap": 25}
     )
     run, summary = _run(sim_core, sequence, engine, tmp_path / "m.ome.zarr", window=1)
-    assert run.mosaic is not None and run.mosaic.tiles == 4 and Path(summary["mosaic"]).is_file()
-    mosaic = run.mosaic.image(0)
+    assert (
+        run.output.mosaic is not None
+        and run.output.mosaic.tiles == 4
+        and Path(summary.mosaic).is_file()
+    )
+    mosaic = run.output.mosaic.image(0)
     assert mosaic.shape == (112, 112)
 
     apply_assignments(sim_core, ["Detector.FrameWidth=128", "Detector.FrameHeight=128"])
@@ -150,7 +156,9 @@ def test_mosaic_of_a_grid_matches_one_large_frame_of_the_same_area(
     sim_core.snapImage()
     big = sim_core.getImage().astype(np.float32)
     px = sim_core.getPixelSizeUm()
-    x0, y0 = run.mosaic.origin_um  # stage position of the mosaic's first pixel, and of the frame's:
+    x0, y0 = (
+        run.output.mosaic.origin_um
+    )  # stage position of the mosaic's first pixel, and of the frame's:
     col = round((x0 - centre[0]) / px - 0.5 + 64)
     row = round((y0 - centre[1]) / px - 0.5 + 64)
     region = big[row : row + 112, col : col + 112]

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import yaozarrs
 
+from livedenoise.frames import FrameIndex, RunLayout
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.windows import WindowAssembler, default_axis
-from livedenoise.storage import FrameIndex, RunLayout, RunStore, open_run
+from livedenoise.storage import RunStore, open_run
 
 
 def test_ring_hands_frames_over_and_reports_overwritten_ones() -> None:

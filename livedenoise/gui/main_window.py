@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import useq
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QCloseEvent
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -21,22 +23,20 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from livedenoise.app import BACKENDS, Acquisition
 from livedenoise.gui.calibration_tab import CalibrationTab
-from livedenoise.gui.controller import RunController
 from livedenoise.gui.frame_view import FrameView
-from livedenoise.inference import BACKENDS
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
 REFRESH_MS = 33  # about the screen's rate: more would only cost the acquisition CPU time
-AVERAGING_PROPERTY = "LineAverage"
 
 
 class MosaicTab(QWidget):
     """The tiled scan as it fills in, one channel at a time, per z or as a maximum projection."""
 
-    def __init__(self, controller: RunController) -> None:
+    def __init__(self, acquisition: Acquisition) -> None:
         super().__init__()
-        self.controller = controller
+        self.acquisition = acquisition
         self.view = FrameView("mosaic (denoised)")
         self.channel = QComboBox()
         self.z = QComboBox()
@@ -55,7 +55,7 @@ class MosaicTab(QWidget):
         self._tiles = -1
 
     def refresh(self) -> None:
-        mosaic = self.controller.mosaic
+        mosaic = self.acquisition.mosaic
         if mosaic is None or mosaic.tiles == self._tiles:
             return
         self._tiles = mosaic.tiles
@@ -70,9 +70,11 @@ class MosaicTab(QWidget):
 
 
 class LiveWindow(QMainWindow):
-    def __init__(self, controller: RunController) -> None:
+    """Observes an ``Acquisition`` and forwards clicks to it; never builds a run or an engine itself."""
+
+    def __init__(self, acquisition: Acquisition) -> None:
         super().__init__()
-        self.controller = controller
+        self.acquisition = acquisition
         self.setWindowTitle("livedenoise")
         self.raw_view = FrameView("raw")
         self.denoised_view = FrameView("denoised")
@@ -81,8 +83,8 @@ class LiveWindow(QMainWindow):
         side_by_side = QHBoxLayout(live)
         side_by_side.addWidget(self.raw_view)
         side_by_side.addWidget(self.denoised_view)
-        self.mosaic_tab = MosaicTab(controller)
-        self.calibration_tab = CalibrationTab(controller)
+        self.mosaic_tab = MosaicTab(acquisition)
+        self.calibration_tab = CalibrationTab(acquisition)
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(self.mosaic_tab, "Mosaic")
@@ -91,6 +93,8 @@ class LiveWindow(QMainWindow):
         self._build_controls()
         self.status = QLabel()
         self.statusBar().addWidget(self.status, 1)
+        self.error_box: QMessageBox | None = None
+        self._shown_error: str | None = None
         self._shown_version = -1
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.refresh)
@@ -117,49 +121,55 @@ class LiveWindow(QMainWindow):
         bar.addWidget(model)
         self.backend = QComboBox()
         self.backend.addItems(BACKENDS)
-        self.backend.setCurrentText(self.controller.backend)
-        self.backend.currentTextChanged.connect(lambda b: setattr(self.controller, "backend", b))
+        self.backend.setCurrentText(self.acquisition.backend)
+        self.backend.currentTextChanged.connect(lambda b: setattr(self.acquisition, "backend", b))
         bar.addWidget(self.backend)
         bar.addWidget(QLabel(" window T "))
         self.window_size = QSpinBox()
         self.window_size.setRange(1, 64)
-        self.window_size.setValue(self.controller.window)
-        self.window_size.valueChanged.connect(lambda t: setattr(self.controller, "window", t))
+        self.window_size.setValue(self.acquisition.window)
+        self.window_size.valueChanged.connect(lambda t: setattr(self.acquisition, "window", t))
         bar.addWidget(self.window_size)
-        camera = self.controller.core.getCameraDevice()
-        if camera and AVERAGING_PROPERTY in self.controller.core.getDevicePropertyNames(camera):
-            bar.addWidget(QLabel(f" {AVERAGING_PROPERTY} "))
-            self.averaging = QSpinBox()
-            core = self.controller.core
-            self.averaging.setRange(
-                int(core.getPropertyLowerLimit(camera, AVERAGING_PROPERTY)),
-                int(core.getPropertyUpperLimit(camera, AVERAGING_PROPERTY)),
-            )
-            self.averaging.setValue(int(core.getProperty(camera, AVERAGING_PROPERTY)))
-            self.averaging.valueChanged.connect(
-                lambda n: core.setProperty(camera, AVERAGING_PROPERTY, n)
-            )
+        self.averaging: QDoubleSpinBox | None = None
+        control = self.acquisition.averaging
+        if control is not None and control.device is not None:
+            bar.addWidget(QLabel(f" {control.name} "))
+            self.averaging = QDoubleSpinBox()
+            self.averaging.setDecimals(0 if control.integer else 2)
+            low, high = control.limits or (control.base, 1e6)
+            self.averaging.setRange(low, high)
+            core = self.acquisition.core
+            self.averaging.setValue(float(core.getProperty(control.device, control.name)))
+            self.averaging.valueChanged.connect(self.acquisition.set_averaging)
             core.events.propertyChanged.connect(self._property_changed)
             bar.addWidget(self.averaging)
 
     def _property_changed(self, device: str, prop: str, value: str) -> None:
-        if prop == AVERAGING_PROPERTY and device == self.controller.core.getCameraDevice():
+        control = self.acquisition.averaging
+        if self.averaging is None or control is None:
+            return
+        if (device, prop) == (control.device, control.name):
             self.averaging.blockSignals(True)
-            self.averaging.setValue(int(float(value)))
+            self.averaging.setValue(float(value))
             self.averaging.blockSignals(False)
 
     def _toggle_live(self, on: bool) -> None:
         try:
             if on:
-                self.controller.start_live()
+                self.acquisition.start_live()
             else:
-                self.controller.stop()
+                self.acquisition.stop()
         except Exception as err:  # the user must see why, and the button must tell the truth
             self._error(str(err))
-        self.live_button.blockSignals(True)
-        self.live_button.setChecked(self.controller.running)
-        self.live_button.setText("Stop live" if self.controller.running else "Start live")
-        self.live_button.blockSignals(False)
+        self._sync_live_button()
+
+    def _sync_live_button(self) -> None:
+        live = self.acquisition.live
+        if self.live_button.isChecked() != live:
+            self.live_button.blockSignals(True)
+            self.live_button.setChecked(live)
+            self.live_button.blockSignals(False)
+        self.live_button.setText("Stop live" if live else "Start live")
 
     def _choose_sequence(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -168,39 +178,48 @@ class LiveWindow(QMainWindow):
         if path:
             try:
                 self.run_sequence(load_sequence(path))
-            except (SetupError, RuntimeError) as err:
+            except SetupError as err:
                 self._error(str(err))
 
-    def run_sequence(self, sequence) -> None:
-        self.controller.run_sequence(sequence)
-        if self.controller.mosaic is not None:
+    def run_sequence(self, sequence: useq.MDASequence) -> None:
+        """Start ``sequence`` in the background; a tiled one brings the mosaic tab forward."""
+        try:
+            self.acquisition.start_sequence(sequence)
+        except Exception as err:  # a run in progress, an existing store, a model that fails
+            self._error(str(err))
+            return
+        if sequence.sizes.get("g", 0) > 1 or sequence.sizes.get("p", 0) > 1:
             self.tabs.setCurrentWidget(self.mosaic_tab)
 
     def _choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "model", "engines", "Models (*.safetensors)")
         if path:
-            self.controller.model = Path(path)
+            self.acquisition.model = Path(path)
 
     def snapshot(self) -> Path | None:
         """Save the frames on screen (raw and denoised) as one two-page TIFF."""
-        latest = self.controller.latest
+        latest = self.acquisition.latest
         if latest.raw is None:
             return None
-        self.controller.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.controller.out_dir / f"snapshot-{latest.version}.tif"
+        self.acquisition.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.acquisition.out_dir / f"snapshot-{latest.version}.tif"
         denoised = latest.denoised if latest.denoised is not None else np.zeros_like(latest.raw)
         tifffile.imwrite(path, np.stack([latest.raw.astype(np.float32), denoised]))
         self.statusBar().showMessage(f"saved {path}", 5000)
         return path
 
     def _error(self, message: str) -> None:
-        QMessageBox.warning(self, "livedenoise", message)
+        """Show ``message`` without blocking: the acquisition and the display go on."""
+        if self.error_box is None:
+            self.error_box = QMessageBox(QMessageBox.Icon.Warning, "livedenoise", "", parent=self)
+        self.error_box.setText(message)
+        self.error_box.open()
 
     # -- display -----------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Show the newest frames (if new) and the run's statistics; called on the timer."""
-        latest = self.controller.latest
+        """Show the newest frames (if new), the run's statistics and any failure; on the timer."""
+        latest = self.acquisition.latest
         if latest.version != self._shown_version:
             self._shown_version = latest.version
             if latest.raw is not None:
@@ -211,23 +230,32 @@ class LiveWindow(QMainWindow):
             self.mosaic_tab.refresh()
         elif self.tabs.currentWidget() is self.calibration_tab:
             self.calibration_tab.refresh()
+        error = self.acquisition.last_error
+        if error and error != self._shown_error:
+            self._shown_error = error
+            self._error(error)
+        self._sync_live_button()
         self.status.setText(self._status_text())
 
     def _status_text(self) -> str:
-        pipeline = self.controller.pipeline
-        engine = self.controller.loaded_engine
-        model = f"model {self.controller.model.name}"
+        acquisition = self.acquisition
+        pipeline, engine = acquisition.pipeline, acquisition.loaded_engine
+        model = f"model {acquisition.model.name}"
         if pipeline is None:
             return f"idle · {model}"
         s = pipeline.stats.summary()
-        return (
-            f"acquired {s['acquired_fps']:.1f} fps · denoised {s['denoised_fps']:.1f} fps · "
-            f"latency p50 {s['latency_p50_ms']:.0f} ms p99 {s['latency_p99_ms']:.0f} ms · "
-            f"skipped {s['skipped']} · {engine.name if engine else ''} · {model}"
+        text = (
+            f"{'running' if acquisition.running else 'stopped'} · acquired {s.acquired} "
+            f"({s.acquired_fps:.1f} fps) · denoised {s.denoised} ({s.denoised_fps:.1f} fps) · "
+            f"latency p50 {s.latency_p50_ms:.0f} ms p99 {s.latency_p99_ms:.0f} ms · "
+            f"skipped {s.skipped} · lost {s.dropped} · {engine.name if engine else ''} · {model}"
         )
+        if acquisition.last_error:
+            text = f"FAILED: {acquisition.last_error} · {text}"
+        return text
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing mid-run stops the acquisition cleanly; the store is closed with every frame."""
         self._timer.stop()
-        self.controller.stop()
+        self.acquisition.stop()
         event.accept()

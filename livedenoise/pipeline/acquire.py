@@ -1,7 +1,9 @@
 """The bridge from a Micro-Manager core to the live pipeline, for MDA sequences and live mode.
 
 Only standard Micro-Manager calls are used, so the same code drives the simulated microscope, the demo
-configuration and real hardware.
+configuration and real hardware. An MDA run goes through ``DenoisingOutput``, the same output any
+pymmcore-plus script can pass to ``core.mda.run``; this module adds what a front end needs around it:
+stopping at the first device fault, and cancelling.
 """
 
 from __future__ import annotations
@@ -10,73 +12,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import useq
-from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
-from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
-from livedenoise.pipeline.mosaic import Mosaic
-from livedenoise.pipeline.ring import FrameInfo, FrameRing
-from livedenoise.pipeline.windows import WindowAssembler, WindowAxis, default_axis
-from livedenoise.storage import FrameIndex, RunLayout, RunStore
-
-
-class RunSettings(BaseModel):
-    """How a run denoises and where it writes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    out: Path
-    policy: Policy = Policy.record
-    window: int = Field(4, ge=1, le=64, description="frames per denoising window (T)")
-    window_axis: WindowAxis | None = Field(None, description="t or z; None picks from the sequence")
-    ring_bytes: int = Field(512 * 2**20, ge=1, description="memory for the frame ring")
-
-
-def _axis_size(sequence: useq.MDASequence, axis: str) -> int:
-    return max(1, sequence.sizes.get(axis, 0))
-
-
-def expected_frames(sequence: useq.MDASequence) -> int:
-    """Frames a sequence will deliver, from its sizes.
-
-    Never iterate the sequence before the run: useq caches its events, and the MDA engine sets the
-    grid's field of view from the camera only when the run starts.
-    """
-    return int(np.prod([max(1, n) for n in sequence.sizes.values()]))
+from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.pipeline.live import Denoiser, LivePipeline
+from livedenoise.pipeline.output import DenoisingOutput, RunSettings
+from livedenoise.pipeline.ring import FrameRing
+from livedenoise.pipeline.stats import RunSummary
+from livedenoise.pipeline.windows import WindowAssembler
+from livedenoise.storage import RunStore
 
 
 def frame_dtype(core: CMMCorePlus) -> np.dtype:
     return np.dtype({1: np.uint8, 2: np.uint16, 4: np.uint32}[core.getBytesPerPixel()])
 
 
-def layout_for(core: CMMCorePlus, sequence: useq.MDASequence) -> RunLayout:
-    """The run's array shape from the sequence and the camera's current frame size and depth."""
-    channels = tuple(ch.config for ch in sequence.channels) or (
-        core.getCurrentConfig("Channel") or "default",
-    )
-    z_step = getattr(sequence.z_plan, "step", 1.0) if sequence.z_plan else 1.0
-    interval = sequence.time_plan.interval.total_seconds() if sequence.time_plan else 1.0
-    return RunLayout(
-        height=core.getImageHeight(),
-        width=core.getImageWidth(),
-        dtype=frame_dtype(core).name,
-        timepoints=_axis_size(sequence, "t"),
-        positions=_axis_size(sequence, "p") * _axis_size(sequence, "g"),
-        channels=channels,
-        slices=_axis_size(sequence, "z"),
-        pixel_size_um=core.getPixelSizeUm() or 1.0,
-        z_step_um=float(z_step or 1.0),
-        interval_s=float(interval or 1.0),
-    )
-
-
 def device_state(core: CMMCorePlus) -> list[list[str]]:
-    """Every device property value at the start of the run: the acquisition settings, as recorded."""
+    """Every device property value now: the acquisition settings, as recorded."""
     return [
         [dev, prop, str(core.getProperty(dev, prop))]
         for dev in core.getLoadedDevices()
@@ -94,10 +50,10 @@ class _DeviceFailures(logging.Handler):
     device's message is kept for the user.
     """
 
-    def __init__(self, cancel: Callable[[], None]) -> None:
+    def __init__(self, cancel: Callable[[], None], messages: list[str]) -> None:
         super().__init__(logging.WARNING)
         self.cancel = cancel
-        self.messages: list[str] = []
+        self.messages = messages
         self._previous_hook = threading.excepthook
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -133,75 +89,20 @@ class AcquisitionRun:
     ) -> None:
         self.core = core
         self.sequence = sequence
-        layout = layout_for(core, sequence)
-        self._grid = _axis_size(sequence, "g")
-        self._expected = expected_frames(sequence)
-        axis = settings.window_axis or default_axis(layout.timepoints, layout.slices)
-        store = RunStore(
-            settings.out,
-            layout,
-            {
-                **attrs,
-                "policy": settings.policy.value,
-                "window": {"size": settings.window, "axis": axis},
-                "sequence": sequence.model_dump(mode="json", exclude_unset=True),
-                "devices": device_state(core),
-            },
-        )
-        ring = FrameRing.for_memory(
-            settings.ring_bytes, (layout.height, layout.width), layout.dtype
-        )
-        self.pipeline = LivePipeline(
-            engine, store, ring, WindowAssembler(settings.window, axis), settings.policy
-        )
-        self.mosaic: Mosaic | None = None
-        if layout.positions > 1:
-            self.mosaic = Mosaic(layout.pixel_size_um, (layout.height, layout.width))
-            self.pipeline.frameDenoised.connect(self._place_tile)
-        self.summary: dict[str, Any] | None = None
+        self.output = DenoisingOutput(settings, engine, attrs)
 
     @property
-    def mosaic_path(self) -> Path:
-        """The stitched preview, beside the store."""
-        store = self.pipeline.store.path
-        return store.with_name(
-            store.name.removesuffix(".zarr").removesuffix(".ome") + ".mosaic.tif"
-        )
+    def pipeline(self) -> LivePipeline | None:
+        """The run's pipeline, once the run has started."""
+        return self.output.pipeline
 
-    def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
-        assert self.mosaic is not None and info.stage_um is not None
-        x, y, _ = info.stage_um
-        self.mosaic.add(denoised, x, y, info.index.c, info.index.z)
-
-    def _on_frame(self, img: np.ndarray, event: useq.MDAEvent, meta: dict) -> None:
-        i = event.index
-        index = FrameIndex(
-            i.get("t", 0), i.get("p", 0) * self._grid + i.get("g", 0), i.get("c", 0), i.get("z", 0)
-        )
-        stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
-        self.pipeline.put_frame(img, index, stage, {"exposure_ms": meta.get("exposure_ms")})
-
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunSummary:
         """Acquire in this thread (it becomes the acquisition thread) and return the run's summary."""
-        self.pipeline.start()
-        self.core.mda.events.frameReady.connect(self._on_frame)
-        try:
-            with _DeviceFailures(self.core.mda.cancel) as failures:
-                self.core.mda.run(self.sequence)
-        finally:
-            self.core.mda.events.frameReady.disconnect(self._on_frame)
-            missing = self._expected - self.pipeline.stats.acquired
-            self.summary = self.pipeline.finish()
-            if self.mosaic is not None and self.mosaic.tiles:
-                self.summary["mosaic"] = str(self.mosaic.save(self.mosaic_path))
-            self.summary["missing"] = missing
-            if failures.messages:
-                self.summary["error"] = (
-                    f"the run stopped after {self.pipeline.stats.acquired} of {self._expected} "
-                    f"frames because a device failed: {failures.messages[0]}. Every frame acquired "
-                    f"before that is saved in {self.pipeline.store.path}."
-                )
-        return self.summary
+        with _DeviceFailures(self.core.mda.cancel, self.output.device_errors):
+            self.core.mda.run(self.sequence, output=self.output)
+        if self.output.summary is None:  # the run ended before it started
+            raise RuntimeError(f"the run did not start: {self.output.device_errors or 'see log'}")
+        return self.output.summary
 
     def cancel(self) -> None:
         self.core.mda.cancel()
@@ -232,6 +133,7 @@ class LiveAcquisition:
             {
                 **attrs,
                 "policy": settings.policy.value,
+                "window": {"size": settings.window, "axis": "t"},
                 "mode": "live",
                 "devices": device_state(core),
             },
@@ -244,7 +146,7 @@ class LiveAcquisition:
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="livedenoise-live")
-        self.summary: dict[str, Any] | None = None
+        self.summary: RunSummary | None = None
 
     def _pump(self) -> None:
         """Move frames from the core's buffer to the ring; after stop, drain what is left."""
@@ -269,7 +171,7 @@ class LiveAcquisition:
         self.core.startContinuousSequenceAcquisition(0)
         self._thread.start()
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> RunSummary:
         self.core.stopSequenceAcquisition()
         self._stop.set()
         self._thread.join()

@@ -23,10 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 from psygnal import Signal
 
+from livedenoise.frames import FrameIndex
 from livedenoise.pipeline.ring import FrameInfo, FrameRing
-from livedenoise.pipeline.stats import PipelineStats
+from livedenoise.pipeline.stats import PipelineStats, RunSummary
 from livedenoise.pipeline.windows import WindowAssembler
-from livedenoise.storage import FrameIndex, RunStore
+from livedenoise.storage import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +104,27 @@ class LivePipeline:
         self._writer.start()
         self._worker.start()
 
-    def finish(self, timeout: float | None = None) -> dict[str, Any]:
-        """No more frames: let the worker finish (record: the whole backlog), flush and close."""
+    def drain(self) -> None:
+        """No more frames: let the worker finish (record: the whole backlog) and the writer flush."""
         self.ring.close()
-        self._worker.join(timeout)
+        self._worker.join()
         self._jobs.put((_STOP, 0, None))
-        self._writer.join(timeout)
-        summary = self.stats.summary()
-        if self._error:
-            summary["error"] = self._error
-        self.store.close(summary, timepoints=self.max_t + 1 if self.max_t >= 0 else None)
+        self._writer.join()
+
+    def close(self, extra: dict[str, Any] | None = None) -> RunSummary:
+        """Record the statistics (with ``extra``, fields of ``RunSummary`` such as the mosaic's path)
+        in the store and close it; after ``drain``."""
+        summary = self.stats.summary().model_copy(update={"error": self._error, **(extra or {})})
+        self.store.close(
+            summary.model_dump(mode="json"),
+            timepoints=self.max_t + 1 if self.max_t >= 0 else None,
+        )
         return summary
+
+    def finish(self) -> RunSummary:
+        """``drain`` then ``close``: the end of a run."""
+        self.drain()
+        return self.close()
 
     # -- writer thread -----------------------------------------------------------------------------
 
@@ -132,7 +143,7 @@ class LivePipeline:
         if got is None:
             self._lost.add(seq)
             self.stats.add("dropped")
-            self._report(
+            self.report_error(
                 f"frame {seq} left the ring before it reached disk: the disk is too slow for this "
                 "frame rate; reduce the rate or write to a faster disk"
             )
@@ -183,7 +194,7 @@ class LivePipeline:
             denoised = np.asarray(self.engine.denoise(window))[-1]
         except Exception as err:  # the engine must never take the raw data down with it
             self.stats.add("failed")
-            self._report(f"denoising frame {info.index} failed: {err}")
+            self.report_error(f"denoising frame {info.index} failed: {err}")
             return
         done = time.perf_counter()
         latency = done - info.arrived_s
@@ -193,7 +204,8 @@ class LivePipeline:
         self._jobs.put((_DENOISED, next(self._job_order), (info, denoised, latency)))
         self.frameDenoised.emit(frame, denoised, info)
 
-    def _report(self, message: str) -> None:
+    def report_error(self, message: str) -> None:
+        """Record why the run failed (the first reason is kept) and tell subscribers; any thread."""
         if self._error is None:
             self._error = message
             log.error(message)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from livedenoise.storage import FrameIndex
+from livedenoise.frames import FrameIndex
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,31 @@ import time
 from collections import defaultdict
 
 import numpy as np
+from pydantic import BaseModel
+
+
+class RunSummary(BaseModel):
+    """What a run did: the numbers the status line, the statistics table and the store record.
+
+    Rates are frames per second over the last 30 frames; latencies are from a frame's arrival to its
+    denoised result, in ms (NaN before the first denoised frame).
+    """
+
+    acquired: int = 0
+    denoised: int = 0
+    skipped: int = 0  # live policy: passed over for a newer frame (their raw frames are saved)
+    dropped: int = 0  # raw frames lost before reaching disk (should stay 0)
+    failed: int = 0  # frames the engine could not denoise (their raw frames are saved)
+    acquired_fps: float = 0.0
+    denoised_fps: float = 0.0
+    latency_p50_ms: float = float("nan")
+    latency_p95_ms: float = float("nan")
+    latency_p99_ms: float = float("nan")
+    stage_mean_ms: dict[str, float] = {}
+    elapsed_s: float = 0.0
+    missing: int = 0  # frames the sequence asked for that never arrived (a stopped run)
+    mosaic: str | None = None  # the stitched preview of a tiled run
+    error: str | None = None  # why the run failed, for the user; None when it did not
 
 
 class PipelineStats:
@@ -53,21 +78,21 @@ class PipelineStats:
             return 0.0
         return (len(recent) - 1) / (recent[-1] - recent[0])
 
-    def summary(self) -> dict[str, float | int | dict[str, float]]:
+    def summary(self) -> RunSummary:
         with self._lock:
             lat = np.asarray(self.latencies_s) * 1e3
             p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (np.nan,) * 3
-            return {
-                "acquired": self.acquired,
-                "denoised": self.denoised,
-                "skipped": self.skipped,
-                "dropped": self.dropped,
-                "failed": self.failed,
-                "acquired_fps": self._rate(self._acquired_at),
-                "denoised_fps": self._rate(self._denoised_at),
-                "latency_p50_ms": float(p50),
-                "latency_p95_ms": float(p95),
-                "latency_p99_ms": float(p99),
-                "stage_mean_ms": {k: 1e3 * float(np.mean(v)) for k, v in self._stage_s.items()},
-                "elapsed_s": time.perf_counter() - self.started_s,
-            }
+            return RunSummary(
+                acquired=self.acquired,
+                denoised=self.denoised,
+                skipped=self.skipped,
+                dropped=self.dropped,
+                failed=self.failed,
+                acquired_fps=self._rate(self._acquired_at),
+                denoised_fps=self._rate(self._denoised_at),
+                latency_p50_ms=float(p50),
+                latency_p95_ms=float(p95),
+                latency_p99_ms=float(p99),
+                stage_mean_ms={k: 1e3 * float(np.mean(v)) for k, v in self._stage_s.items()},
+                elapsed_s=time.perf_counter() - self.started_s,
+            )

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from livedenoise.storage import FrameIndex
+from livedenoise.frames import FrameIndex
 
 WindowAxis = Literal["t", "z"]
 

@@ -16,7 +16,7 @@ methods.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,37 +24,13 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from livedenoise.frames import FrameIndex, RunLayout
 from livedenoise.storage.ngff import NGFF_VERSION, image_attrs
 
 TIMINGS = ("acquired_s", "denoised_s", "latency_ms")
 # LZ4 with bit-shuffling: on microscope frames about 4x faster to write than zarr's default zstd and
 # smaller too (scripts/bench_pipeline.py), which decides the highest frame rate the writer sustains.
 FRAME_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
-
-
-class FrameIndex(NamedTuple):
-    """Where a frame belongs: timepoint, stage position (grid tiles included), channel, z slice."""
-
-    t: int
-    p: int
-    c: int
-    z: int
-
-
-@dataclass(frozen=True)
-class RunLayout:
-    """The shape of a run; ``timepoints`` grows on demand (live mode has no end)."""
-
-    height: int
-    width: int
-    dtype: str
-    timepoints: int = 1
-    positions: int = 1
-    channels: tuple[str, ...] = ("default",)
-    slices: int = 1
-    pixel_size_um: float = 1.0
-    z_step_um: float = 1.0
-    interval_s: float = 1.0
 
 
 class RunStore:

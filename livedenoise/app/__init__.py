@@ -1,0 +1,24 @@
+"""The application layer: each task once, for the command line, the viewer and users' own scripts.
+
+``acquisition`` runs live mode and MDA sequences on a core (and gives pymmcore-plus scripts a
+denoising output), ``calibration`` finds the fastest safe averaging, ``denoising`` denoises recordings
+offline. Front ends parse, print and draw; they call these for the work.
+"""
+
+from livedenoise.app.acquisition import (
+    Acquisition,
+    RunRequest,
+    denoising_output,
+    open_microscope,
+)
+from livedenoise.inference import BACKENDS
+from livedenoise.pipeline.stats import RunSummary
+
+__all__ = [
+    "BACKENDS",
+    "Acquisition",
+    "RunRequest",
+    "RunSummary",
+    "denoising_output",
+    "open_microscope",
+]

@@ -1,0 +1,303 @@
+"""Running acquisitions on a core: the one implementation the command line and the viewer drive.
+
+    core = open_microscope(None, ["Detector.LineAverage=2"])       # the simulated microscope
+    acquisition = Acquisition(core, RunRequest(model="sim-confocal-small"))
+    summary = acquisition.run_sequence(sequence)                     # or start_sequence / start_live
+
+The command line calls these and prints; the viewer calls them on clicks and observes the signals and
+``latest``. Signals are emitted from worker threads: a Qt front end reads state on its own timer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import useq
+from psygnal import Signal
+from pydantic import BaseModel, ConfigDict, Field
+from pymmcore_plus import CMMCorePlus
+
+from livedenoise.acquisition import make_core
+from livedenoise.calibration.choose import Control, device_control, set_number
+from livedenoise.calibration.errors import CalibrationError
+from livedenoise.calibration.profile import Profile, apply_profile
+from livedenoise.inference import Engine, load_engine
+from livedenoise.pipeline.acquire import AcquisitionRun, LiveAcquisition
+from livedenoise.pipeline.live import LivePipeline, Policy
+from livedenoise.pipeline.mosaic import Mosaic
+from livedenoise.pipeline.output import DenoisingOutput, RunSettings
+from livedenoise.pipeline.ring import FrameInfo
+from livedenoise.pipeline.setup import apply_assignments
+from livedenoise.pipeline.stats import RunSummary
+
+
+def open_microscope(config: Path | None = None, settings: Sequence[str] = ()) -> CMMCorePlus:
+    """A core for ``config`` (None: the simulated microscope) with ``DEVICE.PROPERTY=VALUE`` applied.
+
+    Raises ``SetupError`` for a setting the core refuses and ``FileNotFoundError`` for a missing file.
+    """
+    core = make_core(config)
+    apply_assignments(core, list(settings))
+    return core
+
+
+def default_store_name() -> str:
+    return f"{datetime.now():%Y%m%d-%H%M%S-%f}.ome.zarr"
+
+
+class RunRequest(BaseModel):
+    """What the user asked of the runs on one core."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path = Field(
+        description="NAME, NAME.safetensors or NAME.json, or a shipped model's name"
+    )
+    backend: str = "auto"
+    window: int = Field(4, ge=1, le=64, description="frames per denoising window (T)")
+    policy: Policy | None = Field(
+        None, description="None: newest frame wins in live mode, every frame in sequences"
+    )
+    out: Path | None = Field(None, description="the first run's store; later runs go beside it")
+    out_dir: Path = Field(Path("runs"), description="where runs without a name are written")
+    calibration: Path | None = Field(None, description="a profile.json applied to the core first")
+
+
+def engine_attrs(engine: Engine) -> dict[str, Any]:
+    """What a store records of the engine: the model card and the backend, as described."""
+    return {"model": engine.card.model_dump(mode="json"), "backend": engine.describe()}
+
+
+def denoising_output(
+    out: str | Path,
+    model: str | Path,
+    *,
+    backend: str = "auto",
+    window: int = 4,
+    policy: Policy = Policy.record,
+    frame_size: tuple[int, int] = (512, 512),
+) -> DenoisingOutput:
+    """An output for ``core.mda.run(sequence, output=...)``: raw and denoised frames to ``out``.
+
+    ``frame_size`` (height, width in pixels) is what the engine is prepared for (TensorRT's profile,
+    ``auto``'s timing); other sizes still work. Raises ``FileExistsError`` if ``out`` exists,
+    ``ModelFileError`` and ``BackendError`` as ``load_engine`` does.
+    """
+    engine = load_engine(model, backend, window=window, frame_size=frame_size)
+    settings = RunSettings(out=Path(out), policy=policy, window=window)
+    return DenoisingOutput(settings, engine, engine_attrs(engine))
+
+
+class Latest:
+    """The newest raw and denoised frames; writers replace, the display reads (newest wins)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.raw: np.ndarray | None = None
+        self.denoised: np.ndarray | None = None
+        self.version = 0  # bumps on every change, so the display redraws only what is new
+
+    def set_raw(self, raw: np.ndarray, info: FrameInfo) -> None:
+        with self._lock:
+            self.raw = raw
+            self.version += 1
+
+    def set_denoised(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
+        with self._lock:
+            self.denoised = denoised
+            self.version += 1
+
+
+class Acquisition:
+    """One run at a time on one core: live mode or MDA sequences, every frame saved and denoised.
+
+    ``model``, ``backend`` and ``window`` may be changed between runs (the viewer's controls); the
+    engine is reloaded for the next run when they or the frame size change. A calibration profile in
+    the request is applied to the core once, here, and recorded in every run's store.
+    """
+
+    runStarted = Signal(object)  # the run's LivePipeline
+    runFinished = Signal(object)  # the run's RunSummary
+    failed = Signal(str)  # why a run failed (a device, the engine, the disk); frames stay on disk
+
+    def __init__(self, core: CMMCorePlus, request: RunRequest, engine: Engine | None = None):
+        """``engine``, when given, is the engine already loaded for the request's model and backend.
+
+        Raises ``CalibrationError`` when the request's calibration profile cannot be applied.
+        """
+        self.core = core
+        self.model = Path(request.model)
+        self.backend = request.backend
+        self.window = request.window
+        self.policy = request.policy
+        self.out_dir = request.out.parent if request.out else request.out_dir
+        self.profile: Profile | None = (
+            apply_profile(core, request.calibration) if request.calibration else None
+        )
+        self.latest = Latest()
+        self.pipeline: LivePipeline | None = None
+        self.last_out: Path | None = None
+        self.last_summary: RunSummary | None = None
+        self.last_error: str | None = None
+        self._next_out = request.out
+        self._engine = engine
+        self._engine_key = self._key() if engine else None
+        self._mosaic_of: AcquisitionRun | None = None
+        self._live: LiveAcquisition | None = None
+        self._run: AcquisitionRun | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._live is not None or (self._thread is not None and self._thread.is_alive())
+
+    @property
+    def live(self) -> bool:
+        """Whether live mode is on (as opposed to a sequence, or nothing)."""
+        return self._live is not None
+
+    @property
+    def loaded_engine(self) -> Engine | None:
+        """The engine in use, if one was loaded (for display; never loads one)."""
+        return self._engine
+
+    @property
+    def mosaic(self) -> Mosaic | None:
+        """The last tiled run's mosaic, filling in while it runs."""
+        return self._mosaic_of.output.mosaic if self._mosaic_of else None
+
+    @property
+    def averaging(self) -> Control | None:
+        """The property that sets averaging (line average, else exposure), if the camera has one."""
+        try:
+            return device_control(self.core)
+        except CalibrationError:
+            return None
+
+    def set_averaging(self, value: float) -> None:
+        control = self.averaging
+        if control is None or control.device is None:
+            raise CalibrationError("this camera has no averaging property")
+        set_number(self.core, control.device, control.name, control.text(value))
+
+    # -- engine --------------------------------------------------------------------------------------
+
+    def _key(self) -> tuple[Any, ...]:
+        size = (self.core.getImageHeight(), self.core.getImageWidth())
+        return (self.model, self.backend, self.window, size)
+
+    def engine(self) -> Engine:
+        """The engine for the current model, backend, window and frame size, loaded once per choice.
+
+        Raises ``ModelFileError`` for a missing or broken model, ``BackendError`` for a backend that
+        cannot run here.
+        """
+        key = self._key()
+        if self._engine is None or self._engine_key != key:
+            self._engine = load_engine(
+                self.model, self.backend, window=self.window, frame_size=key[3]
+            )
+            self._engine_key = key
+        return self._engine
+
+    def _settings(self, live: bool) -> RunSettings:
+        out, self._next_out = self._next_out, None
+        self.last_out = out or self.out_dir / default_store_name()
+        policy = self.policy or (Policy.live if live else Policy.record)
+        return RunSettings(out=self.last_out, policy=policy, window=self.window)
+
+    def _attrs(self, engine: Engine) -> dict[str, Any]:
+        attrs = engine_attrs(engine)
+        if self.profile is not None:
+            attrs["calibration"] = self.profile.model_dump(mode="json")
+        return attrs
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def _observe(self, pipeline: LivePipeline) -> None:
+        pipeline.frameAcquired.connect(self.latest.set_raw)
+        pipeline.frameDenoised.connect(self.latest.set_denoised)
+        pipeline.failed.connect(self._failed)
+        self.pipeline = pipeline
+        self.runStarted.emit(pipeline)
+
+    def _failed(self, message: str) -> None:
+        self.last_error = message
+        self.failed.emit(message)
+
+    def _finished(self, summary: RunSummary) -> None:
+        self.last_summary = summary
+        self.runFinished.emit(summary)
+
+    def start_live(self) -> None:
+        """Continuous acquisition until ``stop``; raises RuntimeError if a run is in progress."""
+        self._check_idle()
+        engine = self.engine()
+        self.last_error = None
+        self._live = LiveAcquisition(self.core, engine, self._settings(True), self._attrs(engine))
+        self._observe(self._live.pipeline)
+        self._live.start()
+
+    def _prepare(self, sequence: useq.MDASequence) -> AcquisitionRun:
+        self._check_idle()
+        engine = self.engine()
+        self.last_error = None
+        run = AcquisitionRun(
+            self.core, sequence, engine, self._settings(False), self._attrs(engine)
+        )
+        run.output.started.connect(self._observe)
+        self._run = self._mosaic_of = run
+        return run
+
+    def run_sequence(self, sequence: useq.MDASequence) -> RunSummary:
+        """Run an MDA sequence in this thread (it becomes the acquisition thread) to its end."""
+        run = self._prepare(sequence)
+        try:
+            summary = run.run()
+        finally:
+            self._run = None
+        self._finished(summary)
+        return summary
+
+    def start_sequence(self, sequence: useq.MDASequence) -> None:
+        """Run an MDA sequence in a background thread; ``runFinished`` tells when it is done."""
+        run = self._prepare(sequence)
+        self._thread = threading.Thread(
+            target=self._sequence_thread, args=(run,), name="livedenoise-mda"
+        )
+        self._thread.start()
+
+    def _sequence_thread(self, run: AcquisitionRun) -> None:
+        try:
+            self._finished(run.run())
+        except Exception as err:  # no thread dies quietly: the front end shows why
+            self._failed(f"the run failed: {err}")
+        finally:
+            self._run = None
+
+    def stop(self, timeout: float | None = 60) -> RunSummary | None:
+        """Stop whatever runs and wait until its store is closed; returns its summary."""
+        if self._live is not None:
+            live, self._live = self._live, None
+            self._finished(live.stop())
+        elif self._run is not None:
+            self._run.cancel()
+        self.wait(timeout)
+        return self.last_summary
+
+    def wait(self, timeout: float | None = None) -> RunSummary | None:
+        """Wait for a background sequence to end; returns the last summary."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.last_summary
+
+    def _check_idle(self) -> None:
+        if self.running:
+            raise RuntimeError("a run is in progress: stop it first")

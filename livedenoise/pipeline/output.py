@@ -1,0 +1,210 @@
+"""The live pipeline as a pymmcore-plus MDA output, for any script that drives a core.
+
+pymmcore-plus connects an output object's ``sequenceStarted``, ``frameReady`` and ``sequenceFinished``
+methods to its runner's signals, as it does for its own writers::
+
+    output = DenoisingOutput(RunSettings(out=Path("run.ome.zarr")), engine)
+    core.mda.run(sequence, output=output)
+    output.summary  # RunSummary; run.ome.zarr holds every raw and denoised frame
+
+The store is sized from what the run reports when it starts (the summary metadata's image size, dtype
+and pixel size, the sequence's axes), and records every device property as the run began.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import useq
+from psygnal import Signal
+from pydantic import BaseModel, ConfigDict, Field
+
+from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
+from livedenoise.pipeline.mosaic import Mosaic
+from livedenoise.pipeline.ring import FrameInfo, FrameRing
+from livedenoise.pipeline.stats import RunSummary
+from livedenoise.pipeline.windows import WindowAssembler, WindowAxis, default_axis
+from livedenoise.storage import RunStore
+
+
+class RunSettings(BaseModel):
+    """How a run denoises and where it writes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    out: Path
+    policy: Policy = Policy.record
+    window: int = Field(4, ge=1, le=64, description="frames per denoising window (T)")
+    window_axis: WindowAxis | None = Field(None, description="t or z; None picks from the sequence")
+    ring_bytes: int = Field(512 * 2**20, ge=1, description="memory for the frame ring")
+
+
+def axis_size(sequence: useq.MDASequence, axis: str) -> int:
+    return max(1, sequence.sizes.get(axis, 0))
+
+
+def expected_frames(sequence: useq.MDASequence) -> int:
+    """Frames a sequence will deliver, from its sizes.
+
+    Never iterate the sequence before the run: useq caches its events, and the MDA engine sets the
+    grid's field of view from the camera only when the run starts.
+    """
+    return int(np.prod([max(1, n) for n in sequence.sizes.values()]))
+
+
+def device_state(meta: dict[str, Any]) -> list[list[str]]:
+    """Every device property as ``[device, property, value]``, from pymmcore-plus summary metadata."""
+    return [
+        [dev["label"], prop["name"], str(prop["value"])]
+        for dev in meta.get("devices", ())
+        for prop in dev.get("properties", ())
+    ]
+
+
+def current_preset(meta: dict[str, Any], group: str) -> str | None:
+    """The preset of config ``group`` whose settings all match the devices' values, if one does."""
+    values = {(dev, prop): value for dev, prop, value in device_state(meta)}
+    for g in meta.get("config_groups", ()):
+        if g["name"] != group:
+            continue
+        for preset in g["presets"]:
+            settings = preset["settings"]
+            if settings and all(
+                values.get((s["dev"], s["prop"])) == str(s["val"]) for s in settings
+            ):
+                return preset["name"]
+    return None
+
+
+def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLayout:
+    """The run's array shape from the sequence and the camera as the run starts."""
+    info = meta["image_infos"][0]
+    group = next((v for d, p, v in device_state(meta) if (d, p) == ("Core", "ChannelGroup")), "")
+    channels = tuple(ch.config for ch in sequence.channels) or (
+        (current_preset(meta, group) if group else None) or "default",
+    )
+    z_step = getattr(sequence.z_plan, "step", 1.0) if sequence.z_plan else 1.0
+    interval = sequence.time_plan.interval.total_seconds() if sequence.time_plan else 1.0
+    return RunLayout(
+        height=int(info["height"]),
+        width=int(info["width"]),
+        dtype=np.dtype(info["dtype"]).name,
+        timepoints=axis_size(sequence, "t"),
+        positions=axis_size(sequence, "p") * axis_size(sequence, "g"),
+        channels=channels,
+        slices=axis_size(sequence, "z"),
+        pixel_size_um=float(info.get("pixel_size_um") or 1.0),
+        z_step_um=float(z_step or 1.0),
+        interval_s=float(interval or 1.0),
+    )
+
+
+def mosaic_path(store: Path) -> Path:
+    """The stitched preview of a tiled run, beside its store."""
+    return store.with_name(store.name.removesuffix(".zarr").removesuffix(".ome") + ".mosaic.tif")
+
+
+class DenoisingOutput:
+    """Writes raw and denoised frames of an MDA run to one OME-Zarr store; tiles fill a mosaic.
+
+    ``attrs`` (the model card, backend, calibration profile...) are recorded in the store's metadata.
+    Signals are emitted from the pipeline's threads; the viewer reads them on its own timer.
+    """
+
+    started = Signal(object)  # the LivePipeline, once the store exists
+    frameAcquired = Signal(object, object)  # raw frame, FrameInfo
+    frameDenoised = Signal(object, object, object)  # raw frame, denoised frame, FrameInfo
+    failed = Signal(str)  # why the run failed; every raw frame acquired is on disk
+
+    def __init__(
+        self, settings: RunSettings, engine: Denoiser, attrs: dict[str, Any] | None = None
+    ) -> None:
+        if settings.out.exists():
+            raise FileExistsError(f"{settings.out} exists already: choose a new --out path")
+        self.settings = settings
+        self.engine = engine
+        self.attrs = dict(attrs or {})
+        self.pipeline: LivePipeline | None = None
+        self.mosaic: Mosaic | None = None
+        self.summary: RunSummary | None = None
+        self.device_errors: list[str] = []  # filled by whoever watches the devices
+        self._expected = 0
+        self._grid = 1
+
+    @property
+    def path(self) -> Path:
+        return self.settings.out
+
+    def sequenceStarted(self, sequence: useq.MDASequence, meta: dict[str, Any]) -> None:
+        layout = layout_from_meta(sequence, meta)
+        self._expected = expected_frames(sequence)
+        self._grid = axis_size(sequence, "g")
+        axis = self.settings.window_axis or default_axis(layout.timepoints, layout.slices)
+        store = RunStore(
+            self.settings.out,
+            layout,
+            {
+                **self.attrs,
+                "policy": self.settings.policy.value,
+                "window": {"size": self.settings.window, "axis": axis},
+                "sequence": sequence.model_dump(mode="json", exclude_unset=True),
+                "devices": device_state(meta),
+            },
+        )
+        ring = FrameRing.for_memory(
+            self.settings.ring_bytes, (layout.height, layout.width), layout.dtype
+        )
+        pipeline = LivePipeline(
+            self.engine,
+            store,
+            ring,
+            WindowAssembler(self.settings.window, axis),
+            self.settings.policy,
+        )
+        pipeline.frameAcquired.connect(self.frameAcquired.emit)
+        pipeline.frameDenoised.connect(self.frameDenoised.emit)
+        pipeline.failed.connect(self.failed.emit)
+        if layout.positions > 1:
+            self.mosaic = Mosaic(layout.pixel_size_um, (layout.height, layout.width))
+            pipeline.frameDenoised.connect(self._place_tile)
+        self.pipeline = pipeline
+        pipeline.start()
+        self.started.emit(pipeline)
+
+    def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]) -> None:
+        assert self.pipeline is not None, "frameReady before sequenceStarted"
+        i = event.index
+        index = FrameIndex(
+            i.get("t", 0), i.get("p", 0) * self._grid + i.get("g", 0), i.get("c", 0), i.get("z", 0)
+        )
+        stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
+        try:
+            self.pipeline.put_frame(img, index, stage, {"exposure_ms": meta.get("exposure_ms")})
+        except Exception as err:  # the runner only logs a handler's error: make it the run's
+            self.pipeline.report_error(f"frame {index} could not be taken in: {err}")
+            raise
+
+    def sequenceFinished(self, sequence: useq.MDASequence) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        pipeline.drain()
+        acquired = pipeline.stats.acquired
+        if self.device_errors:
+            pipeline.report_error(
+                f"the run stopped after {acquired} of {self._expected} frames because a device "
+                f"failed: {self.device_errors[0]}. Every frame acquired before that is saved in "
+                f"{self.path}."
+            )
+        extra: dict[str, Any] = {"missing": max(0, self._expected - acquired)}
+        if self.mosaic is not None and self.mosaic.tiles:
+            extra["mosaic"] = str(self.mosaic.save(mosaic_path(self.path)))
+        self.summary = pipeline.close(extra)
+
+    def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
+        assert self.mosaic is not None and info.stage_um is not None
+        x, y, _ = info.stage_um
+        self.mosaic.add(denoised, x, y, info.index.c, info.index.z)
