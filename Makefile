@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
