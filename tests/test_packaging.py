@@ -10,9 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from livedenoise.inference.cache import CACHE_ENV, default_cache_dir
 from livedenoise.storage import open_run
 
+ROOT = Path(__file__).resolve().parents[1]
 LIVEDENOISE = Path(sys.executable).parent / "livedenoise"
+
+
+def test_a_checkout_caches_built_engines_in_its_engines_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert default_cache_dir() == ROOT / "engines" / "cache"
 
 
 @pytest.mark.slow
