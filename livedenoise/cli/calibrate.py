@@ -8,43 +8,81 @@ short report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from livedenoise.acquisition import make_core
-from livedenoise.calibration.analysis import ladder_for
-from livedenoise.calibration.breaking import Tolerance
-from livedenoise.calibration.choose import (
-    Control,
-    device_control,
-    frames_control,
-    reference_value,
+from livedenoise.app.calibration import (
+    CalibrationProgress,
+    CalibrationRequest,
+    RecordedStack,
+    Recording,
+    calibrate_from_stack,
+    calibrate_on_core,
 )
+from livedenoise.calibration.analysis import Rung
+from livedenoise.calibration.breaking import Tolerance
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.calibration.profile import Profile, check_free
-from livedenoise.calibration.repeats import Repeats, acquire_repeats, load_repeats
+from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
-from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES, calibrate, save_calibration
+from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.cli.common import Backend, console, fail
-from livedenoise.inference import BackendError, Engine, InputError, load_engine
-from livedenoise.model import ModelFileError
 from livedenoise.pipeline.setup import SetupError, apply_assignments
 
 CALIBRATION_DIR = Path("calibration")
-FrameTime = Callable[[float], float | None]
 
 
-def _progress() -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    return Progress(*columns, TimeElapsedColumn(), console=console)
+class _Bars(CalibrationProgress):
+    """The calibration as it goes: the engine line, then a bar for the repeats and one for the ladder.
+
+    The bars appear with the first of them, so an error before that prints alone; use as a context.
+    """
+
+    task: TaskID  # the bar of the current stage
+
+    def __init__(self) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        self.bars = Progress(*columns, TimeElapsedColumn(), console=console)
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars.live.is_started:
+            self.bars.stop()
+
+    def _stage(self, description: str, total: int) -> None:
+        self.bars.start()
+        self.task = self.bars.add_task(description, total=total)
+
+    def engine(self, description: str) -> None:
+        console.print(f"engine: {description}")
+
+    def recording(self, setting: str, total: int) -> None:
+        self._stage(f"repeats at {setting}", total)
+
+    def repeat(self, done: int, total: int) -> None:
+        self.bars.update(self.task, completed=done)
+
+    def ladder(self, total: int) -> None:
+        self._stage("denoising the ladder", total)
+
+    def rung(self, rung: Rung, total: int) -> None:
+        self.bars.advance(self.task)
 
 
 def parse_xy(text: str) -> tuple[float, float]:
@@ -54,51 +92,6 @@ def parse_xy(text: str) -> tuple[float, float]:
     except ValueError:
         raise CalibrationError(f"--xy {text!r}: write X,Y in micrometres, e.g. 22.5,22.5") from None
     return x, y
-
-
-def _from_microscope(
-    config: Path | None,
-    settings: list[str],
-    xy: str | None,
-    spec: str | None,
-    count: int,
-    model: Path,
-    backend: str,
-) -> tuple[Engine, Control, Callable[[], Repeats], FrameTime]:
-    core = make_core(config)
-    apply_assignments(core, settings)
-    if xy is not None:
-        if not core.getXYStageDevice():
-            raise CalibrationError("--xy: this microscope has no XY stage.")
-        core.setXYPosition(*parse_xy(xy))
-        core.waitForDevice(core.getXYStageDevice())
-    control = device_control(core, spec)
-    size = (core.getImageHeight(), core.getImageWidth())
-    engine = load_engine(model, backend, window=1, frame_size=size)
-
-    def record() -> Repeats:
-        with _progress() as progress:
-            task = progress.add_task(
-                f"repeats at {control.label}={control.text(control.base)}", total=count
-            )
-            return acquire_repeats(
-                core, count, control, lambda done: progress.update(task, completed=done)
-            )
-
-    return engine, control, record, lambda value: control.frame_ms(core, value)
-
-
-def _from_stack(
-    stack: Path, frame_ms: float | None, model: Path, backend: str
-) -> tuple[Engine, Control, Callable[[], Repeats], FrameTime]:
-    repeats = load_repeats(stack)
-    engine = load_engine(model, backend, window=1, frame_size=repeats.frames.shape[1:])
-    return (
-        engine,
-        frames_control(),
-        lambda: repeats,
-        lambda n: None if frame_ms is None else n * frame_ms,
-    )
 
 
 def _show(profile: Profile, out: Path) -> None:
@@ -170,7 +163,7 @@ def calibrate_command(
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
     frame_ms: Annotated[
         float | None,
-        typer.Option(help="Offline: the stack's frame time in ms, to report frame times."),
+        typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing calibration NAME.")] = False,
 ) -> None:
@@ -178,62 +171,56 @@ def calibrate_command(
     directory = CALIBRATION_DIR / out
     microscope_only = {"--config": config, "--set": set_, "--xy": xy, "--property": property_}
     try:
-        if Path(out).name != out or out in ("", ".", ".."):
-            raise CalibrationError(
-                f"--out {out!r}: give a plain name; it is written to {directory}/."
-            )
-        check_free(directory, overwrite)
-        tolerance = Tolerance(
-            psnr_db=tolerance_psnr, ssim=tolerance_ssim, structure=tolerance_structure
+        _check_options(out, directory, from_stack, frame_ms, microscope_only)
+        request = CalibrationRequest(
+            model=model,
+            backend=backend.value,
+            reference=reference,
+            margin=margin,
+            tolerance=_tolerance(tolerance_psnr, tolerance_ssim, tolerance_structure),
         )
-        if from_stack is not None:
-            if given := [name for name, value in microscope_only.items() if value]:
-                raise CalibrationError(
-                    f"{', '.join(given)} apply to the microscope, not --from-stack."
+        with _Bars() as progress:
+            if from_stack is not None:
+                stack = RecordedStack(path=from_stack, frame_ms=frame_ms)
+                profile = calibrate_from_stack(
+                    stack, request, directory, overwrite=overwrite, progress=progress
                 )
-            engine, control, record, frame_time = _from_stack(
-                from_stack, frame_ms, model, backend.value
-            )
-        else:
-            if frame_ms is not None:
-                raise CalibrationError(
-                    "--frame-ms is for --from-stack; the microscope reports its own."
+            else:
+                recording = Recording(
+                    repeats=repeats, property=property_, xy=parse_xy(xy) if xy else None
                 )
-            engine, control, record, frame_time = _from_microscope(
-                config, set_ or [], xy, property_, repeats, model, backend.value
-            )
-        ref = reference_value(control, reference, DEFAULT_REFERENCE_AVERAGES)
-    except ValidationError as err:
-        raise fail(f"tolerances must be positive:\n{err}") from None
-    except (CalibrationError, SetupError, ModelFileError, BackendError, FileNotFoundError) as err:
-        raise fail(str(err)) from None
-    console.print(f"engine: {engine.describe()}")
-    try:
-        data = record()
-    except CalibrationError as err:
-        raise fail(str(err)) from None
-    except Exception as err:  # a device fault: MMCore and device adapters raise their own types
-        raise fail(f"recording the repeats failed ({err}); nothing was written.") from None
-    try:
-        with _progress() as progress:
-            task = progress.add_task(
-                "denoising the ladder", total=len(ladder_for(data.frames.shape[0]))
-            )
-            profile = calibrate(
-                engine,
-                str(model),
-                data,
-                control,
-                ref,
-                tolerance,
-                margin,
-                frame_time,
-                lambda rung: progress.advance(task),
-            )
-        save_calibration(directory, profile, overwrite)
-    except (CalibrationError, InputError) as err:
+                core = make_core(config)
+                apply_assignments(core, set_ or [])
+                profile = calibrate_on_core(
+                    core, request, recording, directory, overwrite=overwrite, progress=progress
+                )
+    except (CalibrationError, SetupError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     _show(profile, directory)
+
+
+def _check_options(
+    out: str,
+    directory: Path,
+    from_stack: Path | None,
+    frame_ms: float | None,
+    microscope_only: dict[str, object],
+) -> None:
+    """Refuse a name that is not a plain name, and options that do not apply to the source."""
+    if Path(out).name != out or out in ("", ".", ".."):
+        raise CalibrationError(f"--out {out!r}: give a plain name; it is written to {directory}/.")
+    if from_stack is not None:
+        if given := [name for name, value in microscope_only.items() if value]:
+            raise CalibrationError(f"{', '.join(given)} apply to the microscope, not --from-stack.")
+    elif frame_ms is not None:
+        raise CalibrationError("--frame-ms is for --from-stack; the microscope reports its own.")
+
+
+def _tolerance(psnr_db: float, ssim: float, structure: float) -> Tolerance:
+    try:
+        return Tolerance(psnr_db=psnr_db, ssim=ssim, structure=structure)
+    except ValidationError as err:
+        raise fail(f"tolerances must be positive:\n{err}") from None
 
 
 def register(app: typer.Typer) -> None:
