@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import pyqtgraph as pg
+from pymmcore_plus import CMMCorePlus
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -18,21 +20,49 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from livedenoise.app.calibration import (
+    CalibrationProgress,
+    CalibrationRequest,
+    Recording,
+    calibrate_on_core,
+)
 from livedenoise.calibration.analysis import Rung
-from livedenoise.calibration.breaking import Tolerance
-from livedenoise.calibration.choose import device_control, reference_value
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import PROFILE, Profile, apply_profile, load_profile
-from livedenoise.calibration.repeats import acquire_repeats
-from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES, calibrate, save_calibration
-from livedenoise.gui.controller import RunController
-from livedenoise.inference import load_engine
+
+
+class Controller(Protocol):
+    """What the tab needs of the viewer's run controller: the core, the model and backend in use,
+    and whether an acquisition holds the core."""
+
+    core: CMMCorePlus
+    model: Path
+    backend: str
+
+    @property
+    def running(self) -> bool: ...
+
+
+class _TabProgress(CalibrationProgress):
+    """Hands the calibrating thread's progress to the tab, which draws it on its timer."""
+
+    def __init__(self, tab: CalibrationTab) -> None:
+        self.tab = tab
+
+    def repeat(self, done: int, total: int) -> None:
+        self.tab.message = f"recording repeats… {done}/{total}"
+
+    def ladder(self, total: int) -> None:
+        self.tab.message = "denoising the ladder…"
+
+    def rung(self, rung: Rung, total: int) -> None:
+        self.tab.rungs.append(rung)
 
 
 class CalibrationTab(QWidget):
     """Reads the running calibration's rungs on the window's timer; the work runs in a thread."""
 
-    def __init__(self, controller: RunController, out_dir: Path = Path("calibration")) -> None:
+    def __init__(self, controller: Controller, out_dir: Path = Path("calibration")) -> None:
         super().__init__()
         self.controller = controller
         self.out_dir = out_dir
@@ -87,31 +117,22 @@ class CalibrationTab(QWidget):
         self._thread.start()
 
     def _calibrate(self, count: int) -> None:
-        core, model = self.controller.core, self.controller.model
+        controller = self.controller
+        request = CalibrationRequest(model=controller.model, backend=controller.backend)
+        directory = self.out_dir / f"viewer-{datetime.now():%Y%m%d-%H%M%S}"
         try:
-            control = device_control(core)
-            size = (core.getImageHeight(), core.getImageWidth())
-            engine = load_engine(model, self.controller.backend, window=1, frame_size=size)
-            repeats = acquire_repeats(core, count, control)
-            self.message = "denoising the ladder…"
-            reference = reference_value(control, None, DEFAULT_REFERENCE_AVERAGES)
-            profile = calibrate(
-                engine,
-                str(model),
-                repeats,
-                control,
-                reference,
-                Tolerance(),
-                1.0,
-                lambda value: control.frame_ms(core, value),
-                self.rungs.append,
+            profile = calibrate_on_core(
+                controller.core,
+                request,
+                Recording(repeats=count),
+                directory,
+                progress=_TabProgress(self),
             )
-            directory = self.out_dir / f"viewer-{datetime.now():%Y%m%d-%H%M%S}"
-            save_calibration(directory, profile)
-            self.profile, self.profile_path = profile, directory / PROFILE
-            self.message = f"saved {directory}"
         except Exception as err:  # shown to the user; nothing half-written (save is atomic)
             self.message = f"calibration failed: {err}"
+            return
+        self.profile, self.profile_path = profile, directory / PROFILE
+        self.message = f"saved {directory}"
 
     def _choose_profile(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
