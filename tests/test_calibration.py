@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from livedenoise.calibration.report import write_outputs
 from livedenoise.calibration.residual import structure_share, unsafe
 from livedenoise.cli import app
 from livedenoise.inference import load_engine
+from livedenoise.pipeline.setup import apply_assignments
 
 ROOT = Path(__file__).resolve().parents[1]
 TIRF = ROOT.parent / "shared" / "data" / "repeats" / "tirf_microtubules_20x5ms.tif"
@@ -44,18 +46,19 @@ SIM = [
     *("--backend", "onnxruntime"),
 ]
 REPEATS = 32
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the viewer's calibration tab, headless
 
 
 @pytest.fixture(scope="session")
 def backbone_path() -> Path:
     """The shipped backbone: what a user calibrates real recordings with before fine-tuning."""
-    return ROOT / "engines" / "backbone-small"
+    return ROOT / "livedenoise" / "weights" / "backbone-small"
 
 
 @pytest.fixture(scope="session")
 def sim_model_path() -> Path:
     """The backbone fine-tuned on the simulated microscope's pairs: the model for that microscope."""
-    return ROOT / "engines" / "sim-confocal-small"
+    return ROOT / "livedenoise" / "weights" / "sim-confocal-small"
 
 
 @pytest.fixture
@@ -73,7 +76,6 @@ def run(*args: str | Path) -> tuple[int, str]:
 def sim_measurement(model: Path) -> Measurement:
     """A ladder of 1..16 averages of a cell on the simulated microscope, through the API."""
     from livedenoise.acquisition import make_core
-    from livedenoise.pipeline.setup import apply_assignments
 
     core = make_core()
     settings = ["FrameWidth=128", "FrameHeight=128", "Zoom=2", "TimeScale=0", "Photobleaching=Off"]
@@ -120,6 +122,37 @@ def test_simulated_calibration_completes_with_profile_plot_and_report(sim_profil
     report = (folder / "report.md").read_text()
     assert f"Detector.LineAverage = {profile.chosen.text}" in report
     assert (folder / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_viewer_calibrates_as_the_command_line_does(
+    qtbot, sim_core, sim_model_path: Path, sim_profile: Path, tmp_path: Path
+) -> None:
+    """ "Calibrate here" in the viewer, on the field ``livedenoise calibrate`` measured (the simulated
+    microscope repeats itself from a fresh start), finds the same breaking point and setting."""
+    from qtpy.QtCore import Qt
+
+    from livedenoise.gui.calibration_tab import CalibrationTab
+
+    apply_assignments(sim_core, ["Detector.Zoom=2"])
+    sim_core.setXYPosition(*CELL_XY)
+    controller = SimpleNamespace(
+        core=sim_core, model=sim_model_path, backend="onnxruntime", running=False
+    )
+    tab = CalibrationTab(controller, out_dir=tmp_path / "calibration")
+    qtbot.addWidget(tab)
+    tab.repeats.setValue(REPEATS)
+    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.running, timeout=60_000)
+    tab.refresh()
+    assert tab.profile is not None, tab.message
+    cli = load_profile(sim_profile)
+    assert tab.profile.verdict.breaking_point == cli.verdict.breaking_point
+    assert tab.profile.chosen == cli.chosen
+    assert tab.profile.measurement.rungs == cli.measurement.rungs
+    assert load_profile(tab.profile_path) == tab.profile
+    assert tab.profile_path.parent.name.startswith("viewer-")
+    assert list(tab.denoised_curve.getData()[0]) == [r.averages for r in cli.measurement.rungs]
+    assert f"chosen Detector.LineAverage = {cli.chosen.text}" in tab.verdict.text()
 
 
 def test_denoised_curve_lies_above_the_raw_curve(sim_ladder: Measurement) -> None:
