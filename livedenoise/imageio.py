@@ -169,6 +169,41 @@ def _write_zarr(path: Path, image: Image) -> None:
     array[...] = data
 
 
+def as_frames(image: Image) -> np.ndarray:
+    """The image as frames ``[N, C, Y, X]``, a view where the axes allow; ``from_frames`` undoes it.
+
+    N runs along the time or z axis (1 for a 2D image); C is 1 without a channel axis. A time or z axis
+    of length 1 beside the other folds into it. Raises ImageFileError for both a time and a z axis
+    longer than 1: a denoiser slides over one of them.
+    """
+    order = _frame_order(image)
+    data = np.transpose(image.data, [image.axes.index(a) for a in order])
+    channels = _size(image, "C")[0] if "C" in image.axes else 1
+    return data.reshape(-1, channels, *data.shape[-2:])
+
+
+def from_frames(frames: np.ndarray, like: Image) -> np.ndarray:
+    """Frames ``[N, C, Y, X]`` from ``as_frames(like)`` (any dtype) back in ``like``'s axes and shape."""
+    order = _frame_order(like)
+    stacked = frames.reshape(_size(like, order))
+    return np.transpose(stacked, [order.index(a) for a in like.axes])
+
+
+def _frame_order(image: Image) -> str:
+    """The image's axes in frame order: stack axes (the longer first), channel, Y, X."""
+    stacks = sorted((a for a in "TZ" if a in image.axes), key=lambda a: -_size(image, a)[0])
+    if len(stacks) == 2 and _size(image, stacks[1])[0] > 1:
+        raise ImageFileError(
+            f"image {describe(image)} has both time (T) and z (Z) axes; the model slides over one. "
+            "Denoise each time point's z-stack (or each z-plane's time series) as its own file."
+        )
+    return "".join([*stacks, *("C" if "C" in image.axes else ""), "Y", "X"])
+
+
+def _size(image: Image, axes: str) -> tuple[int, ...]:
+    return tuple(image.data.shape[image.axes.index(a)] for a in axes)
+
+
 def describe(image: Image) -> str:
     """``TYX 60x256x256 uint16``: for messages."""
     return f"{image.axes} {'x'.join(map(str, image.data.shape))} {image.data.dtype}"

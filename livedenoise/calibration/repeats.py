@@ -17,7 +17,7 @@ from pymmcore_plus import CMMCorePlus
 
 from livedenoise.calibration.choose import Control
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.imageio import ImageFileError, describe, read_image
+from livedenoise.imageio import ImageFileError, as_frames, describe, read_image
 
 MIN_REPEATS = 8  # 4 inputs (a ladder of 1, 2, 3, 4) and a reference of 4 frames
 MIN_SIDE = 32  # pixels: smaller frames leave crops too small for SSIM
@@ -56,7 +56,6 @@ def load_repeats(path: str | Path) -> Repeats:
         image = read_image(path)
     except ImageFileError as err:
         raise CalibrationError(str(err)) from None
-    h, w = (image.data.shape[image.axes.index(a)] for a in "YX")
     stacked = [
         a for a, n in zip(image.axes, image.data.shape, strict=True) if a not in "YX" and n > 1
     ]
@@ -65,8 +64,7 @@ def load_repeats(path: str | Path) -> Repeats:
             f"{path}: {describe(image)} is not one stack of repeated frames; give a single-channel "
             "time series (TYX) of one field."
         )
-    order = [stacked[0], *(a for a in image.axes if a not in (stacked[0], "Y", "X")), "Y", "X"]
-    frames = np.transpose(image.data, [image.axes.index(a) for a in order]).reshape(-1, h, w)
+    frames = as_frames(image)[:, 0]  # the one stack axis; axes of length 1 fold away
     check_frames(frames, str(path))
     return Repeats(frames, f"stack {Path(path).name}", {"file": str(path)})
 
