@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from livedenoise.cpu import cpu_threads
-from livedenoise.inference import BackendError, Engine, InputError, load_engine
+from livedenoise.inference import BackendError, Engine, InputError, denoise_stack, load_engine
 from livedenoise.inference.base import normalise_into
 from livedenoise.inference.cache import cached, onnx_entry
 from livedenoise.model import (
@@ -97,6 +97,44 @@ def test_multichannel_windows_and_wrong_channel_counts(tmp_path: Path) -> None:
         engine.denoise(window(np.uint16, (3, 24, 32)))
     with pytest.raises(InputError, match=r"frames have 3 channels .* the model takes 2"):
         engine.denoise(window(np.uint16, (3, 3, 24, 32)))
+
+
+def test_a_stack_is_denoised_frame_by_frame_in_windows_centred_on_each(
+    torch_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames = window(np.uint16, (7, 24, 32))
+    windows: list[int] = []  # frames per engine call
+    engine_call = torch_engine.denoise
+
+    def counted(x: np.ndarray) -> np.ndarray:
+        windows.append(x.shape[1])
+        return engine_call(x)
+
+    monkeypatch.setattr(torch_engine, "denoise", counted)
+    done: list[int] = []
+    out = denoise_stack(torch_engine, frames, window=4, on_frame=done.append)
+    monkeypatch.undo()
+    assert out.shape == frames.shape and out.dtype == np.float32
+    assert done == [1, 2, 3, 4, 5, 6, 7]
+    # frames 0-2 share the first window, frames 5-6 the last: 4 windows of 4 frames, not 7
+    assert windows == [4, 4, 4, 4]
+    direct = {
+        i: torch_engine.denoise(frames[s : s + 4])[i - s] for i, s in ((0, 0), (3, 1), (6, 3))
+    }
+    for i, expected in direct.items():  # the first frame, the middle one (frames 1-4), the last
+        np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-3)
+
+
+def test_a_stack_shorter_than_the_window_is_one_window(tmp_path: Path) -> None:
+    cfg = preset("small", channels=2)
+    save_model(build_model(cfg), ModelCard(name="two", config=cfg), tmp_path / "two")
+    engine = load_engine(tmp_path / "two", "torch")
+    frames = window(np.uint16, (3, 2, 24, 32))  # [N, C, H, W]
+    out = denoise_stack(engine, frames, window=8)
+    assert out.shape == frames.shape
+    np.testing.assert_allclose(out, engine.denoise(frames), rtol=1e-5, atol=1e-3)
+    with pytest.raises(InputError, match=r"give frames as \[N, H, W\] or \[N, C, H, W\]"):
+        denoise_stack(engine, frames[0, 0], window=8)
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from livedenoise.acquisition.noise import DetectorModel
 from livedenoise.cli import app
+from livedenoise.inference import denoise_stack, load_engine
 from livedenoise.metrics import ssim as numpy_ssim
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 from livedenoise.training import (
+    TILE,
     Batch,
     Batches,
     BatchPlan,
@@ -200,6 +202,18 @@ def test_finetuned_model_saves_and_reloads_with_its_lineage(backbone: Path, tmp_
     noisy = pairs[0].noisy
     again = denoise(model, reloaded.normalization, noisy)
     assert again.shape == noisy.shape and np.isfinite(again).all()
+
+
+def test_training_evaluation_denoises_as_the_saved_model_will(tmp_path: Path) -> None:
+    model, norm = build_model(TINY, seed=4), Normalization(offset=10.0, scale=200.0)
+    card = ModelCard(name="tiny", config=TINY, normalization=norm, tile=TILE)
+    save_model(model, card, tmp_path / "tiny")
+    frames = np.stack([specimen(np.random.default_rng(i), size=160) for i in range(5)])
+    reported = denoise(model, norm, frames, window=3)  # what the fine-tuning report scores
+    used = denoise_stack(load_engine(tmp_path / "tiny", "torch"), frames, window=3)
+    # frames larger than the tile: both tiled alike, each frame in the 3 frames around it
+    assert reported.shape == frames.shape
+    np.testing.assert_allclose(reported, used, rtol=1e-5, atol=1e-3)
 
 
 def test_self_supervised_finetuning_uses_odd_even_frames_of_stacks(

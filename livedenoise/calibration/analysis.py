@@ -25,7 +25,7 @@ from scipy.stats import t as student_t
 
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.residual import structure_share
-from livedenoise.inference import Engine
+from livedenoise.inference import Engine, denoised_frames
 from livedenoise.metrics import quality
 
 WINDOW = 1  # frames per denoising window during calibration (see the module docstring)
@@ -130,11 +130,13 @@ def measure(
     ]
     dark = np.percentile(reference, 1)
     change = (later.mean() - dark) / max(inputs.mean() - dark, 1e-12) - 1
+    steps = ladder_for(frames.shape[0])
     sums = np.cumsum(inputs, axis=0)
+    averages = np.stack([sums[n - 1] / n for n in steps]).astype(np.float32)
     rungs = []
-    for n in ladder_for(frames.shape[0]):
-        raw = (sums[n - 1] / n).astype(np.float32)
-        denoised = engine.denoise(raw[None])[0]
+    # each average alone (WINDOW = 1), scored as soon as it is denoised
+    denoised_rungs = denoised_frames(engine, averages, WINDOW)
+    for n, raw, denoised in zip(steps, averages, denoised_rungs, strict=True):
         raw_q = [quality(raw[c], reference[c]) for c in grid]
         den_q = [quality(denoised[c], reference[c]) for c in grid]
         shares, spreads = zip(

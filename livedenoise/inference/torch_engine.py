@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import torch
 
-from livedenoise.inference.base import Backend, BackendError, Limits, Shape5
+from livedenoise.inference.base import Backend, BackendError, Engine, Limits, Shape5
 from livedenoise.inference.memory import available_memory, max_side
-from livedenoise.model import CNNT
+from livedenoise.model import CNNT, ModelCard, Normalization
 
 
 class TorchBackend(Backend):
@@ -80,3 +80,14 @@ class TorchBackend(Backend):
             where = f"CPU, {torch.get_num_threads()} threads"
         mode = "compiled" if self.compiled else "eager"
         return f"torch {torch.__version__} {mode} float32 on {where}"
+
+
+def in_memory_engine(model: CNNT, normalization: Normalization, tile: int | None = None) -> Engine:
+    """An engine over a model still in memory (training, fine-tuning), on the device its weights are on.
+
+    It denoises exactly as the model saved with this normalisation and ``tile`` (the card's training
+    tile, frames larger than it are tiled) and loaded on the torch backend would.
+    """
+    card = ModelCard(name="in-memory", config=model.cfg, normalization=normalization, tile=tile)
+    device = next(model.parameters()).device
+    return Engine(TorchBackend(model, device), card, reason="a model in memory")
