@@ -143,3 +143,30 @@ def test_viewer_shows_a_device_failure_and_keeps_every_frame(
     assert run.attrs["complete"] and run.attrs["summary"]["acquired"] == 5
     assert "PMT stopped responding" in run.attrs["summary"]["error"]
     assert (raw[:5].reshape(5, -1).max(axis=1) > 0).all()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 256 KiB file system (tmpfs), to fill up during a run; needs the right to mount."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_ends_the_run_with_a_clear_error(sim_core, small_model_path, small_disk):
+    request = RunRequest(model=small_model_path, backend="torch", out=small_disk / "full.ome.zarr")
+    acquisition = Acquisition(sim_core, request)
+    summary = acquisition.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 40}))
+
+    assert summary.error is not None and "free disk space" in summary.error
+    assert "No space left" in summary.error and acquisition.last_error == summary.error
+    assert summary.dropped > 0
+    run = open_run(small_disk / "full.ome.zarr")
+    written = np.asarray(run.raw[0])[: 40 - summary.dropped]
+    assert (written.reshape(written.shape[0], -1).max(axis=1) > 0).all()

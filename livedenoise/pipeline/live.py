@@ -115,10 +115,17 @@ class LivePipeline:
         """Record the statistics (with ``extra``, fields of ``RunSummary`` such as the mosaic's path)
         in the store and close it; after ``drain``."""
         summary = self.stats.summary().model_copy(update={"error": self._error, **(extra or {})})
-        self.store.close(
-            summary.model_dump(mode="json"),
-            timepoints=self.max_t + 1 if self.max_t >= 0 else None,
-        )
+        try:
+            self.store.close(
+                summary.model_dump(mode="json"),
+                timepoints=self.max_t + 1 if self.max_t >= 0 else None,
+            )
+        except OSError as err:  # a full disk: the frames on it stay readable, the run says why
+            self.report_error(
+                f"closing {self.store.path} failed ({err}); the frames written are readable, the "
+                "run's statistics are not saved"
+            )
+            summary = summary.model_copy(update={"error": self._error})
         return summary
 
     def finish(self) -> RunSummary:
@@ -135,26 +142,43 @@ class LivePipeline:
                 self._write_raw(job[1])
             else:
                 info, denoised, latency = job[2]
-                self.store.write_denoised(info.index, denoised, time.perf_counter(), latency)
+                try:
+                    self.store.write_denoised(info.index, denoised, time.perf_counter(), latency)
+                except Exception as err:  # a full or vanished disk: say so, keep the thread alive
+                    self.report_error(self._write_failure(info, err))
             self.stats.stage("write", time.perf_counter() - start)
+
+    def _write_failure(self, info: FrameInfo, err: Exception) -> str:
+        return (
+            f"writing frame {info.index} to {self.store.path} failed ({err}); free disk space or "
+            "write to another disk. The frames written before it are readable."
+        )
 
     def _write_raw(self, seq: int) -> None:
         got = self.ring.get(seq)
         if got is None:
-            self._lost.add(seq)
-            self.stats.add("dropped")
-            self.report_error(
+            self._lose(
+                seq,
                 f"frame {seq} left the ring before it reached disk: the disk is too slow for this "
-                "frame rate; reduce the rate or write to a faster disk"
+                "frame rate; reduce the rate or write to a faster disk",
             )
         else:
             frame, info = got
-            self.max_t = max(self.max_t, info.index.t)
-            self.store.write_raw(info.index, frame, info.arrived_s)
-            self.frameAcquired.emit(frame, info)
+            try:
+                self.store.write_raw(info.index, frame, info.arrived_s)
+            except Exception as err:  # a full or vanished disk: counted as lost, never silent
+                self._lose(seq, self._write_failure(info, err))
+            else:
+                self.max_t = max(self.max_t, info.index.t)
+                self.frameAcquired.emit(frame, info)
         with self._written_cond:
             self._written = seq
             self._written_cond.notify_all()
+
+    def _lose(self, seq: int, message: str) -> None:
+        self._lost.add(seq)
+        self.stats.add("dropped")
+        self.report_error(message)
 
     # -- denoise worker ----------------------------------------------------------------------------
 
