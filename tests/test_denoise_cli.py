@@ -12,8 +12,8 @@ import tifffile
 import yaozarrs
 from typer.testing import CliRunner
 
+from livedenoise.app.denoising import to_dtype
 from livedenoise.cli import app
-from livedenoise.cli.denoise import to_dtype
 from livedenoise.imageio import Image, read_image, write_image
 from livedenoise.inference import load_engine
 
