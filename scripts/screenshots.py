@@ -17,12 +17,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from livedenoise.gui.controller import RunController
 from qtpy.QtWidgets import QApplication
 
-from livedenoise.acquisition import make_core
+from livedenoise.app import Acquisition, RunRequest, open_microscope
 from livedenoise.gui.main_window import LiveWindow
-from livedenoise.pipeline.setup import DEMO_SETTINGS, apply_assignments, demo_sequence
+from livedenoise.pipeline.setup import DEMO_SETTINGS, demo_sequence
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -43,24 +42,25 @@ def main() -> None:
     args = parser.parse_args()
     DOCS.mkdir(exist_ok=True)
     app = QApplication.instance() or QApplication([])
-    core = make_core()
-    apply_assignments(core, DEMO_SETTINGS)
+    core = open_microscope(None, DEMO_SETTINGS)
     with tempfile.TemporaryDirectory() as tmp:
-        controller = RunController(core, Path(args.model), args.backend, Path(tmp), window=3)
-        window = LiveWindow(controller)
+        request = RunRequest(model=args.model, backend=args.backend, window=3, out_dir=Path(tmp))
+        acquisition = Acquisition(core, request)
+        window = LiveWindow(acquisition)
         window.resize(1400, 760)
         window.show()
 
         window.live_button.setChecked(True)
         wait(
-            app, lambda: controller.pipeline is not None and controller.pipeline.stats.denoised >= 3
+            app,
+            lambda: acquisition.pipeline is not None and acquisition.pipeline.stats.denoised >= 3,
         )
         window.refresh()
         window.grab().save(str(DOCS / "viewer_live.png"))
         window.live_button.setChecked(False)
 
         window.run_sequence(demo_sequence())
-        wait(app, lambda: not controller.running)
+        wait(app, lambda: not acquisition.running)
         window.refresh()
         window.grab().save(str(DOCS / "viewer_mosaic.png"))
 
