@@ -96,32 +96,113 @@ def train(
     console: Console | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train ``model`` in place; it ends with the weights that scored best on ``validation``."""
+    """Train ``model`` in place; it ends with the weights that scored best on ``validation``.
+
+    Raises RuntimeError when the loss stops being finite (the message suggests a lower learning rate).
+    """
     device = pick_device()
     model.to(device).train()
-    cuda = device.type == "cuda"
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    optimiser = _Optimiser(model, settings, device)
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
-    budget = None if settings.minutes is None else settings.minutes * 60
-
-    best = validation_psnr(model, validation, device)
-    best_state, stale, running = _copy_state(model), 0, math.nan
-    result = TrainResult(0, 0.0, best, 0, "steps", [(0, math.nan, best)])
-
-    def validate(step: int) -> None:
-        nonlocal best, best_state, stale
-        score = validation_psnr(model, validation, device)
-        result.history.append((step, running, score))
-        if score > best + 1e-3:
-            best, best_state, stale, result.best_step = score, _copy_state(model), 0, step
+    best = _Best(model, validation, device)
+    start, step, running = time.perf_counter(), 0, math.nan
+    with _progress_bar(console, show_progress) as progress:
+        task = progress.add_task(label, total=1.0, step=0, loss=math.nan, psnr=best.psnr)
+        while (done := _fraction_done(step, time.perf_counter() - start, settings)) < 1.0:
+            optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
+            value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
+            step += 1
+            running = value if math.isnan(running) else 0.95 * running + 0.05 * value
+            if step % settings.eval_every == 0:
+                best.validate(step, running)
+                if best.stale >= settings.patience:
+                    stopped = "early"
+                    break
+            progress.update(task, completed=done, step=step, loss=running, psnr=best.psnr)
         else:
-            stale += 1
+            hit_steps = settings.max_steps is not None and step >= settings.max_steps
+            stopped = "steps" if hit_steps else "time"
+        if step % settings.eval_every:  # the steps since the last validation
+            best.validate(step, running)
+        progress.update(task, completed=1.0, step=step, loss=running, psnr=best.psnr)
+    model.load_state_dict(best.state)
+    model.eval()
+    seconds = time.perf_counter() - start
+    return TrainResult(step, seconds, best.psnr, best.step, stopped, best.history)
 
-    progress = Progress(
+
+class _Optimiser:
+    """AdamW with gradient clipping, and float16 gradient scaling on a CUDA GPU."""
+
+    def __init__(self, model: CNNT, settings: LoopSettings, device: torch.device) -> None:
+        self.params = list(model.parameters())
+        self.clip = settings.clip
+        self.opt = torch.optim.AdamW(
+            self.params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
+
+class _Best:
+    """The best validation PSNR so far, its step and weights, and validations since it improved."""
+
+    def __init__(self, model: CNNT, validation: Sequence[Batch], device: torch.device) -> None:
+        self.model, self.validation, self.device = model, validation, device
+        self.psnr = validation_psnr(model, validation, device)
+        self.state, self.step, self.stale = _copy_state(model), 0, 0
+        self.history: list[tuple[int, float, float]] = [(0, math.nan, self.psnr)]
+
+    def validate(self, step: int, loss: float) -> None:
+        """Score the model now; keep its weights if they beat the best by more than 0.001 dB."""
+        score = validation_psnr(self.model, self.validation, self.device)
+        self.history.append((step, loss, score))
+        if score > self.psnr + 1e-3:
+            self.psnr, self.state, self.step, self.stale = score, _copy_state(self.model), step, 0
+        else:
+            self.stale += 1
+
+
+def _train_step(
+    model: CNNT, batch: Batch, loss_fn: LossWeights, optimiser: _Optimiser, label: str, step: int
+) -> float:
+    """One optimiser step on ``batch`` (float16 autocast on a GPU); the loss before it."""
+    device = batch.inputs.device
+    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        pred = model(batch.inputs)
+    loss = loss_fn(pred, batch.targets, batch.mask)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise RuntimeError(
+            f"{label}: the loss became {value} at step {step}; lower the learning rate."
+        )
+    optimiser.step(loss)
+    return value
+
+
+def _fraction_done(step: int, elapsed: float, settings: LoopSettings) -> float:
+    """How far the run is, 0 to 1, by whichever of its step count and time budget is further."""
+    budget = None if settings.minutes is None else settings.minutes * 60
+    return max(
+        step / settings.max_steps if settings.max_steps else 0.0,
+        elapsed / budget if budget else 0.0,
+    )
+
+
+def _progress_bar(console: Console | None, show: bool) -> Progress:
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("step {task.fields[step]}"),
@@ -129,53 +210,8 @@ def train(
         TextColumn("val PSNR {task.fields[psnr]:.2f} dB"),
         TimeElapsedColumn(),
         console=console,
-        disable=not show_progress,
+        disable=not show,
     )
-    start, step = time.perf_counter(), 0
-    with progress:
-        task = progress.add_task(label, total=1.0, step=0, loss=math.nan, psnr=best)
-        while True:
-            elapsed = time.perf_counter() - start
-            done = max(
-                step / settings.max_steps if settings.max_steps else 0.0,
-                elapsed / budget if budget else 0.0,
-            )
-            if done >= 1.0:
-                hit_steps = settings.max_steps is not None and step >= settings.max_steps
-                result.stopped = "steps" if hit_steps else "time"
-                break
-            for group in opt.param_groups:
-                group["lr"] = settings.lr * _lr_factor(step, done, settings)
-            batch = batches(rng).to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-                pred = model(batch.inputs)
-            loss = loss_fn(pred, batch.targets, batch.mask)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise RuntimeError(
-                    f"{label}: the loss became {value} at step {step}; lower the learning rate."
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            running = value if math.isnan(running) else 0.95 * running + 0.05 * value
-            if step % settings.eval_every == 0:
-                validate(step)
-                if stale >= settings.patience:
-                    result.stopped = "early"
-                    break
-            progress.update(task, completed=done, step=step, loss=running, psnr=best)
-        if step % settings.eval_every:  # the steps since the last validation
-            validate(step)
-        progress.update(task, completed=1.0, step=step, loss=running, psnr=best)
-    model.load_state_dict(best_state)
-    model.eval()
-    result.steps, result.seconds, result.best_psnr = step, time.perf_counter() - start, best
-    return result
 
 
 def _lr_factor(step: int, done: float, settings: LoopSettings) -> float:
