@@ -166,7 +166,6 @@ def test_a_full_disk_ends_the_run_with_a_clear_error(sim_core, small_model_path,
 
     assert summary.error is not None and "free disk space" in summary.error
     assert "No space left" in summary.error and acquisition.last_error == summary.error
-    assert summary.dropped > 0
     run = open_run(small_disk / "full.ome.zarr")
     written = np.asarray(run.raw[0])[: 40 - summary.dropped]
     assert (written.reshape(written.shape[0], -1).max(axis=1) > 0).all()
