@@ -11,14 +11,28 @@ from livedenoise.app.acquisition import (
     denoising_output,
     open_microscope,
 )
+from livedenoise.app.calibration import (
+    CalibrationProgress,
+    CalibrationRequest,
+    RecordedStack,
+    Recording,
+    calibrate_from_stack,
+    calibrate_on_core,
+)
 from livedenoise.inference import BACKENDS
 from livedenoise.pipeline.stats import RunSummary
 
 __all__ = [
     "BACKENDS",
     "Acquisition",
+    "CalibrationProgress",
+    "CalibrationRequest",
+    "RecordedStack",
+    "Recording",
     "RunRequest",
     "RunSummary",
+    "calibrate_from_stack",
+    "calibrate_on_core",
     "denoising_output",
     "open_microscope",
 ]

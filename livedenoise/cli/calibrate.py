@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from livedenoise.acquisition import make_core
+from livedenoise.app import open_microscope
 from livedenoise.app.calibration import (
     CalibrationProgress,
     CalibrationRequest,
@@ -41,7 +41,7 @@ from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
 from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.cli.common import Backend, console, fail
-from livedenoise.pipeline.setup import SetupError, apply_assignments
+from livedenoise.pipeline.setup import SetupError
 
 CALIBRATION_DIR = Path("calibration")
 
@@ -189,8 +189,7 @@ def calibrate_command(
                 recording = Recording(
                     repeats=repeats, property=property_, xy=parse_xy(xy) if xy else None
                 )
-                core = make_core(config)
-                apply_assignments(core, set_ or [])
+                core = open_microscope(config, set_ or [])
                 profile = calibrate_on_core(
                     core, request, recording, directory, overwrite=overwrite, progress=progress
                 )
