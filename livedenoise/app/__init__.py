@@ -19,6 +19,7 @@ from livedenoise.app.calibration import (
     calibrate_from_stack,
     calibrate_on_core,
 )
+from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
 from livedenoise.inference import BACKENDS
 from livedenoise.pipeline.stats import RunSummary
 
@@ -27,12 +28,15 @@ __all__ = [
     "Acquisition",
     "CalibrationProgress",
     "CalibrationRequest",
+    "DenoiseError",
+    "DenoiseResult",
     "RecordedStack",
     "Recording",
     "RunRequest",
     "RunSummary",
     "calibrate_from_stack",
     "calibrate_on_core",
+    "denoise_file",
     "denoising_output",
     "open_microscope",
 ]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from livedenoise.cli.common import console, fail
-from livedenoise.model import ModelFileError, model_paths
+from livedenoise.model import ModelFileError, find_model, model_paths
 from livedenoise.training import FinetuneReport, FinetuneSettings, PairsError, finetune_folder
 
 DEFAULT_BACKBONE = Path("backbone-small")
@@ -50,9 +50,10 @@ def finetune(
 
     The bottom rows of every image are held out: they decide when to stop and show how raw, backbone and fine-tuned output compare on pixels the model never trained on.
     """
-    if not model_paths(backbone)[1].is_file():
+    weights = model_paths(find_model(backbone))[1]
+    if not weights.is_file():
         raise fail(
-            f"no backbone model at {backbone} ({model_paths(backbone)[1]} not found). Run "
+            f"no backbone model at {backbone} ({weights} not found). Run "
             "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
         )
     settings = FinetuneSettings(minutes=minutes, epochs=epochs)
