@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from livedenoise.app.models import build_tensorrt, export_to_onnx
 from livedenoise.cli.common import console, fail
-from livedenoise.inference import BackendError, load_engine
+from livedenoise.inference import BackendError
 from livedenoise.inference.tensorrt_engine import PRECISIONS
 from livedenoise.model import (
     PRESETS,
@@ -18,7 +19,6 @@ from livedenoise.model import (
     ModelFileError,
     Normalization,
     build_model,
-    export_onnx,
     load_model,
     model_paths,
     preset,
@@ -107,20 +107,16 @@ def export(
         size = parse_size(frame_size)
         try:
             with console.status(f"building a TensorRT {precision} engine for {model}"):
-                engine = load_engine(
-                    model, "tensorrt", window=window, frame_size=size, precision=precision
-                )
+                description, path = build_tensorrt(model, size, window, precision)
         except (ModelFileError, BackendError) as err:
             raise fail(str(err)) from None
-        console.print(f"engine: {engine.describe()}\nat {engine.backend.path}")
+        console.print(f"engine: {description}\nat {path}")
         return
     try:
-        net, _ = load_model(model)
+        with console.status(f"exporting {model} to ONNX"):
+            target = export_to_onnx(model, out)
     except ModelFileError as err:
         raise fail(str(err)) from None
-    target = out or model_paths(model)[0].with_suffix(".onnx")
-    with console.status(f"exporting {model} to ONNX"):
-        export_onnx(net, target)
     console.print(f"wrote {target}")
 
 

@@ -1,0 +1,34 @@
+"""Exporting a saved model for an inference backend: the work behind ``livedenoise export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livedenoise.inference import load_engine
+from livedenoise.model import export_onnx, load_model, model_paths
+
+
+def export_to_onnx(model: str | Path, out: Path | None = None) -> Path:
+    """One ONNX graph with dynamic batch, frames, height and width; returns where it was written.
+
+    ``out`` defaults to the model's name with ``.onnx`` in the working folder (beside a model file
+    given by path). Raises ``ModelFileError`` for a missing or broken model.
+    """
+    net, _ = load_model(model)
+    target = out or model_paths(Path(model))[0].with_suffix(".onnx")
+    export_onnx(net, target)
+    return target
+
+
+def build_tensorrt(
+    model: str | Path, frame_size: tuple[int, int], window: int, precision: str
+) -> tuple[str, Path]:
+    """Build (or find in the engine cache) a TensorRT engine for this GPU and acquisition shape.
+
+    Returns the engine's description and its file. Raises ``ModelFileError`` and ``BackendError``
+    (no NVIDIA GPU, TensorRT missing, a failed build) with what to do.
+    """
+    engine = load_engine(
+        model, "tensorrt", window=window, frame_size=frame_size, precision=precision
+    )
+    return engine.describe(), engine.backend.path
