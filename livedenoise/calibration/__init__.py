@@ -6,6 +6,9 @@
     save_calibration(Path("calibration/NAME"), profile)                # run
     apply_profile(core, "calibration/NAME/profile.json")               # profile, before acquiring
 
+Front ends and scripts call ``livedenoise.app.calibrate_on_core`` or ``calibrate_from_stack``, which do
+the steps above with progress callbacks.
+
 Method: DESIGN §4. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
 reference), ``residual`` (hallucination check), ``breaking`` (the breaking point), ``choose`` (the
 device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it).
