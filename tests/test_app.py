@@ -45,9 +45,10 @@ def test_a_pymmcore_plus_script_gets_every_raw_and_denoised_frame(
     )
     output = denoising_output(tmp_path / "script.ome.zarr", small_model_path, backend="torch")
     sim_core.mda.run(sequence, output=output)
+    summary = output.finish()
 
-    assert output.summary is not None and output.summary.error is None
-    assert output.summary.acquired == output.summary.denoised == 12
+    assert summary is not None and summary.error is None and output.finish() is summary
+    assert summary.acquired == summary.denoised == 12
     run = open_run(tmp_path / "script.ome.zarr")
     raw, denoised = np.asarray(run.raw[0]), np.asarray(run.denoised[0])
     assert raw.shape == denoised.shape == (3, 2, 2, 64, 64)

@@ -100,9 +100,10 @@ class AcquisitionRun:
         """Acquire in this thread (it becomes the acquisition thread) and return the run's summary."""
         with _DeviceFailures(self.core.mda.cancel, self.output.device_errors):
             self.core.mda.run(self.sequence, output=self.output)
-        if self.output.summary is None:  # the run ended before it started
+        summary = self.output.finish()
+        if summary is None:  # the run ended before it started
             raise RuntimeError(f"the run did not start: {self.output.device_errors or 'see log'}")
-        return self.output.summary
+        return summary
 
     def cancel(self) -> None:
         self.core.mda.cancel()

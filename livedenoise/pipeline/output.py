@@ -5,7 +5,7 @@ methods to its runner's signals, as it does for its own writers::
 
     output = DenoisingOutput(RunSettings(out=Path("run.ome.zarr")), engine)
     core.mda.run(sequence, output=output)
-    output.summary  # RunSummary; run.ome.zarr holds every raw and denoised frame
+    summary = output.finish()  # RunSummary; run.ome.zarr holds every raw and denoised frame
 
 The store is sized from what the run reports when it starts (the summary metadata's image size, dtype
 and pixel size, the sequence's axes), and records every device property as the run began.
@@ -13,6 +13,7 @@ and pixel size, the sequence's axes), and records every device property as the r
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ class DenoisingOutput:
         self.device_errors: list[str] = []  # filled by whoever watches the devices
         self._expected = 0
         self._grid = 1
+        self._finishing = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -188,9 +190,21 @@ class DenoisingOutput:
             raise
 
     def sequenceFinished(self, sequence: useq.MDASequence) -> None:
-        pipeline = self.pipeline
-        if pipeline is None:
-            return
+        self.finish()
+
+    def finish(self) -> RunSummary | None:
+        """Denoise what is left, save the mosaic, close the store; the run's summary.
+
+        ``sequenceFinished`` calls it; call it yourself after ``core.mda.run`` returns as well:
+        pymmcore-plus delivers outputs' events from a relay thread that can end before the last
+        event reaches it. A second call returns the same summary. None if the run never started.
+        """
+        with self._finishing:
+            if self.summary is None and self.pipeline is not None:
+                self.summary = self._close(self.pipeline)
+        return self.summary
+
+    def _close(self, pipeline: LivePipeline) -> RunSummary:
         pipeline.drain()
         acquired = pipeline.stats.acquired
         if self.device_errors:
@@ -202,7 +216,7 @@ class DenoisingOutput:
         extra: dict[str, Any] = {"missing": max(0, self._expected - acquired)}
         if self.mosaic is not None and self.mosaic.tiles:
             extra["mosaic"] = str(self.mosaic.save(mosaic_path(self.path)))
-        self.summary = pipeline.close(extra)
+        return pipeline.close(extra)
 
     def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
         assert self.mosaic is not None and info.stage_um is not None
