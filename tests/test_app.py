@@ -55,7 +55,7 @@ def test_a_pymmcore_plus_script_gets_every_raw_and_denoised_frame(
     assert (raw.reshape(12, -1).max(axis=1) > 0).all()
     assert np.isfinite(denoised).all() and not np.allclose(raw, denoised)
     assert run.attrs["complete"] and run.attrs["model"]["name"] == "small"
-    assert run.attrs["layout"]["channels"] == ["FITC", "DAPI"]
+    assert run.attrs["images"][0]["channels"] == ["FITC", "DAPI"]
 
 
 def _store_facts(path: Path) -> dict:
@@ -64,6 +64,7 @@ def _store_facts(path: Path) -> dict:
     attrs = run.attrs
     return {
         "layout": attrs["layout"],
+        "images": attrs["images"],
         "keys": sorted(attrs),
         "calibration": attrs["calibration"]["chosen"],
         "sequence": attrs["sequence"],

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaozarrs
+import zarr
 
-from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.windows import WindowAssembler, default_axis
 from livedenoise.storage import RunStore, open_run
+from livedenoise.storage.run_store import FrameMismatch
 
 
 def test_ring_hands_frames_over_and_reports_overwritten_ones() -> None:
-    ring = FrameRing(3, (4, 5), "uint16")
+    ring = FrameRing(3)
     for i in range(5):
         info = ring.put(np.full((4, 5), i, np.uint16), FrameIndex(i, 0, 0, 0), float(i))
         assert info.seq == i
@@ -28,14 +30,22 @@ def test_ring_hands_frames_over_and_reports_overwritten_ones() -> None:
     assert ring.newest() == 4
 
 
-def test_ring_refuses_a_frame_of_another_shape() -> None:
-    ring = FrameRing(2, (4, 5), "uint16")
-    with pytest.raises(ValueError, match="ROI or binning changed"):
-        ring.put(np.zeros((5, 4), np.uint16), FrameIndex(0, 0, 0, 0), 0.0)
+def test_ring_keeps_frames_of_another_shape_and_dtype_as_they_are() -> None:
+    """A preset that changes the ROI or bit depth mid-run: each frame comes back exactly."""
+    ring = FrameRing(2)
+    small = np.full((4, 5), 300, np.uint16)
+    wide = np.full((6, 3), 7, np.uint8)
+    ring.put(small, FrameIndex(0, 0, 0, 0), 0.0)
+    ring.put(wide, FrameIndex(0, 0, 1, 0), 0.0)
+    ring.put(np.full((6, 3), 70000, np.uint32), FrameIndex(1, 0, 0, 0), 0.0)  # reuses slot 0
+    frame, _ = ring.get(1)
+    assert frame.dtype == np.uint8 and frame.shape == (6, 3) and (frame == 7).all()
+    frame, _ = ring.get(2)
+    assert frame.dtype == np.uint32 and (frame == 70000).all()
 
 
 def test_ring_wakes_a_waiting_consumer_on_put_and_on_close() -> None:
-    ring = FrameRing(2, (2, 2), "uint8")
+    ring = FrameRing(2)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(ring.wait(0, timeout=5)))
     waiter.start()
@@ -68,36 +78,51 @@ def test_z_windows_restart_with_each_stack_and_default_axis() -> None:
     assert default_axis(timepoints=5, slices=9) == "t"
 
 
-def test_run_store_is_valid_ome_zarr_and_grows_in_live_mode(tmp_path: Path) -> None:
-    layout = RunLayout(
-        height=16,
-        width=24,
-        dtype="uint16",
-        timepoints=1,
-        positions=2,
-        channels=("DAPI", "FITC"),
-        slices=3,
-    )
+def _info(t: int, p: int, c: int, z: int, **meta) -> FrameInfo:
+    return FrameInfo(0, FrameIndex(t, p, c, z), float(t), meta.pop("stage", None), meta)
+
+
+def test_run_store_is_valid_ome_zarr_and_grows_as_frames_arrive(tmp_path: Path) -> None:
+    layout = RunLayout(timepoints=1, channels=1, slices=1, pixel_size_um=0.5, z_step_um=2.0)
     store = RunStore(tmp_path / "run.ome.zarr", layout, {"model": {"name": "m"}})
     frame = np.arange(16 * 24, dtype=np.uint16).reshape(16, 24)
-    store.write_raw(FrameIndex(6, 1, 1, 2), frame, acquired_s=1.5)
+    store.write_raw(frame, _info(0, 0, 0, 0, channel="DAPI"))
+    store.write_raw(frame + 1, _info(6, 1, 1, 2, channel="FITC", stage=(100.0, -50.0, 0.0)))
     store.write_denoised(FrameIndex(6, 1, 1, 2), frame * 0.5, denoised_s=1.7, latency_s=0.2)
-    store.close({"denoised": 1}, timepoints=7)
+    store.close({"denoised": 1})
 
     run = open_run(tmp_path / "run.ome.zarr")
-    assert run.raw[1].shape == (7, 2, 3, 16, 24)
-    np.testing.assert_array_equal(run.raw[1][6, 1, 2], frame)
+    assert run.raw[1].shape == (7, 2, 3, 16, 24)  # grown to the frames written, along t, c and z
+    np.testing.assert_array_equal(run.raw[1][6, 1, 2], frame + 1)
     np.testing.assert_allclose(run.denoised[1][6, 1, 2], frame * 0.5)
     assert np.isnan(run.denoised[0][0, 0, 0]).all()  # never denoised: NaN, not a fake zero
     assert run.timing["latency_ms"][6, 1, 1, 2] == pytest.approx(200.0)
     assert run.attrs["complete"] and run.attrs["model"]["name"] == "m"
+    assert run.attrs["images"][1]["channels"] == ["channel 0", "FITC"]
     yaozarrs.validate_zarr_store(str(tmp_path / "run.ome.zarr"))
+    # the stage position is the field's centre: the first pixel lies half a field up and left of it
+    ome = zarr.open_group(tmp_path / "run.ome.zarr/raw/p1", mode="r").attrs["ome"]
+    transforms = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    assert transforms[0]["scale"][2:] == [2.0, 0.5, 0.5]
+    assert transforms[1] == {
+        "type": "translation",
+        "translation": [0.0, 0.0, 0.0, -50.0 - 8 * 0.5, 100.0 - 12 * 0.5],
+    }
+    # the display window spans the data, not the dtype: a 12-bit image does not open black
+    window = ome["omero"]["channels"][1]["window"]
+    assert (window["start"], window["end"]) == (1.0, 16 * 24.0)
+
+
+def test_run_store_refuses_a_frame_that_does_not_fit_its_image(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run.ome.zarr", RunLayout(), {})
+    store.write_raw(np.zeros((8, 8), np.uint8), _info(0, 0, 0, 0))
+    with pytest.raises(FrameMismatch, match="8x8 uint8"):
+        store.write_raw(np.zeros((8, 8), np.uint16), _info(1, 0, 0, 0))  # never cast to uint8
 
 
 def test_unfinished_run_still_opens_with_its_frames(tmp_path: Path) -> None:
-    layout = RunLayout(height=8, width=8, dtype="uint8", timepoints=4)
-    store = RunStore(tmp_path / "run.ome.zarr", layout, {})
-    store.write_raw(FrameIndex(2, 0, 0, 0), np.full((8, 8), 5, np.uint8), acquired_s=0.0)
+    store = RunStore(tmp_path / "run.ome.zarr", RunLayout(timepoints=4), {})
+    store.write_raw(np.full((8, 8), 5, np.uint8), _info(2, 0, 0, 0))
     del store  # a crash: close() never runs
     run = open_run(tmp_path / "run.ome.zarr")
     assert not run.attrs["complete"]
@@ -105,10 +130,9 @@ def test_unfinished_run_still_opens_with_its_frames(tmp_path: Path) -> None:
 
 
 def test_run_store_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
-    layout = RunLayout(height=8, width=8, dtype="uint8")
-    RunStore(tmp_path / "run.ome.zarr", layout, {})
+    RunStore(tmp_path / "run.ome.zarr", RunLayout(), {})
     with pytest.raises(FileExistsError, match="choose a new --out"):
-        RunStore(tmp_path / "run.ome.zarr", layout, {})
+        RunStore(tmp_path / "run.ome.zarr", RunLayout(), {})
 
 
 def test_mosaic_places_tiles_by_stage_position_and_blends_the_overlap(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,15 @@ from livedenoise.acquisition import make_core
 from livedenoise.calibration.choose import Control, device_control, set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, apply_profile
+from livedenoise.frames import FrameInfo
 from livedenoise.inference import Engine, load_engine
 from livedenoise.pipeline.acquire import AcquisitionRun, LiveAcquisition
 from livedenoise.pipeline.live import LivePipeline, Policy
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings
-from livedenoise.pipeline.ring import FrameInfo
-from livedenoise.pipeline.setup import apply_assignments
+from livedenoise.pipeline.setup import apply_assignments, check_presets, check_sequence
 from livedenoise.pipeline.stats import RunSummary
+from livedenoise.storage import check_new_store
 
 
 def open_microscope(config: Path | None = None, settings: Sequence[str] = ()) -> CMMCorePlus:
@@ -44,6 +46,21 @@ def open_microscope(config: Path | None = None, settings: Sequence[str] = ()) ->
     core = make_core(config)
     apply_assignments(core, list(settings))
     return core
+
+
+def release_microscope(core: CMMCorePlus) -> None:
+    """Stop the core's acquisition, unload its devices and detach its callback thread.
+
+    A core left to interpreter shutdown with its callback thread live can abort the process
+    ("terminate called without an active exception"), replacing the command's exit code.
+    """
+    with suppress(Exception):
+        if core.isSequenceRunning():
+            core.stopSequenceAcquisition()
+    with suppress(Exception):
+        core.unloadAllDevices()
+    with suppress(Exception):
+        super(CMMCorePlus, core).registerCallback(None)
 
 
 def default_store_name() -> str:
@@ -149,6 +166,7 @@ class Acquisition:
         self._engine_key = self._key() if engine else None
         self._mosaic_of: AcquisitionRun | None = None
         self._live: LiveAcquisition | None = None
+        self._live_ending = False
         self._run: AcquisitionRun | None = None
         self._thread: threading.Thread | None = None
 
@@ -160,8 +178,8 @@ class Acquisition:
 
     @property
     def live(self) -> bool:
-        """Whether live mode is on (as opposed to a sequence, or nothing)."""
-        return self._live is not None
+        """Whether live mode is on and not ending (as opposed to a sequence, or nothing)."""
+        return self._live is not None and not self._live_ending
 
     @property
     def loaded_engine(self) -> Engine | None:
@@ -221,6 +239,16 @@ class Acquisition:
 
     # -- runs ----------------------------------------------------------------------------------------
 
+    def check(self, sequence: useq.MDASequence | None = None) -> None:
+        """Refuse what would fail, before anything is acquired or written: a sequence with no events
+        or a zero-size plan, a channel preset this microscope lacks, an output that exists or cannot
+        be written. Raises SetupError, FileExistsError or OutputPathError."""
+        if sequence is not None:
+            check_sequence(sequence)
+            check_presets(self.core, sequence)
+        if self._next_out is not None:
+            check_new_store(self._next_out)
+
     def _observe(self, pipeline: LivePipeline) -> None:
         pipeline.frameAcquired.connect(self.latest.set_raw)
         pipeline.frameDenoised.connect(self.latest.set_denoised)
@@ -247,6 +275,7 @@ class Acquisition:
 
     def _prepare(self, sequence: useq.MDASequence) -> AcquisitionRun:
         self._check_idle()
+        self.check(sequence)
         engine = self.engine()
         self.last_error = None
         run = AcquisitionRun(
@@ -282,18 +311,55 @@ class Acquisition:
         finally:
             self._run = None
 
-    def stop(self, timeout: float | None = 60) -> RunSummary | None:
-        """Stop whatever runs and wait until its store is closed; returns its summary."""
-        if self._live is not None:
-            live, self._live = self._live, None
-            self._finished(live.stop())
+    @property
+    def expected(self) -> int:
+        """Frames the running sequence will deliver (0 in live mode or before it starts)."""
+        return self._mosaic_of.output.expected if self._mosaic_of and self._live is None else 0
+
+    @property
+    def backlog(self) -> int:
+        """Frames of the current run acquired but not yet denoised."""
+        return self.pipeline.backlog if self.pipeline is not None and self.running else 0
+
+    def stop_acquiring(self) -> None:
+        """Stop acquiring now, without waiting: acquired frames are still saved and, under the
+        record policy, denoised (``skip_backlog`` leaves them raw-only). ``wait`` for the end."""
+        if self._live is not None and not self._live_ending:
+            self._live_ending = True
+            self._live.stop_acquiring()
+            self._thread = threading.Thread(
+                target=self._end_live, args=(self._live,), name="livedenoise-live-end"
+            )
+            self._thread.start()
         elif self._run is not None:
             self._run.cancel()
+
+    def _end_live(self, live: LiveAcquisition) -> None:
+        try:
+            self._finished(live.stop())
+        except Exception as err:  # no thread dies quietly: the front end shows why
+            self._failed(f"ending live mode failed: {err}")
+        finally:
+            self._live, self._live_ending = None, False
+
+    def skip_backlog(self) -> None:
+        """Leave the frames still waiting for the engine raw-only; the run then closes at once."""
+        if self.pipeline is not None:
+            self.pipeline.skip_backlog()
+
+    def close(self) -> None:
+        """Stop any run and release the core (see ``release_microscope``)."""
+        self.stop()
+        release_microscope(self.core)
+
+    def stop(self, timeout: float | None = 60) -> RunSummary | None:
+        """Stop whatever runs and wait until its store is closed; returns its summary."""
+        self.stop_acquiring()
         self.wait(timeout)
         return self.last_summary
 
     def wait(self, timeout: float | None = None) -> RunSummary | None:
-        """Wait for a background sequence to end; returns the last summary."""
+        """Wait for a background run (or the end of live mode) to end; returns the last summary."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self.last_summary

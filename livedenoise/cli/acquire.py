@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -18,8 +18,8 @@ from livedenoise.cli.common import Backend, console, fail
 from livedenoise.inference import BackendError
 from livedenoise.model import ModelFileError
 from livedenoise.pipeline.live import Policy
-from livedenoise.pipeline.output import expected_frames
 from livedenoise.pipeline.setup import DEMO_SETTINGS, SetupError, demo_sequence, load_sequence
+from livedenoise.storage import OutputPathError
 
 DEFAULT_MODEL = Path("backbone-small")
 DEMO_MODEL = Path("sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
@@ -39,6 +39,7 @@ def stats_table(summary: RunSummary, title: str = "run statistics") -> Table:
         ("skipped (live policy)", str(s.skipped)),
         ("raw frames lost", str(s.dropped)),
         ("frames not denoised (engine errors)", str(s.failed)),
+        ("frames saved raw-only", str(s.raw_only)),
     ]
     rows += [(f"{stage} (mean ms)", f"{ms:.1f}") for stage, ms in s.stage_mean_ms.items()]
     for label, value in rows:
@@ -46,41 +47,78 @@ def stats_table(summary: RunSummary, title: str = "run statistics") -> Table:
     return table
 
 
-def _run_with_progress(acquisition: Acquisition, sequence: useq.MDASequence) -> RunSummary:
-    """Acquire in this thread while a rich bar follows acquisition and denoising."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    total = expected_frames(sequence)
-    with Progress(*columns, console=console, transient=True) as progress:
-        acquired = progress.add_task("acquired", total=total)
-        denoised = progress.add_task("denoised", total=total)
-        done = threading.Event()
+class _Interrupts:
+    """Ctrl-C during a headless run: the first stops acquiring, the second skips the denoise backlog.
 
-        def follow() -> None:
-            while not done.wait(0.1):
+    Raw frames are saved either way and the store is closed complete, saying how the run ended.
+    """
+
+    def __init__(self, acquisition: Acquisition) -> None:
+        self.acquisition = acquisition
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.acquisition.stop_acquiring()
+            console.print(
+                "stopping: no more frames are acquired; every frame acquired is being saved"
+                + (
+                    f" and {self.acquisition.backlog} waiting frames denoised (Ctrl-C again to "
+                    "leave them raw-only)"
+                    if self.acquisition.backlog
+                    else ""
+                )
+            )
+        else:
+            self.acquisition.skip_backlog()
+            console.print("skipping the denoise backlog: those frames stay raw-only")
+
+
+def _follow(acquisition: Acquisition, live_seconds: float | None) -> None:
+    """Wait for the run to end while rich bars follow it; Ctrl-C as ``_Interrupts`` says.
+
+    ``live_seconds``: live mode ends after that long, then its backlog is denoised (announced).
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    interrupts = _Interrupts(acquisition)
+    end = None if live_seconds is None else time.monotonic() + live_seconds
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+        acquired = progress.add_task("acquired", total=None)
+        denoised = progress.add_task("denoised", total=None)
+        while acquisition.running:
+            try:
+                acquisition.wait(0.1)
+                if end is not None and time.monotonic() >= end and interrupts.count == 0:
+                    interrupts()
                 if (pipeline := acquisition.pipeline) is not None:
-                    progress.update(acquired, completed=pipeline.stats.acquired)
-                    progress.update(denoised, completed=pipeline.stats.denoised)
-
-        follower = threading.Thread(target=follow, daemon=True)
-        follower.start()
-        try:
-            return acquisition.run_sequence(sequence)
-        finally:
-            done.set()
-            follower.join()
+                    total = acquisition.expected or None
+                    progress.update(acquired, completed=pipeline.stats.acquired, total=total)
+                    progress.update(denoised, completed=pipeline.stats.denoised, total=total)
+            except KeyboardInterrupt:
+                interrupts()
 
 
-def _prepare(config: Path | None, settings: list[str], request: RunRequest) -> Acquisition:
+def _prepare(
+    config: Path | None,
+    settings: list[str],
+    request: RunRequest,
+    sequence: useq.MDASequence | None,
+) -> Acquisition:
     """The core, the calibration and the engine, or a clear error before anything runs."""
     try:
         acquisition = Acquisition(open_microscope(config, settings), request)
+        acquisition.check(sequence)
         engine = acquisition.engine()
-    except (SetupError, CalibrationError, ModelFileError, BackendError, FileNotFoundError) as err:
+    except (
+        SetupError,
+        CalibrationError,
+        ModelFileError,
+        BackendError,
+        FileNotFoundError,
+        FileExistsError,
+        OutputPathError,
+    ) as err:
         raise fail(str(err)) from None
     console.print(f"engine: {engine.describe()}")
     if (profile := acquisition.profile) is not None:
@@ -94,31 +132,35 @@ def _headless(acquisition: Acquisition, sequence: useq.MDASequence | None, durat
     try:
         if sequence is None:
             acquisition.start_live()
-            with console.status(f"live for {duration:g} s"):
-                time.sleep(duration)
-            summary = acquisition.stop()
+            console.print(f"live mode for {duration:g} s (Ctrl-C stops earlier)")
+            _follow(acquisition, duration)
         else:
-            summary = _run_with_progress(acquisition, sequence)
-    except FileExistsError as err:
+            acquisition.start_sequence(sequence)
+            _follow(acquisition, None)
+    except (FileExistsError, OutputPathError, SetupError) as err:
         raise fail(str(err)) from None
-    _report(acquisition, summary)
+    _report(acquisition, acquisition.last_summary)
 
 
 def _report(acquisition: Acquisition, summary: RunSummary | None) -> None:
-    """The statistics, where the run is saved, and a non-zero exit if it failed."""
+    """The statistics, where the run is saved and how it ended; a non-zero exit if it failed."""
     if summary is None:
         if acquisition.last_error:
             raise fail(acquisition.last_error)
         return
     console.print(stats_table(summary))
     mosaic = f"; mosaic: {summary.mosaic}" if summary.mosaic else ""
-    console.print(f"saved: {acquisition.last_out}{mosaic}")
+    console.print(f"saved: {acquisition.last_out}{mosaic} ({summary.ended})")
     if error := summary.error or acquisition.last_error:
         raise fail(error)
 
 
 def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
-    """Open the viewer on the acquisition: it runs the sequence (or live mode) and saves as it goes."""
+    """Open the viewer on the acquisition: it runs the sequence (or live mode) and saves as it goes.
+
+    Ctrl-C in the terminal closes the window, which stops the run and closes its store.
+    """
+    from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
     from livedenoise.gui.main_window import LiveWindow
@@ -126,11 +168,18 @@ def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
     app = QApplication.instance() or QApplication([])
     viewer = LiveWindow(acquisition)
     viewer.show()
+    previous = signal.signal(signal.SIGINT, lambda *_: viewer.close())
+    wake = QTimer()  # Qt's loop runs in C++: return to Python now and then so Ctrl-C is seen
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
     if sequence is None:
         viewer.live_button.setChecked(True)
     else:
         viewer.run_sequence(sequence)
-    app.exec()
+    try:
+        app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _report(acquisition, acquisition.last_summary)
 
 
@@ -142,11 +191,14 @@ def _acquire(
     duration: float,
     headless: bool,
 ) -> None:
-    acquisition = _prepare(config, settings, request)
-    if headless:
-        _headless(acquisition, sequence, duration)
-    else:
-        _view(acquisition, sequence)
+    acquisition = _prepare(config, settings, request, sequence)
+    try:
+        if headless:
+            _headless(acquisition, sequence, duration)
+        else:
+            _view(acquisition, sequence)
+    finally:
+        acquisition.close()
 
 
 def acquire(

@@ -97,16 +97,34 @@ class AcquisitionRun:
         return self.output.pipeline
 
     def run(self) -> RunSummary:
-        """Acquire in this thread (it becomes the acquisition thread) and return the run's summary."""
-        with _DeviceFailures(self.core.mda.cancel, self.output.device_errors):
-            self.core.mda.run(self.sequence, output=self.output)
+        """Acquire in this thread (it becomes the acquisition thread) and return the run's summary.
+
+        Any failure (a device, the engine, the disk) stops the acquisition: the run ends with what it
+        saved and says why.
+        """
+        self.output.failed.connect(self._stop_on_failure)
+        try:
+            with _DeviceFailures(self.core.mda.cancel, self.output.device_errors):
+                self.core.mda.run(self.sequence, output=self.output)
+        finally:
+            self.output.failed.disconnect(self._stop_on_failure)
         summary = self.output.finish()
         if summary is None:  # the run ended before it started
             raise RuntimeError(f"the run did not start: {self.output.device_errors or 'see log'}")
         return summary
 
-    def cancel(self) -> None:
+    def _stop_on_failure(self, message: str) -> None:
         self.core.mda.cancel()
+
+    def cancel(self) -> None:
+        """Stop acquiring at the user's word; frames already acquired are saved (and denoised)."""
+        self.output.stopped_by_user = True
+        self.core.mda.cancel()
+
+    def skip_backlog(self) -> None:
+        """Leave the frames that still wait for the engine raw-only."""
+        if self.output.pipeline is not None:
+            self.output.pipeline.skip_backlog()
 
 
 class LiveAcquisition:
@@ -116,18 +134,9 @@ class LiveAcquisition:
         self, core: CMMCorePlus, engine: Denoiser, settings: RunSettings, attrs: dict[str, Any]
     ):
         self.core = core
-        channel = (
-            core.getCurrentConfig("Channel") if "Channel" in core.getAvailableConfigGroups() else ""
-        )
-        layout = RunLayout(
-            height=core.getImageHeight(),
-            width=core.getImageWidth(),
-            dtype=frame_dtype(core).name,
-            timepoints=64,
-            channels=(channel or "default",),
-            pixel_size_um=core.getPixelSizeUm() or 1.0,
-            interval_s=max(core.getExposure(), 1.0) / 1e3,
-        )
+        group = core.getChannelGroup()
+        self.channel = (core.getCurrentConfig(group) if group else "") or "default"
+        layout = RunLayout(timepoints=64, pixel_size_um=core.getPixelSizeUm() or 1.0)
         store = RunStore(
             settings.out,
             layout,
@@ -140,16 +149,23 @@ class LiveAcquisition:
             },
         )
         ring = FrameRing.for_memory(
-            settings.ring_bytes, (layout.height, layout.width), layout.dtype
+            settings.ring_bytes, (core.getImageHeight(), core.getImageWidth()), frame_dtype(core)
         )
         self.pipeline = LivePipeline(
             engine, store, ring, WindowAssembler(settings.window, "t"), settings.policy
         )
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # stop asked: the camera may end its sequence now
+        self._stop = threading.Event()  # the camera is stopped: drain what it delivered, then end
         self._thread = threading.Thread(target=self._pump, name="livedenoise-live")
         self.summary: RunSummary | None = None
 
     def _pump(self) -> None:
+        try:
+            self._move_frames()
+        except Exception as err:  # no thread dies quietly: the run fails with the reason
+            self.pipeline.report_error(f"live acquisition failed: {err}")
+
+    def _move_frames(self) -> None:
         """Move frames from the core's buffer to the ring; after stop, drain what is left."""
         t = 0
         core = self.core
@@ -158,13 +174,19 @@ class LiveAcquisition:
             if core.getXYStageDevice() and core.getFocusDevice()
             else None
         )
+        names = {"channel": self.channel, "position": "live"}
         while True:
             if core.getRemainingImageCount() == 0:
                 if self._stop.is_set():
                     return
+                if not core.isSequenceRunning() and not self._stopping.is_set():
+                    raise RuntimeError(
+                        f"the camera {core.getCameraDevice()} stopped delivering frames (a device "
+                        f"fault?) after {t} frames; they are saved"
+                    )
                 time.sleep(0.001)
                 continue
-            self.pipeline.put_frame(core.popNextImage(), FrameIndex(t, 0, 0, 0), stage)
+            self.pipeline.put_frame(core.popNextImage(), FrameIndex(t, 0, 0, 0), stage, names)
             t += 1
 
     def start(self) -> None:
@@ -172,9 +194,14 @@ class LiveAcquisition:
         self.core.startContinuousSequenceAcquisition(0)
         self._thread.start()
 
-    def stop(self) -> RunSummary:
+    def stop_acquiring(self) -> None:
+        """Stop the camera; the frames it already delivered are still taken in."""
+        self._stopping.set()
         self.core.stopSequenceAcquisition()
         self._stop.set()
+
+    def stop(self) -> RunSummary:
+        self.stop_acquiring()
         self._thread.join()
         self.summary = self.pipeline.finish()
         return self.summary

@@ -23,11 +23,12 @@ from typing import Any, Protocol
 import numpy as np
 from psygnal import Signal
 
-from livedenoise.frames import FrameIndex
-from livedenoise.pipeline.ring import FrameInfo, FrameRing
+from livedenoise.frames import FrameIndex, FrameInfo
+from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import PipelineStats, RunSummary
 from livedenoise.pipeline.windows import WindowAssembler
 from livedenoise.storage import RunStore
+from livedenoise.storage.run_store import FrameMismatch
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class LivePipeline:
         self.windows = windows
         self.policy = Policy(policy)
         self.stats = PipelineStats()
-        self.max_t = -1
-        self._infos: list[FrameInfo] = []
+        # infos of frames the worker has not passed yet, to read them back from disk (record policy)
+        self._infos: dict[int, FrameInfo] = {}
+        self._skip_backlog = threading.Event()
         self._written = -1  # highest seq the writer has dealt with
         self._lost: set[int] = set()  # seqs that left the ring before reaching disk
         self._written_cond = threading.Condition()
@@ -94,7 +96,7 @@ class LivePipeline:
         """Hand a frame over; returns at once (a copy into a preallocated slot and a queue entry)."""
         start = time.perf_counter()
         info = self.ring.put(frame, index, start, stage_um, metadata)
-        self._infos.append(info)
+        self._infos[info.seq] = info
         self._jobs.put_nowait((_RAW, info.seq, None))
         self.stats.frame_acquired(start, time.perf_counter() - start)
 
@@ -103,6 +105,16 @@ class LivePipeline:
     def start(self) -> None:
         self._writer.start()
         self._worker.start()
+
+    def skip_backlog(self) -> None:
+        """Stop denoising frames that wait (any thread): their raw frames are still all written."""
+        self._skip_backlog.set()
+
+    @property
+    def backlog(self) -> int:
+        """Frames acquired and not yet denoised, skipped or failed."""
+        s = self.stats
+        return max(0, s.acquired - s.denoised - s.skipped - s.failed - s.dropped)
 
     def drain(self) -> None:
         """No more frames: let the worker finish (record: the whole backlog) and the writer flush."""
@@ -114,12 +126,15 @@ class LivePipeline:
     def close(self, extra: dict[str, Any] | None = None) -> RunSummary:
         """Record the statistics (with ``extra``, fields of ``RunSummary`` such as the mosaic's path)
         in the store and close it; after ``drain``."""
-        summary = self.stats.summary().model_copy(update={"error": self._error, **(extra or {})})
+        summary = self.stats.summary()
+        raw_only = summary.acquired - summary.dropped - summary.denoised
+        summary = summary.model_copy(
+            update={"error": self._error, "raw_only": raw_only, **(extra or {})}
+        )
+        if self._error is not None:
+            summary.ended = "failed"
         try:
-            self.store.close(
-                summary.model_dump(mode="json"),
-                timepoints=self.max_t + 1 if self.max_t >= 0 else None,
-            )
+            self.store.close(summary.model_dump(mode="json"))
         except OSError as err:  # a full disk: the frames on it stay readable, the run says why
             self.report_error(
                 f"closing {self.store.path} failed ({err}); the frames written are readable, the "
@@ -149,6 +164,8 @@ class LivePipeline:
             self.stats.stage("write", time.perf_counter() - start)
 
     def _write_failure(self, info: FrameInfo, err: Exception) -> str:
+        if isinstance(err, FrameMismatch):
+            return f"{err}. Stop the run before changing them; the frames before it are saved."
         return (
             f"writing frame {info.index} to {self.store.path} failed ({err}); free disk space or "
             "write to another disk. The frames written before it are readable."
@@ -165,11 +182,10 @@ class LivePipeline:
         else:
             frame, info = got
             try:
-                self.store.write_raw(info.index, frame, info.arrived_s)
-            except Exception as err:  # a full or vanished disk: counted as lost, never silent
+                self.store.write_raw(frame, info)
+            except Exception as err:  # a full disk, a frame of another shape: lost, never silent
                 self._lose(seq, self._write_failure(info, err))
             else:
-                self.max_t = max(self.max_t, info.index.t)
                 self.frameAcquired.emit(frame, info)
         with self._written_cond:
             self._written = seq
@@ -189,14 +205,21 @@ class LivePipeline:
             return got
         with self._written_cond:
             self._written_cond.wait_for(lambda: self._written >= seq)
-        if seq in self._lost:
+        info = self._infos.get(seq)
+        if seq in self._lost or info is None:
             return None
-        info = self._infos[seq]
         return self.store.read_raw(info.index), info
 
     def _denoise_loop(self) -> None:
+        try:
+            self._denoise_all()
+        except Exception as err:  # no thread dies quietly: the run fails with the reason
+            log.exception("the denoise worker failed")
+            self.report_error(f"the denoise worker failed: {err!r}; the raw frames are saved")
+
+    def _denoise_all(self) -> None:
         seq = 0
-        while self.ring.wait(seq):
+        while self.ring.wait(seq) and not self._skip_backlog.is_set():
             target = self.ring.newest() if self.policy is Policy.live else seq
             for s in range(seq, target + 1):
                 got = self._raw(s)
@@ -208,6 +231,8 @@ class LivePipeline:
             else:
                 self.stats.add("skipped", target - seq)
                 self._denoise(*got)
+            for s in range(seq, target + 1):
+                self._infos.pop(s, None)
             seq = target + 1
 
     def _denoise(self, frame: np.ndarray, info: FrameInfo) -> None:

@@ -22,13 +22,13 @@ import useq
 from psygnal import Signal
 from pydantic import BaseModel, ConfigDict, Field
 
-from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
 from livedenoise.pipeline.mosaic import Mosaic
-from livedenoise.pipeline.ring import FrameInfo, FrameRing
+from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import RunSummary
 from livedenoise.pipeline.windows import WindowAssembler, WindowAxis, default_axis
-from livedenoise.storage import RunStore
+from livedenoise.storage import RunStore, check_new_store
 
 
 class RunSettings(BaseModel):
@@ -48,12 +48,12 @@ def axis_size(sequence: useq.MDASequence, axis: str) -> int:
 
 
 def expected_frames(sequence: useq.MDASequence) -> int:
-    """Frames a sequence will deliver, from its sizes.
+    """Frames a sequence will deliver, counted over its events (sub-sequences included).
 
-    Never iterate the sequence before the run: useq caches its events, and the MDA engine sets the
-    grid's field of view from the camera only when the run starts.
+    Count only once the run has started: the MDA engine sets a grid's field of view from the camera
+    then, which decides how many tiles a grid with bounds has.
     """
-    return int(np.prod([max(1, n) for n in sequence.sizes.values()]))
+    return sum(1 for _ in sequence)
 
 
 def device_state(meta: dict[str, Any]) -> list[list[str]]:
@@ -81,25 +81,29 @@ def current_preset(meta: dict[str, Any], group: str) -> str | None:
 
 
 def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLayout:
-    """The run's array shape from the sequence and the camera as the run starts."""
+    """Sizes to allocate first and the physical scale, from the sequence and the run's metadata.
+
+    Images take their frame shape and dtype from their first frame and grow as frames arrive, so a
+    sequence whose sub-sequences or presets change sizes is stored as delivered.
+    """
     info = meta["image_infos"][0]
-    group = next((v for d, p, v in device_state(meta) if (d, p) == ("Core", "ChannelGroup")), "")
-    channels = tuple(ch.config for ch in sequence.channels) or (
-        (current_preset(meta, group) if group else None) or "default",
-    )
     z_step = getattr(sequence.z_plan, "step", 1.0) if sequence.z_plan else 1.0
-    interval = sequence.time_plan.interval.total_seconds() if sequence.time_plan else 1.0
     return RunLayout(
-        height=int(info["height"]),
-        width=int(info["width"]),
-        dtype=np.dtype(info["dtype"]).name,
         timepoints=axis_size(sequence, "t"),
-        positions=axis_size(sequence, "p") * axis_size(sequence, "g"),
-        channels=channels,
+        channels=axis_size(sequence, "c"),
         slices=axis_size(sequence, "z"),
         pixel_size_um=float(info.get("pixel_size_um") or 1.0),
         z_step_um=float(z_step or 1.0),
-        interval_s=float(interval or 1.0),
+    )
+
+
+def is_tiled(sequence: useq.MDASequence) -> bool:
+    """Several stage positions or grid tiles, in the sequence or its positions' sub-sequences."""
+    inner = [pos.sequence for pos in sequence.stage_positions if pos.sequence is not None]
+    return (
+        len(sequence.stage_positions) > 1
+        or sequence.grid_plan is not None
+        or any(sub.grid_plan is not None for sub in inner)
     )
 
 
@@ -123,8 +127,7 @@ class DenoisingOutput:
     def __init__(
         self, settings: RunSettings, engine: Denoiser, attrs: dict[str, Any] | None = None
     ) -> None:
-        if settings.out.exists():
-            raise FileExistsError(f"{settings.out} exists already: choose a new --out path")
+        check_new_store(settings.out)
         self.settings = settings
         self.engine = engine
         self.attrs = dict(attrs or {})
@@ -132,8 +135,13 @@ class DenoisingOutput:
         self.mosaic: Mosaic | None = None
         self.summary: RunSummary | None = None
         self.device_errors: list[str] = []  # filled by whoever watches the devices
-        self._expected = 0
-        self._grid = 1
+        self.stopped_by_user = False  # set by whoever cancels the run on the user's word
+        self.expected = 0  # frames the sequence will deliver, known once it started
+        self._images: dict[tuple[Any, ...], int] = {}  # (position, shape, dtype) -> image
+        self._channels: dict[tuple[int, str], int] = {}  # (image, preset) -> channel slot
+        self._default_channel = "default"
+        self._pixel_size_um = 1.0
+        self._tiled = False
         self._finishing = threading.Lock()
 
     @property
@@ -142,8 +150,13 @@ class DenoisingOutput:
 
     def sequenceStarted(self, sequence: useq.MDASequence, meta: dict[str, Any]) -> None:
         layout = layout_from_meta(sequence, meta)
-        self._expected = expected_frames(sequence)
-        self._grid = axis_size(sequence, "g")
+        self.expected = expected_frames(sequence)
+        self._tiled = is_tiled(sequence)
+        self._pixel_size_um = layout.pixel_size_um
+        group = next(
+            (v for d, p, v in device_state(meta) if (d, p) == ("Core", "ChannelGroup")), ""
+        )
+        self._default_channel = (current_preset(meta, group) if group else None) or "default"
         axis = self.settings.window_axis or default_axis(layout.timepoints, layout.slices)
         store = RunStore(
             self.settings.out,
@@ -156,8 +169,9 @@ class DenoisingOutput:
                 "devices": device_state(meta),
             },
         )
+        info = meta["image_infos"][0]
         ring = FrameRing.for_memory(
-            self.settings.ring_bytes, (layout.height, layout.width), layout.dtype
+            self.settings.ring_bytes, (info["height"], info["width"]), info["dtype"]
         )
         pipeline = LivePipeline(
             self.engine,
@@ -166,27 +180,38 @@ class DenoisingOutput:
             WindowAssembler(self.settings.window, axis),
             self.settings.policy,
         )
-        pipeline.frameAcquired.connect(self.frameAcquired.emit)
-        pipeline.frameDenoised.connect(self.frameDenoised.emit)
-        pipeline.failed.connect(self.failed.emit)
-        if layout.positions > 1:
-            self.mosaic = Mosaic(layout.pixel_size_um, (layout.height, layout.width))
+        pipeline.frameAcquired.connect(self.frameAcquired)
+        pipeline.frameDenoised.connect(self.frameDenoised)
+        pipeline.failed.connect(self.failed)
+        if self._tiled:
             pipeline.frameDenoised.connect(self._place_tile)
         self.pipeline = pipeline
         pipeline.start()
         self.started.emit(pipeline)
 
+    def _index(self, img: np.ndarray, event: useq.MDAEvent) -> tuple[FrameIndex, dict[str, str]]:
+        """Where a frame goes: its image (a stage position or tile, and a frame shape and dtype) and
+        its channel slot in that image, in the order they first appear."""
+        i = event.index
+        position = (i.get("p", 0), i.get("g"))
+        key = (position, img.shape, img.dtype.str)
+        image = self._images.setdefault(key, len(self._images))
+        preset = event.channel.config if event.channel else self._default_channel
+        slot = sum(1 for (p, _) in self._channels if p == image)
+        channel = self._channels.setdefault((image, preset), slot)
+        label = f"p{position[0]}" + (f" g{position[1]}" if position[1] is not None else "")
+        index = FrameIndex(i.get("t", 0), image, channel, i.get("z", 0))
+        return index, {"channel": preset, "position": label}
+
     def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]) -> None:
         assert self.pipeline is not None, "frameReady before sequenceStarted"
-        i = event.index
-        index = FrameIndex(
-            i.get("t", 0), i.get("p", 0) * self._grid + i.get("g", 0), i.get("c", 0), i.get("z", 0)
-        )
-        stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
         try:
-            self.pipeline.put_frame(img, index, stage, {"exposure_ms": meta.get("exposure_ms")})
+            index, names = self._index(img, event)
+            stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
+            extra = {"exposure_ms": meta.get("exposure_ms"), **names}
+            self.pipeline.put_frame(img, index, stage, extra)
         except Exception as err:  # the runner only logs a handler's error: make it the run's
-            self.pipeline.report_error(f"frame {index} could not be taken in: {err}")
+            self.pipeline.report_error(f"frame {dict(event.index)} could not be taken in: {err}")
             raise
 
     def sequenceFinished(self, sequence: useq.MDASequence) -> None:
@@ -209,16 +234,23 @@ class DenoisingOutput:
         acquired = pipeline.stats.acquired
         if self.device_errors:
             pipeline.report_error(
-                f"the run stopped after {acquired} of {self._expected} frames because a device "
+                f"the run stopped after {acquired} of {self.expected} frames because a device "
                 f"failed: {self.device_errors[0]}. Every frame acquired before that is saved in "
                 f"{self.path}."
             )
-        extra: dict[str, Any] = {"missing": max(0, self._expected - acquired)}
+        extra: dict[str, Any] = {
+            "missing": max(0, self.expected - acquired),
+            "ended": "stopped by the user" if self.stopped_by_user else "completed",
+        }
         if self.mosaic is not None and self.mosaic.tiles:
             extra["mosaic"] = str(self.mosaic.save(mosaic_path(self.path)))
         return pipeline.close(extra)
 
     def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
-        assert self.mosaic is not None and info.stage_um is not None
-        x, y, _ = info.stage_um
-        self.mosaic.add(denoised, x, y, info.index.c, info.index.z)
+        """Blend a denoised tile into the mosaic (tiles of the first tile's shape; others stay out)."""
+        assert info.stage_um is not None
+        if self.mosaic is None:
+            self.mosaic = Mosaic(self._pixel_size_um, denoised.shape)
+        if denoised.shape == self.mosaic.tile_shape:
+            x, y, _ = info.stage_um
+            self.mosaic.add(denoised, x, y, info.index.c, info.index.z)

@@ -1,40 +1,28 @@
-"""A ring of preallocated frame slots between the acquisition thread and its consumers.
+"""A ring of frame slots between the acquisition thread and its consumers.
 
 The acquisition thread copies a frame into the next slot and returns: it never waits on a consumer. Each
 consumer reads by sequence number at its own pace; a frame that was overwritten before a consumer got to
-it is reported as gone (``None``), never as another frame's pixels.
+it is reported as gone (``None``), never as another frame's pixels. A slot is allocated once and reused
+while frames keep their shape and dtype; a frame of another shape or dtype (a preset that changes the ROI,
+binning or bit depth) gets its slot reallocated, so frames are never cast or cropped.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from livedenoise.frames import FrameIndex
-
-
-@dataclass(frozen=True)
-class FrameInfo:
-    """What travels with a frame: its sequence number, place in the run, arrival time and metadata."""
-
-    seq: int
-    index: FrameIndex
-    arrived_s: float
-    stage_um: tuple[float, float, float] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+from livedenoise.frames import FrameIndex, FrameInfo
 
 
 class FrameRing:
-    def __init__(self, capacity: int, shape: tuple[int, int], dtype: np.dtype | str) -> None:
+    def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("ring capacity must be at least one frame")
         self.capacity = capacity
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self._slots = np.empty((capacity, *self.shape), self.dtype)
+        self._slots: list[np.ndarray | None] = [None] * capacity
         self._infos: list[FrameInfo | None] = [None] * capacity
         self._next = 0  # sequence number of the next frame put
         self._closed = False
@@ -44,9 +32,9 @@ class FrameRing:
     def for_memory(
         cls, budget_bytes: int, shape: tuple[int, int], dtype: np.dtype | str
     ) -> FrameRing:
-        """As many slots as fit in ``budget_bytes`` (at least 8)."""
+        """As many slots of frames like ``shape`` and ``dtype`` as fit in ``budget_bytes`` (8 or more)."""
         frame_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        return cls(max(8, budget_bytes // frame_bytes), shape, dtype)
+        return cls(max(8, budget_bytes // max(frame_bytes, 1)))
 
     def put(
         self,
@@ -57,15 +45,15 @@ class FrameRing:
         metadata: dict[str, Any] | None = None,
     ) -> FrameInfo:
         """Copy a frame in (acquisition thread only) and return its info with its sequence number."""
-        if frame.shape != self.shape:
-            raise ValueError(
-                f"frame shape {frame.shape} differs from the run's {self.shape}: the ROI or binning "
-                "changed during acquisition; stop the run before changing them"
-            )
+        if frame.ndim != 2:
+            raise ValueError(f"a frame is a 2D image; got shape {frame.shape}")
         with self._cond:
             seq = self._next
             slot = seq % self.capacity
-            self._slots[slot] = frame
+            held = self._slots[slot]
+            if held is None or held.shape != frame.shape or held.dtype != frame.dtype:
+                held = self._slots[slot] = np.empty(frame.shape, frame.dtype)
+            held[...] = frame
             info = FrameInfo(seq, index, arrived_s, stage_um, metadata or {})
             self._infos[slot] = info
             self._next = seq + 1
@@ -95,9 +83,9 @@ class FrameRing:
             if seq >= self._next or seq < self._next - self.capacity:
                 return None
             slot = seq % self.capacity
-            info = self._infos[slot]
-            assert info is not None and info.seq == seq
-            return self._slots[slot].copy(), info
+            info, held = self._infos[slot], self._slots[slot]
+            assert info is not None and info.seq == seq and held is not None
+            return held.copy(), info
 
     def newest(self) -> int:
         """Sequence number of the newest frame (-1 when none yet)."""

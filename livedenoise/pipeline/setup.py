@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import useq
+import yaml
 from pydantic import ValidationError
 from pymmcore_plus import CMMCorePlus
 
@@ -56,14 +58,74 @@ def apply_assignments(core: CMMCorePlus, assignments: list[str]) -> None:
 
 
 def load_sequence(path: str | Path) -> useq.MDASequence:
-    """A useq MDA sequence from YAML or JSON, with the file named in any error."""
+    """A useq MDA sequence from YAML or JSON, with the file named in any error.
+
+    Keys that are not ``MDASequence`` fields are refused (useq would ignore them, and a misspelt
+    plan would silently acquire less than asked).
+    """
     path = Path(path)
     if not path.is_file():
         raise SetupError(f"{path}: sequence file not found")
     try:
-        return useq.MDASequence.from_file(path)
-    except (ValidationError, ValueError, OSError) as err:
+        data = (
+            yaml.safe_load(path.read_text())
+            if path.suffix != ".json"
+            else json.loads(path.read_text())
+        )
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise SetupError(f"{path}: not valid YAML/JSON ({_first_line(err)})") from None
+    if not isinstance(data, dict):
+        raise SetupError(
+            f"{path}: a sequence is a mapping of plans, e.g. 'time_plan: {{loops: 3}}'"
+        )
+    if unknown := sorted(set(data) - set(useq.MDASequence.model_fields)):
+        known = ", ".join(sorted(useq.MDASequence.model_fields))
+        raise SetupError(f"{path}: unknown key(s) {', '.join(unknown)}; a sequence has {known}")
+    try:
+        sequence = useq.MDASequence.model_validate(data)
+    except (ValidationError, ValueError) as err:
         raise SetupError(f"{path}: not a valid useq MDA sequence:\n{err}") from None
+    check_sequence(sequence, str(path))
+    return sequence
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _plans(sequence: useq.MDASequence) -> list[useq.MDASequence]:
+    """The sequence and its stage positions' sub-sequences."""
+    return [sequence, *(p.sequence for p in sequence.stage_positions if p.sequence is not None)]
+
+
+def check_sequence(sequence: useq.MDASequence, name: str = "the sequence") -> None:
+    """Refuse a sequence that acquires nothing or has a plan of zero size (useq accepts both)."""
+    for plan in _plans(sequence):
+        grid = plan.grid_plan
+        if isinstance(grid, useq.GridRowsColumns) and min(grid.rows, grid.columns) < 1:
+            raise SetupError(f"{name}: grid_plan rows and columns must be 1 or more")
+    if next(iter(sequence.model_copy(deep=True)), None) is None:
+        raise SetupError(
+            f"{name}: the sequence has no events; give a time_plan, z_plan, channels, "
+            "stage_positions or grid_plan"
+        )
+
+
+def check_presets(core: CMMCorePlus, sequence: useq.MDASequence) -> None:
+    """Refuse channels whose preset this microscope does not have, before anything is acquired."""
+    for plan in _plans(sequence):
+        for channel in plan.channels:
+            group = channel.group
+            if group not in core.getAvailableConfigGroups():
+                raise SetupError(
+                    f"channel {channel.config!r}: this microscope has no config group {group!r} "
+                    f"(groups: {', '.join(core.getAvailableConfigGroups())})"
+                )
+            if channel.config not in core.getAvailableConfigs(group):
+                raise SetupError(
+                    f"channel {channel.config!r}: no such preset in group {group!r} (presets: "
+                    f"{', '.join(core.getAvailableConfigs(group))})"
+                )
 
 
 def demo_sequence() -> useq.MDASequence:

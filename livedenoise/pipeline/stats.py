@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import numpy as np
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ class RunSummary(BaseModel):
     """What a run did: the numbers the status line, the statistics table and the store record.
 
     Rates are frames per second over the last 30 frames; latencies are from a frame's arrival to its
-    denoised result, in ms (NaN before the first denoised frame).
+    denoised result, in ms, over the last 10,000 frames (NaN before the first denoised frame).
     """
 
     acquired: int = 0
@@ -29,13 +29,20 @@ class RunSummary(BaseModel):
     latency_p99_ms: float = float("nan")
     stage_mean_ms: dict[str, float] = {}
     elapsed_s: float = 0.0
+    raw_only: int = 0  # frames saved raw but never denoised (skipped, failed, or a skipped backlog)
     missing: int = 0  # frames the sequence asked for that never arrived (a stopped run)
+    ended: str = "completed"  # or "stopped by the user", "failed"
     mosaic: str | None = None  # the stitched preview of a tiled run
     error: str | None = None  # why the run failed, for the user; None when it did not
 
 
+LATENCY_FRAMES = 10_000  # latency percentiles are over the most recent frames
+RATE_FRAMES = 30  # rates are over the most recent frames
+
+
 class PipelineStats:
-    """Thread-safe counters; ``summary()`` is what the status line, the table and the store show."""
+    """Thread-safe counters in fixed-size memory, however long the run (the store keeps every frame's
+    timings); ``summary()`` is what the status line, the table and the store show."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -45,17 +52,19 @@ class PipelineStats:
         self.skipped = 0  # live policy: frames passed over because a newer one was waiting
         self.dropped = 0  # raw frames lost before reaching disk (should stay 0)
         self.failed = 0  # frames the engine could not denoise (their raw frames are on disk)
-        self.latencies_s: list[float] = []
-        self._stage_s: dict[str, list[float]] = defaultdict(list)
-        self._acquired_at: list[float] = []
-        self._denoised_at: list[float] = []
+        self.latencies_s: deque[float] = deque(maxlen=LATENCY_FRAMES)
+        self._stage_sum: dict[str, float] = defaultdict(float)
+        self._stage_count: dict[str, int] = defaultdict(int)
+        self._acquired_at: deque[float] = deque(maxlen=RATE_FRAMES)
+        self._denoised_at: deque[float] = deque(maxlen=RATE_FRAMES)
 
     def frame_acquired(self, at_s: float, copy_s: float) -> None:
         """One lock for everything the acquisition thread records (it is the hot path)."""
         with self._lock:
             self.acquired += 1
             self._acquired_at.append(at_s)
-            self._stage_s["copy_in"].append(copy_s)
+            self._stage_sum["copy_in"] += copy_s
+            self._stage_count["copy_in"] += 1
 
     def frame_denoised(self, latency_s: float, at_s: float) -> None:
         with self._lock:
@@ -69,14 +78,14 @@ class PipelineStats:
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
-            self._stage_s[name].append(seconds)
+            self._stage_sum[name] += seconds
+            self._stage_count[name] += 1
 
     @staticmethod
-    def _rate(times: list[float], window: int = 30) -> float:
-        recent = times[-window:]
-        if len(recent) < 2 or recent[-1] <= recent[0]:
+    def _rate(times: deque[float]) -> float:
+        if len(times) < 2 or times[-1] <= times[0]:
             return 0.0
-        return (len(recent) - 1) / (recent[-1] - recent[0])
+        return (len(times) - 1) / (times[-1] - times[0])
 
     def summary(self) -> RunSummary:
         with self._lock:
@@ -93,6 +102,8 @@ class PipelineStats:
                 latency_p50_ms=float(p50),
                 latency_p95_ms=float(p95),
                 latency_p99_ms=float(p99),
-                stage_mean_ms={k: 1e3 * float(np.mean(v)) for k, v in self._stage_s.items()},
+                stage_mean_ms={
+                    k: 1e3 * total / self._stage_count[k] for k, total in self._stage_sum.items()
+                },
                 elapsed_s=time.perf_counter() - self.started_s,
             )

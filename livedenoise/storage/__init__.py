@@ -1,6 +1,21 @@
 """On-disk formats: OME-Zarr runs with raw and denoised images side by side."""
 
 from livedenoise.storage.ngff import image_attrs
-from livedenoise.storage.run_store import RunStore, StoredRun, open_run
+from livedenoise.storage.run_store import (
+    FrameMismatch,
+    OutputPathError,
+    RunStore,
+    StoredRun,
+    check_new_store,
+    open_run,
+)
 
-__all__ = ["RunStore", "StoredRun", "image_attrs", "open_run"]
+__all__ = [
+    "FrameMismatch",
+    "OutputPathError",
+    "RunStore",
+    "StoredRun",
+    "check_new_store",
+    "image_attrs",
+    "open_run",
+]

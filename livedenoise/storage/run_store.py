@@ -1,12 +1,17 @@
 """One acquisition run on disk: raw and denoised images side by side in one OME-Zarr store.
 
-Layout (OME-NGFF 0.5, bioformats2raw collection, one image per stage position)::
+Layout (OME-NGFF 0.5, bioformats2raw collection, one image per stage position or grid tile)::
 
-    run.ome.zarr/            ome: bioformats2raw.layout; livedenoise: model card, backend, settings, stats
+    run.ome.zarr/            ome: bioformats2raw.layout; livedenoise: model card, settings, images, stats
       OME/                   ome.series: ["raw/p0", "denoised/p0", "raw/p1", ...]
-      raw/p0/0               (t, c, z, y, x) acquired frames, the camera's dtype
+      raw/p0/0               (t, c, z, y, x) acquired frames, the detector's own dtype
       denoised/p0/0          (t, c, z, y, x) float32, NaN until denoised
       timing/                acquired_s, denoised_s, latency_ms: (t, p, c, z) float64 per frame
+
+An image is created by its first frame, which sets its frame shape and dtype, and grows along t, c and z
+as frames arrive: the store holds what the run delivers, whatever the camera said before it started. A
+frame whose shape or dtype differs from its image's is refused (``FrameMismatch``), never cast. Each image
+carries its stage position as an NGFF translation, and a display window from its data.
 
 One chunk per frame, so every frame is a file the moment it is written: a stopped or crashed run leaves a
 store that opens and holds every frame written so far. Only one thread (the writer) may call the write
@@ -15,8 +20,9 @@ methods.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +30,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.storage.ngff import NGFF_VERSION, image_attrs
 
 TIMINGS = ("acquired_s", "denoised_s", "latency_ms")
@@ -33,105 +39,212 @@ TIMINGS = ("acquired_s", "denoised_s", "latency_ms")
 FRAME_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
 
 
+def _larger(needed: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    return any(n > m for n, m in zip(needed, shape, strict=True))
+
+
+def _grown(shape: tuple[int, ...], needed: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(m if n <= m else max(n, 2 * m) for m, n in zip(shape, needed, strict=True))
+
+
+class OutputPathError(ValueError):
+    """An output location a run cannot be written to; the message says what to do."""
+
+
+def check_new_store(path: Path) -> None:
+    """Refuse a run's output before anything is acquired: it exists, is not named ``.zarr``, or its
+    folder cannot be written (read-only, missing permissions). Raises FileExistsError or
+    OutputPathError."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists already: choose a new --out path")
+    if not path.name.endswith(".zarr"):
+        raise OutputPathError(f"{path}: a run is saved as OME-Zarr; name it NAME.ome.zarr")
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputPathError(
+            f"cannot write in {folder} ({err.strerror or err}); choose another --out"
+        ) from None
+
+
+class FrameMismatch(ValueError):
+    """A frame whose shape or dtype differs from the image it belongs to."""
+
+
+@dataclass
+class _Image:
+    """One stage position's raw and denoised arrays and what the store records about them."""
+
+    number: int
+    raw: zarr.Array
+    denoised: zarr.Array
+    translation_um: tuple[float, float]  # (y, x) of the first pixel
+    position: str
+    channels: list[str] = field(default_factory=list)
+    low: dict[int, float] = field(default_factory=dict)  # per channel, for the display window
+    high: dict[int, float] = field(default_factory=dict)
+    extent: list[int] = field(default_factory=lambda: [0, 0, 0])  # t, c, z written
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": f"p{self.number}",
+            "position": self.position,
+            "shape": list(self.raw.shape[-2:]),
+            "dtype": str(self.raw.dtype),
+            "channels": self.channels,
+            "translation_um": list(self.translation_um),
+        }
+
+
 class RunStore:
     """Writes frames and their timings as they arrive; reads raw frames back for a lagging denoiser."""
 
     def __init__(self, path: str | Path, layout: RunLayout, attrs: dict[str, Any]) -> None:
         self.path = Path(path)
         self.layout = layout
-        if self.path.exists():
-            raise FileExistsError(f"{self.path} exists already: choose a new --out path")
-        root = zarr.open_group(self.path, mode="w-", zarr_format=3)
-        series = []
-        info = np.iinfo(layout.dtype) if np.dtype(layout.dtype).kind in "ui" else None
-        value_range = (0.0, float(info.max)) if info else (0.0, 1.0)
-        shape = (
-            layout.timepoints,
-            len(layout.channels),
-            layout.slices,
-            layout.height,
-            layout.width,
-        )
-        chunks = (1, 1, 1, layout.height, layout.width)
-        scale = (
-            layout.interval_s,
-            1.0,
-            layout.z_step_um,
-            layout.pixel_size_um,
-            layout.pixel_size_um,
-        )
-        self.raw: list[zarr.Array] = []
-        self.denoised: list[zarr.Array] = []
-        for p in range(layout.positions):
-            for kind, dtype, fill in (("raw", layout.dtype, 0), ("denoised", "float32", np.nan)):
-                name = f"{kind}/p{p}"
-                image = root.create_group(name)
-                image.attrs.update(
-                    image_attrs(f"{kind} p{p}", "tczyx", scale, layout.channels, value_range)
-                )
-                arr = image.create_array(
-                    "0",
-                    shape=shape,
-                    chunks=chunks,
-                    dtype=dtype,
-                    fill_value=fill,
-                    compressors=FRAME_CODEC,
-                    dimension_names=list("tczyx"),
-                )
-                (self.raw if kind == "raw" else self.denoised).append(arr)
-                series.append(name)
-        ome_group = root.create_group("OME")
-        ome_group.attrs["ome"] = {"version": NGFF_VERSION, "series": series}
-        timing_shape = (layout.timepoints, layout.positions, len(layout.channels), layout.slices)
-        timing = root.create_group("timing")
+        check_new_store(self.path)
+        self._root = zarr.open_group(self.path, mode="w-", zarr_format=3)
+        self._images: dict[int, _Image] = {}
+        self._series: list[str] = []
+        self._ome = self._root.create_group("OME")
+        self._ome.attrs["ome"] = {"version": NGFF_VERSION, "series": []}
+        shape = (layout.timepoints, 1, layout.channels, layout.slices)
+        self._timing_group = self._root.create_group("timing")
         self._timing = {
-            name: timing.create_array(
-                name, shape=timing_shape, chunks=timing_shape, dtype="float64", fill_value=np.nan
+            name: self._timing_group.create_array(
+                name, shape=shape, chunks=shape, dtype="float64", fill_value=np.nan
             )
             for name in TIMINGS
         }
-        self._timing_buffer = {name: np.full(timing_shape, np.nan) for name in TIMINGS}
+        self._timing_buffer = {name: np.full(shape, np.nan) for name in TIMINGS}
         self._last_flush = time.monotonic()
-        root.attrs.update(
+        self._root.attrs.update(
             {
                 "ome": {"version": NGFF_VERSION, "bioformats2raw.layout": 3},
                 "livedenoise": {**attrs, "layout": asdict(layout), "complete": False},
             }
         )
-        self._root = root
+
+    # -- images ------------------------------------------------------------------------------------
+
+    def _scale(self, interval_s: float | None = None) -> tuple[float, ...]:
+        layout = self.layout
+        t = interval_s or layout.interval_s or 1.0
+        return (t, 1.0, layout.z_step_um, layout.pixel_size_um, layout.pixel_size_um)
+
+    def _image_attrs(self, image: _Image, kind: str, interval_s: float | None = None) -> dict:
+        """NGFF attributes of one image: scale, the stage translation, channels and their windows."""
+        high = max(image.high.values(), default=1.0)
+        attrs = image_attrs(
+            f"{kind} p{image.number}",
+            "tczyx",
+            self._scale(interval_s),
+            image.channels or ["default"],
+            (min(image.low.values(), default=0.0), high),
+        )
+        multiscale = attrs["ome"]["multiscales"][0]
+        y, x = image.translation_um
+        multiscale["datasets"][0]["coordinateTransformations"].append(
+            {"type": "translation", "translation": [0.0, 0.0, 0.0, y, x]}
+        )
+        for c, channel in enumerate(attrs["ome"].get("omero", {}).get("channels", [])):
+            lo, hi = image.low.get(c, 0.0), image.high.get(c, high)
+            channel["window"].update(start=lo, end=hi, min=lo, max=hi)
+        return attrs
+
+    def _create_image(self, frame: np.ndarray, info: FrameInfo) -> _Image:
+        number = info.index.p
+        h, w = frame.shape
+        px = self.layout.pixel_size_um
+        stage = info.stage_um or (0.0, 0.0, 0.0)
+        # the stage position is the centre of the field of view (Micro-Manager's convention)
+        translation = (stage[1] - h / 2 * px, stage[0] - w / 2 * px)
+        shape = (self.layout.timepoints, self.layout.channels, self.layout.slices, h, w)
+        arrays = []
+        for kind, dtype, fill in (("raw", frame.dtype, 0), ("denoised", "float32", np.nan)):
+            group = self._root.create_group(f"{kind}/p{number}")
+            arrays.append(
+                group.create_array(
+                    "0",
+                    shape=shape,
+                    chunks=(1, 1, 1, h, w),
+                    dtype=dtype,
+                    fill_value=fill,
+                    compressors=FRAME_CODEC,
+                    dimension_names=list("tczyx"),
+                )
+            )
+        image = _Image(
+            number, arrays[0], arrays[1], translation, str(info.metadata.get("position", ""))
+        )
+        for kind in ("raw", "denoised"):
+            self._root[f"{kind}/p{number}"].attrs.update(self._image_attrs(image, kind))
+        self._images[number] = image
+        self._series += [f"raw/p{number}", f"denoised/p{number}"]
+        self._ome.attrs["ome"] = {"version": NGFF_VERSION, "series": self._series}
+        return image
+
+    def _image_for(self, frame: np.ndarray, info: FrameInfo) -> _Image:
+        image = self._images.get(info.index.p) or self._create_image(frame, info)
+        if frame.shape != image.raw.shape[-2:] or frame.dtype != image.raw.dtype:
+            raise FrameMismatch(
+                f"frame {info.index} is {frame.shape[0]}x{frame.shape[1]} {frame.dtype} but image "
+                f"p{image.number} holds {image.raw.shape[-2]}x{image.raw.shape[-1]} "
+                f"{image.raw.dtype}: the ROI, binning or bit depth changed during the run"
+            )
+        return image
+
+    def _grow(self, image: _Image, index: FrameIndex) -> None:
+        """Make room for ``index`` in the image and the timings (doubling, so growth is rare)."""
+        wanted = (index.t + 1, index.c + 1, index.z + 1)
+        for arr in (image.raw, image.denoised):
+            if _larger(wanted, arr.shape[:3]):
+                arr.resize((*_grown(arr.shape[:3], wanted), *arr.shape[3:]))
+        image.extent = [max(e, n) for e, n in zip(image.extent, wanted, strict=True)]
+        needed = (index.t + 1, index.p + 1, index.c + 1, index.z + 1)
+        for name, buf in self._timing_buffer.items():
+            if _larger(needed, buf.shape):
+                grown = np.full(_grown(buf.shape, needed), np.nan)
+                grown[tuple(slice(0, m) for m in buf.shape)] = buf
+                self._timing_buffer[name] = grown
+                self._timing[name].resize(grown.shape)
 
     # -- writing (writer thread only) ------------------------------------------------------------
 
-    def _ensure_timepoint(self, t: int) -> None:
-        current = self.raw[0].shape[0]
-        if t < current:
-            return
-        new_t = max(t + 1, 2 * current)
-        for arr in (*self.raw, *self.denoised):
-            arr.resize((new_t, *arr.shape[1:]))
-        for name, buf in self._timing_buffer.items():
-            grown = np.full((new_t, *buf.shape[1:]), np.nan)
-            grown[: buf.shape[0]] = buf
-            self._timing_buffer[name] = grown
-            self._timing[name].resize(grown.shape)
+    def write_raw(self, frame: np.ndarray, info: FrameInfo) -> None:
+        """Write an acquired frame at its index; its image is created by its first frame.
 
-    def write_raw(self, index: FrameIndex, frame: np.ndarray, acquired_s: float) -> None:
-        self._ensure_timepoint(index.t)
-        self.raw[index.p][index.t, index.c, index.z] = frame
-        self._timing_buffer["acquired_s"][index] = acquired_s
+        Raises ``FrameMismatch`` for a frame of another shape or dtype than its image's.
+        """
+        image = self._image_for(frame, info)
+        index = info.index
+        self._grow(image, index)
+        image.raw[index.t, index.c, index.z] = frame
+        channel = str(info.metadata.get("channel") or f"channel {index.c}")
+        while len(image.channels) <= index.c:
+            image.channels.append(f"channel {len(image.channels)}")
+        image.channels[index.c] = channel
+        lo, hi = float(frame.min()), float(frame.max())
+        image.low[index.c] = min(lo, image.low.get(index.c, lo))
+        image.high[index.c] = max(hi, image.high.get(index.c, hi))
+        self._timing_buffer["acquired_s"][index.t, index.p, index.c, index.z] = info.arrived_s
         self._maybe_flush()
 
     def write_denoised(
         self, index: FrameIndex, frame: np.ndarray, denoised_s: float, latency_s: float
     ) -> None:
-        self._ensure_timepoint(index.t)
-        self.denoised[index.p][index.t, index.c, index.z] = frame
-        self._timing_buffer["denoised_s"][index] = denoised_s
-        self._timing_buffer["latency_ms"][index] = latency_s * 1e3
+        self._images[index.p].denoised[index.t, index.c, index.z] = frame
+        timing = (index.t, index.p, index.c, index.z)
+        self._timing_buffer["denoised_s"][timing] = denoised_s
+        self._timing_buffer["latency_ms"][timing] = latency_s * 1e3
         self._maybe_flush()
 
     def read_raw(self, index: FrameIndex) -> np.ndarray:
-        return np.asarray(self.raw[index.p][index.t, index.c, index.z])
+        return np.asarray(self._images[index.p].raw[index.t, index.c, index.z])
 
     def _maybe_flush(self, every_s: float = 1.0) -> None:
         if time.monotonic() - self._last_flush >= every_s:
@@ -143,22 +256,43 @@ class RunStore:
             self._timing[name][...] = buf
         self._last_flush = time.monotonic()
 
-    def close(self, summary: dict[str, Any], timepoints: int | None = None) -> None:
-        """Flush, trim unused timepoints (live mode), and record the run's statistics."""
-        if timepoints is not None and timepoints < self.raw[0].shape[0]:
-            for arr in (*self.raw, *self.denoised):
-                arr.resize((timepoints, *arr.shape[1:]))
-            for name in TIMINGS:
-                self._timing_buffer[name] = self._timing_buffer[name][:timepoints]
-                self._timing[name].resize(self._timing_buffer[name].shape)
+    def _measured_interval(self) -> float | None:
+        """Median time between timepoints of the first image's first frame, in seconds."""
+        acquired = self._timing_buffer["acquired_s"][:, 0, 0, 0]
+        steps = np.diff(acquired[np.isfinite(acquired)])
+        return float(np.median(steps)) if steps.size and np.median(steps) > 0 else None
+
+    def close(self, summary: dict[str, Any]) -> None:
+        """Trim every image to what was written, record the metadata and the run's statistics."""
+        for image in self._images.values():
+            for arr in (image.raw, image.denoised):
+                arr.resize((*image.extent, *arr.shape[3:]))
+        t, c, z = (
+            max((img.extent[i] for img in self._images.values()), default=0) for i in range(3)
+        )
+        p = max(self._images, default=-1) + 1
+        for name in TIMINGS:
+            self._timing_buffer[name] = self._timing_buffer[name][:t, :p, :c, :z]
+            self._timing[name].resize(self._timing_buffer[name].shape)
         self.flush()
+        interval = self.layout.interval_s or self._measured_interval()
+        for image in self._images.values():
+            for kind in ("raw", "denoised"):
+                self._root[f"{kind}/p{image.number}"].attrs.update(
+                    self._image_attrs(image, kind, interval)
+                )
         meta = dict(self._root.attrs["livedenoise"])
-        meta.update(summary=summary, complete=True)
+        meta.update(
+            images=[image.describe() for image in self._images.values()],
+            interval_s=interval,
+            summary=summary,
+            complete=True,
+        )
         self._root.attrs["livedenoise"] = meta
 
 
 class StoredRun(NamedTuple):
-    """A run read back: per-position raw and denoised arrays, timings and the run's metadata."""
+    """A run read back: per-image raw and denoised arrays, timings and the run's metadata."""
 
     raw: list[zarr.Array]
     denoised: list[zarr.Array]
@@ -169,11 +303,10 @@ class StoredRun(NamedTuple):
 def open_run(path: str | Path) -> StoredRun:
     """Open a run written by :class:`RunStore` (complete or not) for reading."""
     root = zarr.open_group(Path(path), mode="r")
-    meta = dict(root.attrs["livedenoise"])
-    positions = meta["layout"]["positions"]
+    series = root["OME"].attrs["ome"]["series"]
     return StoredRun(
-        raw=[root[f"raw/p{p}/0"] for p in range(positions)],
-        denoised=[root[f"denoised/p{p}/0"] for p in range(positions)],
+        raw=[root[f"{name}/0"] for name in series if name.startswith("raw/")],
+        denoised=[root[f"{name}/0"] for name in series if name.startswith("denoised/")],
         timing={name: np.asarray(root[f"timing/{name}"]) for name in TIMINGS},
-        attrs=meta,
+        attrs=dict(root.attrs["livedenoise"]),
     )
