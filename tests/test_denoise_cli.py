@@ -58,18 +58,111 @@ def test_tiff_time_series_round_trip(small_model_path: Path, tmp_path: Path) -> 
     )
 
 
-def test_ome_zarr_z_stack_round_trip(small_model_path: Path, tmp_path: Path) -> None:
+def test_ome_zarr_z_stack_keeps_scale_and_translation(
+    small_model_path: Path, tmp_path: Path
+) -> None:
     image = Image(
-        stack((5, 32, 40)), "ZYX", scale={"Z": 2.0, "Y": 0.3, "X": 0.3}, units={"Z": "micrometer"}
+        stack((5, 32, 40)),
+        "ZYX",
+        scale={"Z": 2.0, "Y": 0.3, "X": 0.3},
+        units={"Z": "micrometer", "Y": "micrometer", "X": "micrometer"},
+        translation={"Z": 10.0, "Y": -120.5, "X": 300.25},
     )
     write_image(tmp_path / "in.ome.zarr", image)
     run(small_model_path, tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr", "--backend", "torch")
     out = read_image(tmp_path / "out.ome.zarr")
     assert out.axes == "ZYX" and out.data.shape == (5, 32, 40) and out.data.dtype == np.uint16
-    assert out.scale == image.scale and out.units == image.units
+    assert (out.scale, out.units, out.translation) == (image.scale, image.units, image.translation)
     meta = json.loads((tmp_path / "out.ome.zarr" / "zarr.json").read_text())
     assert meta["zarr_format"] == 3 and meta["attributes"]["ome"]["version"] == "0.5"
+    transforms = meta["attributes"]["ome"]["multiscales"][0]["datasets"][0][
+        "coordinateTransformations"
+    ]
+    assert transforms[1] == {"type": "translation", "translation": [10.0, -120.5, 300.25]}
     yaozarrs.validate_ome_json((tmp_path / "out.ome.zarr" / "zarr.json").read_text())
+
+
+def test_imagej_time_lapse_comes_back_as_a_calibrated_hyperstack(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    """A TYX hyperstack with 0.13 um pixels and a 2 s interval: Fiji opens the output the same way."""
+    tifffile.imwrite(
+        tmp_path / "in.tif",
+        stack((5, 24, 32)),
+        imagej=True,
+        resolution=(1 / 0.13, 1 / 0.13),
+        metadata={"axes": "TYX", "unit": "um", "finterval": 2.0},
+    )
+    run(small_model_path, tmp_path / "in.tif", tmp_path / "out.tif", "--backend", "torch")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.is_imagej and tif.series[0].axes == "TYX" and tif.series[0].shape == (5, 24, 32)
+        meta = tif.imagej_metadata
+        assert meta["frames"] == 5 and meta["hyperstack"] and "slices" not in meta
+        assert meta["finterval"] == pytest.approx(2.0) and meta["unit"] == "um"
+        assert 1 / tif.pages.first.get_resolution()[0] == pytest.approx(0.13)
+
+
+def test_ome_tiff_output_for_an_ome_tif_name(small_model_path: Path, tmp_path: Path) -> None:
+    image = Image(
+        stack((3, 24, 32)),
+        "ZYX",
+        {"Z": 1.5, "Y": 0.2, "X": 0.2},
+        dict.fromkeys("ZYX", "micrometer"),
+    )
+    write_image(tmp_path / "in.ome.zarr", image)
+    run(small_model_path, tmp_path / "in.ome.zarr", tmp_path / "out.ome.tif", "--backend", "torch")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        assert tif.is_ome and tif.series[0].axes == "ZYX"
+    out = read_image(tmp_path / "out.ome.tif")
+    assert out.scale == image.scale and out.units == image.units
+
+
+def test_axes_override_puts_y_and_x_last(small_model_path: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "in.npy", stack((40, 48, 3)))  # time last, as some scripts save it
+    run(
+        small_model_path,
+        tmp_path / "in.npy",
+        tmp_path / "out.tif",
+        "--axes",
+        "YXT",
+        "--backend",
+        "torch",
+    )
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.series[0].axes == "TYX" and tif.series[0].shape == (3, 40, 48)
+
+
+def test_unnamed_axes_are_guessed_out_loud(small_model_path: Path, tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "in.tif", stack((4, 24, 32)), photometric="minisblack")
+    output = run(small_model_path, tmp_path / "in.tif", tmp_path / "out.tif", "--backend", "torch")
+    assert "axes guessed" in output and "--axes overrides" in output
+    output = run(
+        small_model_path,
+        tmp_path / "in.tif",
+        tmp_path / "z.tif",
+        "--axes",
+        "ZYX",
+        "--backend",
+        "torch",
+    )
+    assert "axes guessed" not in output
+    assert tifffile.TiffFile(tmp_path / "z.tif").imagej_metadata["slices"] == 4
+
+
+def test_single_channel_model_denoises_each_channel_alone(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    """A 3-channel image (as ImageJ's HeLa sample) with a model trained on one channel."""
+    cells = stack((3, 32, 40))
+    tifffile.imwrite(tmp_path / "in.tif", cells, imagej=True, metadata={"axes": "CYX"})
+    output = run(small_model_path, tmp_path / "in.tif", tmp_path / "out.tif", "--backend", "torch")
+    assert "1 frame(s) of 3 channel(s)" in output
+    out = read_image(tmp_path / "out.tif")
+    assert out.axes == "CYX" and out.data.shape == cells.shape
+    engine = load_engine(small_model_path, "torch")
+    for c in range(3):
+        alone = to_dtype(engine.denoise(cells[c][None])[0], cells.dtype)
+        np.testing.assert_allclose(out.data[c], alone, atol=1)
 
 
 def test_2d_npy_to_float32(small_model_path: Path, tmp_path: Path) -> None:
@@ -103,6 +196,7 @@ def test_file_that_is_not_an_image(small_model_path: Path, tmp_path: Path) -> No
     assert "not a NumPy .npy array" in fails(
         small_model_path, tmp_path / "notes.npy", tmp_path / "o.npy"
     )
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
     assert "unknown image format '.png'" in fails(
         small_model_path, tmp_path / "a.png", tmp_path / "o.tif"
     )
@@ -119,9 +213,13 @@ def test_file_that_is_not_an_image(small_model_path: Path, tmp_path: Path) -> No
         (np.zeros((2, 2, 2, 2, 2, 8, 8), np.uint16), None, "this one has 7"),
         (np.zeros((3, 4, 16, 16), np.uint16), "TZYX", "has both time (T) and z (Z) axes"),
         (np.zeros((4, 16, 16), np.uint16), "YX", "axes 'YX' name 2 dimensions but the image has 3"),
-        (np.zeros((2, 16, 16), np.uint16), "CYX", "has 2 channel(s) but the model takes 1"),
+        (
+            np.zeros((1, 300), np.uint16),
+            None,
+            "frames of 1x300 px are smaller than the model's minimum of 8x8 px",
+        ),
     ],
-    ids=["1d", "7d", "time-and-z", "axes-too-short", "channels"],
+    ids=["1d", "7d", "time-and-z", "axes-too-short", "line-scan"],
 )
 def test_wrong_dimensions_are_clear_errors(
     small_model_path: Path, tmp_path: Path, data: np.ndarray, axes: str | None, message: str
@@ -132,6 +230,26 @@ def test_wrong_dimensions_are_clear_errors(
         small_model_path, tmp_path / "in.npy", tmp_path / "o.npy", "--backend", "torch", *options
     )
     assert message in output
+
+
+def test_channels_the_model_lacks_are_refused(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["new", str(tmp_path / "two"), "--channels", "2"]).exit_code == 0
+    np.save(tmp_path / "in.npy", stack((3, 16, 16)))
+    output = fails(tmp_path / "two", tmp_path / "in.npy", tmp_path / "o.npy", "--axes", "CYX")
+    assert "has 3 channel(s) but the model takes 2" in output
+
+
+def test_output_names_of_no_format_are_refused_before_any_work(tmp_path: Path) -> None:
+    np.save(tmp_path / "in.npy", stack((16, 16)))
+    # the model does not exist: the output name is refused before the model (or input) is opened
+    assert "unknown image format '.png'" in fails(
+        tmp_path / "nomodel", tmp_path / "in.npy", tmp_path / "o.png"
+    )
+    np.save(tmp_path / "int32.npy", stack((16, 16), np.int32))
+    assert "an ImageJ TIFF holds uint8, uint16 or float32 values, not int32" in fails(
+        tmp_path / "nomodel", tmp_path / "int32.npy", tmp_path / "o.tif"
+    )
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.tif").exists()
 
 
 def test_existing_output_is_kept_unless_asked(small_model_path: Path, tmp_path: Path) -> None:

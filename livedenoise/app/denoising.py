@@ -8,26 +8,28 @@ callbacks and show errors as they are: every one says what is wrong and what to 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from livedenoise.imageio import (
-    Image,
     as_frames,
-    check_axes,
+    check_writable,
     describe,
     from_frames,
+    image_format,
     read_image,
     write_image,
 )
-from livedenoise.inference import denoise_stack, load_engine
+from livedenoise.inference import Engine, denoise_stack, load_engine
 from livedenoise.model import load_card
+from livedenoise.model.cnnt import MIN_SIZE
 
 
 class DenoiseError(ValueError):
-    """A request the files rule out (the output exists or is the input, channels the model lacks)."""
+    """A request the files rule out (the output exists or is the input, channels the model lacks,
+    frames too small for the model)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def denoise_file(
     input: Path | str,
     output: Path | str,
     *,
+    image: str | None = None,
     backend: str = "auto",
     window: int = 8,
     axes: str | None = None,
@@ -53,30 +56,44 @@ def denoise_file(
     on_loaded: Callable[[str], None] | None = None,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> DenoiseResult:
-    """Denoise the image at ``input`` with ``model`` and write it to ``output`` (.tif, .npy, .ome.zarr).
+    """Denoise the image at ``input`` with ``model`` and write it to ``output``.
 
-    ``axes`` (letters from TZCYX) overrides the file's own; the output keeps the input's axes, physical
-    sizes and dtype (float32 with ``float32``). ``on_read(input line)`` comes once the input is read,
-    before the engine loads (which can take minutes on a model's first use); ``on_loaded(engine
-    line)`` once it has; ``on_frame(done, total)`` after each frame. Raises DenoiseError,
-    ImageFileError, ModelFileError, BackendError, InputError or OSError, each with a message for people.
+    ``output`` is .tif (ImageJ hyperstack), .ome.tif, .npy or .ome.zarr; ``image`` chooses an image
+    inside an OME-Zarr collection (``raw/p0`` of a run store). ``axes`` (letters from TZCYX)
+    overrides the file's own. The output keeps the input's calibration and dtype (float32 with
+    ``float32``), axes in the standard order. A single-channel model denoises each channel of a
+    multi-channel image on its own. ``on_read(input line)`` comes once the input is read, before the
+    engine loads (which can take minutes on a model's first use); ``on_loaded(engine line)`` once it
+    has; ``on_frame(done, total)`` after each frame. Raises DenoiseError, ImageFileError,
+    ModelFileError, BackendError, InputError or OSError, each with a message for people, and all but
+    the last before any frame is denoised.
     """
     input, output = Path(input), Path(output)
+    image_format(Path(output.name))  # an output name of no known format fails before any work
     if output.exists() and not overwrite:
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
     if output.resolve() == input.resolve():
         raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
-    image = read_image(input)
+    source = read_image(input, image)
     if axes:
-        check_axes(axes.upper(), image.data.shape)
-        image.axes = axes.upper()
-    frames = as_frames(image)
+        source = source.with_axes(axes)
+    frames = as_frames(source)
     n, c, h, w = frames.shape
-    read = f"{describe(image)} as {n} frame(s) of {c} channel(s)"
+    read = f"{describe(source)} as {n} frame(s) of {c} channel(s)"
+    if source.axes_guessed:
+        read += " (axes guessed: the file does not name them; --axes overrides)"
     if on_read is not None:
         on_read(read)
+    if min(h, w) < MIN_SIZE:
+        raise DenoiseError(
+            f"{input}: frames of {h}x{w} px are smaller than the model's minimum of "
+            f"{MIN_SIZE}x{MIN_SIZE} px, where it would make them worse; denoise whole frames "
+            "(or check --axes if the axes were misread)."
+        )
+    dtype = np.dtype(np.float32) if float32 else source.data.dtype
+    check_writable(output, dtype)
     channels = load_card(model).config.channels
-    if c != channels:
+    if channels not in (1, c):
         raise DenoiseError(
             f"{input} has {c} channel(s) but the model takes {channels}; "
             "use a model trained for these channels, or --axes if the axes were misread."
@@ -84,14 +101,28 @@ def denoise_file(
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())
-    progress = None if on_frame is None else (lambda done: on_frame(done, n))
-    denoised = denoise_stack(engine, frames, window, progress)
-    dtype = np.dtype(np.float32) if float32 else image.data.dtype
-    result = Image(
-        from_frames(to_dtype(denoised, dtype), image), image.axes, image.scale, image.units
-    )
+    denoised = _denoise_frames(engine, frames, window, on_frame)
+    result = replace(source, data=from_frames(to_dtype(denoised, dtype), source))
     write_image(output, result)
-    return DenoiseResult(read, engine.describe(), describe(result))
+    return DenoiseResult(read, engine.describe(), describe(result.in_order()))
+
+
+def _denoise_frames(
+    engine: Engine,
+    frames: np.ndarray,
+    window: int,
+    on_frame: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    """``[N, C, H, W]`` denoised together, or channel by channel for a single-channel engine."""
+    n, c = frames.shape[:2]
+    if engine.channels == c:
+        progress = None if on_frame is None else (lambda done: on_frame(done, n))
+        return denoise_stack(engine, frames, window, progress)
+    out = np.empty(frames.shape, dtype=np.float32)
+    for k in range(c):  # channels are independent fluorophores
+        progress = None if on_frame is None else (lambda done, k=k: on_frame(k * n + done, c * n))
+        out[:, k] = denoise_stack(engine, frames[:, k], window, progress)
+    return out
 
 
 def to_dtype(y: np.ndarray, dtype: np.dtype) -> np.ndarray:

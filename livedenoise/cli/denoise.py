@@ -60,8 +60,18 @@ class _Display:
 
 def denoise(
     model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
-    input: Annotated[Path, typer.Argument(help="Image to denoise: .tif, .npy or .ome.zarr.")],
-    output: Annotated[Path, typer.Argument(help="Where to write: .tif, .npy or .ome.zarr.")],
+    input: Annotated[
+        Path,
+        typer.Argument(help="Image to denoise: .tif, .ome.tif, .npy, OME-Zarr or a run store."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Argument(help="Where to write: .tif (ImageJ), .ome.tif, .npy or .ome.zarr."),
+    ],
+    image: Annotated[
+        str | None,
+        typer.Option(help="The image inside an OME-Zarr collection or run store, e.g. raw/p0."),
+    ] = None,
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
     window: Annotated[
         int, typer.Option("--window", "-t", min=1, help="Frames (or z-planes) per window, T.")
@@ -77,13 +87,18 @@ def denoise(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
 ) -> None:
-    """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it."""
+    """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it.
+
+    The output keeps the input's pixel size, interval and position; a single-channel model denoises
+    each channel on its own.
+    """
     try:
         with _Display(input) as display:
             result = denoise_file(
                 model,
                 input,
                 output,
+                image=image,
                 backend=backend.value,
                 window=window,
                 axes=axes,

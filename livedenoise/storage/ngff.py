@@ -34,28 +34,28 @@ def image_attrs(
     channel_names: Sequence[str] | None = None,
     value_range: tuple[float, float] = (0.0, 65535.0),
     units: Mapping[str, str] | None = None,
+    translation: Sequence[float] | None = None,
 ) -> dict:
     """The ``ome`` attributes of an image group whose single array is at ``0``.
 
-    ``channel_names`` adds the ``omero`` channel list, whose contrast window (napari, Fiji) starts at
-    ``value_range``; ``units`` as in ``axes_metadata``. Raises ValueError if ``scale`` does not match.
+    ``scale`` is one step and ``translation`` (optional) the first pixel's position along each axis,
+    in the axes' units. ``channel_names`` adds the ``omero`` channel list, whose contrast window
+    (napari, Fiji) starts at ``value_range``; ``units`` as in ``axes_metadata``. Raises ValueError if
+    ``scale`` or ``translation`` does not match ``axes``.
     """
-    if len(scale) != len(axes):
-        raise ValueError(f"scale {list(scale)} does not match axes {axes!r}")
+    for what, values in (("scale", scale), ("translation", translation)):
+        if values is not None and len(values) != len(axes):
+            raise ValueError(f"{what} {list(values)} does not match axes {axes!r}")
+    transforms: list[dict] = [{"type": "scale", "scale": [float(s) for s in scale]}]
+    if translation is not None:
+        transforms.append({"type": "translation", "translation": [float(t) for t in translation]})
     ome: dict = {
         "version": NGFF_VERSION,
         "multiscales": [
             {
                 "name": name,
                 "axes": axes_metadata(axes, units),
-                "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [float(s) for s in scale]}
-                        ],
-                    }
-                ],
+                "datasets": [{"path": "0", "coordinateTransformations": transforms}],
             }
         ],
     }

@@ -1,0 +1,142 @@
+"""OME-Zarr: NGFF 0.4 and 0.5 images and bioformats2raw collections read, NGFF 0.5 images written.
+
+Metadata is parsed by yaozarrs's NGFF models, arrays are read by zarr-python. A collection (a
+bioformats2raw layout, as livedenoise run stores are) lists its images in ``OME/``; one is read by its
+path inside the collection, e.g. ``raw/p0``. Images are written with one resolution level, axes in NGFF
+order (t, c, z, y, x), one chunk per plane, scale and translation from the image's calibration and an
+``omero`` display window from its data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from pydantic import ValidationError
+from yaozarrs import v04, v05, validate_ome_object
+
+from livedenoise.imageio.image import Image, ImageFileError
+from livedenoise.storage.ngff import image_attrs
+
+NGFF_ORDER = "TCZYX"
+
+
+def _open(path: Path, name: str = "") -> zarr.Group:
+    try:
+        root = zarr.open_group(path, mode="r")
+        return root[name] if name else root  # type: ignore[return-value]
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
+        where = f"{path}/{name}" if name else str(path)
+        raise ImageFileError(f"{where}: not a zarr group ({type(err).__name__}: {err}).") from None
+
+
+def _ome(group: zarr.Group) -> Any:
+    """The group's NGFF metadata as a yaozarrs model (0.5 in ``ome``, 0.4 at the top), or None."""
+    attrs = group.attrs.asdict()
+    try:
+        if "ome" in attrs:
+            return validate_ome_object(attrs["ome"], v05.OMEMetadata)
+        return validate_ome_object(attrs, v04.OMEZarrGroupJSON) if attrs else None
+    except ValidationError:
+        return None
+
+
+def list_images(path: Path) -> list[str]:
+    """The images of a bioformats2raw collection in its ``OME/`` series order (``["raw/p0", ...]``).
+
+    Without a series list, the numbered images ``0``, ``1``, ... that exist. Empty for a path that is
+    not a collection (an image itself, or no OME-Zarr at all).
+    """
+    root = _open(path)
+    if not isinstance(_ome(root), (v05.Bf2Raw, v04.Bf2Raw)):
+        return []
+    series = _ome(root["OME"]) if "OME" in root else None
+    if isinstance(series, (v05.Series, v04.Series)):
+        return list(series.series)
+    names = []
+    while str(len(names)) in root:
+        names.append(str(len(names)))
+    return names
+
+
+def read_zarr(path: Path, name: str | None = None) -> Image:
+    """An NGFF image: the group at ``path``, the image ``name`` inside it, or a collection's only image.
+
+    Raises ImageFileError for a path that holds no NGFF image, and for a collection of several images
+    without ``name`` (the message lists them).
+    """
+    if name is None and (names := list_images(path)):
+        if len(names) > 1:
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ImageFileError(
+                f"{path} holds {len(names)} images ({shown}); choose one with --image, "
+                f"e.g. --image {names[0]}."
+            )
+        name = names[0]
+    group = _open(path, name or "")
+    meta = _ome(group)
+    where = f"{path}/{name}" if name else str(path)
+    if not isinstance(meta, (v05.Image, v04.Image)):
+        raise ImageFileError(f"{where}: not an OME-Zarr image (no NGFF multiscales metadata).")
+    multiscale = meta.multiscales[0]
+    dataset = multiscale.datasets[0]  # the full resolution
+    axes = "".join(a.name.upper() for a in multiscale.axes)
+    try:
+        data = np.asarray(group[dataset.path])
+        image = Image(data, axes)
+    except (KeyError, ImageFileError) as err:
+        raise ImageFileError(f"{where}: not a readable OME-Zarr image ({err}).") from None
+    scale, translation = _transforms(
+        [*dataset.coordinateTransformations, *(multiscale.coordinateTransformations or [])],
+        len(axes),
+    )
+    image.scale = {a: s for a, s in zip(axes, scale, strict=True) if a != "C"}
+    image.translation = {a: t for a, t in zip(axes, translation, strict=True) if t}
+    image.units = {a: ax.unit for a, ax in zip(axes, multiscale.axes, strict=True) if ax.unit}
+    channels = meta.omero.channels if meta.omero else []
+    if "C" in axes and len(channels) == data.shape[axes.index("C")]:
+        image.channels = [c.label or f"channel {i}" for i, c in enumerate(channels)]
+    return image
+
+
+def _transforms(transforms: list[Any], ndim: int) -> tuple[list[float], list[float]]:
+    """Scale and translation of a chain of NGFF transforms, applied in order."""
+    scale, translation = np.ones(ndim), np.zeros(ndim)
+    for transform in transforms:
+        if transform.type == "scale":
+            scale *= transform.scale
+            translation *= transform.scale
+        elif transform.type == "translation":
+            translation += transform.translation
+    return scale.tolist(), translation.tolist()
+
+
+def write_zarr(path: Path, image: Image) -> None:
+    """``image`` as an NGFF 0.5 image group at ``path`` (zarr v3); an existing one is replaced."""
+    image = image.in_order(NGFF_ORDER)
+    axes = image.axes
+    data = image.data
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    count = data.shape[axes.index("C")] if "C" in axes else 1
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.attrs.update(
+        image_attrs(
+            path.name.split(".")[0],
+            axes.lower(),
+            [image.scale.get(a, 1.0) for a in axes],
+            image.channels or [f"channel {c}" for c in range(count)],
+            (low, high),
+            units={a.lower(): unit for a, unit in image.units.items()},
+            translation=[image.translation.get(a, 0.0) for a in axes]
+            if image.translation
+            else None,
+        )
+    )
+    plane = (1,) * (data.ndim - 2) + data.shape[-2:]
+    array = group.create_array(
+        "0", shape=data.shape, dtype=data.dtype, chunks=plane, dimension_names=list(axes.lower())
+    )
+    array[...] = data
