@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from livedenoise.model import load_model
+from livedenoise.cli import app
+from livedenoise.model import load_card, load_model
 
 
 @pytest.mark.parametrize(
@@ -33,3 +37,29 @@ def test_exported_graph_declares_dynamic_axes(small_onnx_path: Path) -> None:
     dims = session.get_inputs()[0].shape
     assert dims[2] == 1
     assert all(isinstance(d, str) for d in (dims[0], dims[1], dims[3], dims[4]))
+
+
+def test_exported_file_carries_normalisation_and_tile(
+    small_onnx_path: Path, identity_model_path: Path, tmp_path: Path
+) -> None:
+    """A runtime outside livedenoise finds how to scale intensities in the ONNX file itself."""
+    meta = {
+        p.key: p.value for p in onnx.load(small_onnx_path, load_external_data=False).metadata_props
+    }
+    assert meta["livedenoise.normalization_offset"] == "0.0"
+    assert meta["livedenoise.normalization_scale"] == "255.0"
+    assert meta["livedenoise.tile"] == ""  # whole frames
+    card = load_card(identity_model_path).model_copy(update={"tile": 128})
+    (tmp_path / "tiled.json").write_text(card.model_dump_json())
+    shutil.copy(identity_model_path.with_suffix(".safetensors"), tmp_path / "tiled.safetensors")
+    result = CliRunner().invoke(
+        app, ["export", str(tmp_path / "tiled"), "--out", str(tmp_path / "t.onnx")]
+    )
+    assert result.exit_code == 0, result.output
+    meta = {
+        p.key: p.value
+        for p in onnx.load(tmp_path / "t.onnx", load_external_data=False).metadata_props
+    }
+    assert meta["livedenoise.normalization_offset"] == "100.0"
+    assert meta["livedenoise.normalization_scale"] == "400.0"
+    assert meta["livedenoise.tile"] == "128"

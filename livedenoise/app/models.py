@@ -6,17 +6,20 @@ from pathlib import Path
 
 from livedenoise.inference import load_engine
 from livedenoise.model import export_onnx, load_model, model_paths
+from livedenoise.model.onnx_export import onnx_metadata
 
 
 def export_to_onnx(model: str | Path, out: Path | None = None) -> Path:
     """One ONNX graph with dynamic batch, frames, height and width; returns where it was written.
 
-    ``out`` defaults to the model's name with ``.onnx`` in the working folder (beside a model file
-    given by path). Raises ``ModelFileError`` for a missing or broken model.
+    The file's metadata properties carry the model's normalisation and tile size (``onnx_metadata``),
+    which a runtime outside livedenoise applies around the graph. ``out`` defaults to the model's
+    name with ``.onnx`` in the working folder (beside a model file given by path). Raises
+    ``ModelFileError`` for a missing or broken model.
     """
-    net, _ = load_model(model)
+    net, card = load_model(model)
     target = out or model_paths(Path(model))[0].with_suffix(".onnx")
-    export_onnx(net, target)
+    export_onnx(net, target, metadata=onnx_metadata(card))
     return target
 
 

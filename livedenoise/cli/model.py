@@ -95,7 +95,8 @@ def export(
 ) -> None:
     """Export a model for an inference backend.
 
-    onnx: one graph with dynamic batch, frames, height and width. tensorrt: an engine for this GPU, built
+    onnx: one graph with dynamic batch, frames, height and width; the model's normalisation and tile
+    size are in the file's metadata. tensorrt: an engine for this GPU, built
     for the acquisition's frame size and window into the engine cache (reused until something changes).
     """
     if backend is ExportBackend.tensorrt:

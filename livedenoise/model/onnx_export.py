@@ -1,25 +1,53 @@
-"""ONNX export with dynamic batch, frames, height and width."""
+"""ONNX export with dynamic batch, frames, height and width, and the model card as metadata."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from livedenoise.model.cnnt import CNNT
+
+if TYPE_CHECKING:
+    from livedenoise.model.card import ModelCard
 
 INPUT_NAME = "frames"
 OUTPUT_NAME = "denoised"
 OPSET = 18
 
 
-def export_onnx(model: CNNT, path: str | Path, opset: int = OPSET) -> Path:
+def onnx_metadata(card: ModelCard) -> dict[str, str]:
+    """What a runtime needs beside the graph, as ONNX metadata (string) properties.
+
+    The graph takes ``(x - normalization_offset) / normalization_scale`` and its output maps back by
+    the inverse; ``tile`` is the side (px) of the tiles the model denoises in ("" for whole frames).
+    """
+    return {
+        "livedenoise.model": card.name,
+        "livedenoise.weights_sha256": card.weights_sha256,
+        "livedenoise.normalization_offset": repr(card.normalization.offset),
+        "livedenoise.normalization_scale": repr(card.normalization.scale),
+        "livedenoise.tile": "" if card.tile is None else str(card.tile),
+        "livedenoise.channels": str(card.config.channels),
+        "livedenoise.layout": "input and output [batch, frames, channels, height, width] float32",
+    }
+
+
+def export_onnx(
+    model: CNNT,
+    path: str | Path,
+    opset: int = OPSET,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
     """Write ``model`` as ONNX; one graph serves every B, T >= 1, H and W.
 
-    The example used for tracing has T=2 and H, W that are not multiples of the U-net's stride, so the
+    ``metadata`` (e.g. ``onnx_metadata(card)``) is stored as the model's metadata properties. The
+    example used for tracing has T=2 and H, W that are not multiples of the U-net's stride, so the
     exporter cannot specialise the padding or the attention scale to a single shape.
     """
     path = Path(path)
@@ -48,6 +76,7 @@ def export_onnx(model: CNNT, path: str | Path, opset: int = OPSET) -> Path:
             verbose=False,
         )
     registry_log.setLevel(level)
+    program.model.metadata_props.update(metadata or {})
     program.save(str(path))
     return path
 
