@@ -7,8 +7,9 @@ The same as
     livedenoise calibrate --model backbone-small --from-stack \\
         ../shared/data/repeats/tirf_microtubules_20x5ms.tif --frame-ms 5 --out tirf --overwrite
 
-(20 sCMOS frames of 5 ms: 10 inputs and a 10-frame reference, so the ladder is 1..10 frames), then the
-plot is copied to docs/calibration_tirf.png and the markdown table printed for the README.
+(20 sCMOS frames of 5 ms: 10 inputs and a 10-frame reference, so the ladder is 1..10 frames and the
+reference protocol is the raw 10-frame average, the longest these repeats measure), then the plot is
+copied to docs/calibration_tirf.png and the summary and markdown table printed for the README.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 from livedenoise.calibration.profile import load_profile
-from livedenoise.calibration.report import PLOT, markdown_table
+from livedenoise.calibration.report import PLOT, markdown_table, summary
 from livedenoise.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,10 @@ def main() -> None:
     if code := app([*command, "--overwrite"], standalone_mode=False):
         sys.exit(code)  # the command printed why
     shutil.copyfile(out / PLOT, Path("docs/calibration_tirf.png"))
-    print("\nplot: docs/calibration_tirf.png; table for the README:\n")
-    print(markdown_table(load_profile(out)))
+    profile = load_profile(out)
+    print("\nplot: docs/calibration_tirf.png; summary and table for the README:\n")
+    print("\n".join(summary(profile)) + "\n")
+    print(markdown_table(profile.measurement, profile.verdict))
 
 
 if __name__ == "__main__":

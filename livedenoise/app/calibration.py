@@ -1,11 +1,12 @@
 """Calibrating a model: the one implementation the command line and the viewer drive.
 
-    request = CalibrationRequest(model="sim-confocal-small", backend="onnxruntime")
-    profile = calibrate_on_core(core, request, Recording(repeats=64), Path("calibration/NAME"))
-    profile = calibrate_from_stack(RecordedStack(path=STACK), request, Path("calibration/OFF"))
+    request = CalibrationRequest(model="sim-confocal-small", backend="onnxruntime", frames=500)
+    profile = calibrate_on_core(core, request, Recording(positions=[(22.5, 22.5), (60, 20)]), OUT)
+    profile = calibrate_from_stack(RecordedStack(paths=[STACK_A, STACK_B]), request, OUT2)
 
-Both load the engine, record (or read) the repeats, measure the ladder, choose the setting and write
-the directory whole (``profile.json``, plot, report) or not at all. A mistake the user can fix raises
+Both load the engine, record (or read) the repeats of each field, measure the ladder on each, choose
+the setting that holds on all of them and write the directory whole (``profile.json``, plot, report)
+or not at all. A mistake the user can fix raises
 ``CalibrationError`` with what to do; progress goes to a ``CalibrationProgress``, on the calling
 thread (a Qt front end reads what it stores on its own timer).
 """
@@ -20,12 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
 from livedenoise.calibration.analysis import Rung, ladder_for
-from livedenoise.calibration.breaking import Tolerance
-from livedenoise.calibration.choose import Control, device_control, frames_control, reference_value
+from livedenoise.calibration.breaking import Criterion, Tolerance
+from livedenoise.calibration.choose import (
+    DEFAULT_REFERENCE_AVERAGES,
+    Control,
+    device_control,
+    frames_control,
+    reference_value,
+)
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, check_free
 from livedenoise.calibration.repeats import Repeats, acquire_repeats, load_repeats
-from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES, calibrate, save_calibration
+from livedenoise.calibration.run import calibrate, save_calibration
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.model import ModelFileError
 
@@ -40,10 +47,17 @@ class CalibrationRequest(BaseModel):
     reference: float | None = Field(
         None,
         description="the usual protocol as a value of the averaging property (frames offline); "
-        f"None: {DEFAULT_REFERENCE_AVERAGES} averages",
+        f"None: {DEFAULT_REFERENCE_AVERAGES} averages, or the most the repeats measure if fewer",
+    )
+    criterion: Criterion = Field(
+        Criterion.reference,
+        description="reference: as good as the raw reference protocol; plateau: near its own best",
     )
     margin: float = Field(1.0, ge=0, description="added to the breaking point, in averages")
     tolerance: Tolerance = Field(default_factory=Tolerance)
+    frames: int | None = Field(
+        None, ge=1, description="frames of the planned acquisition, to report the time it saves"
+    )
 
 
 class Recording(BaseModel):
@@ -57,16 +71,21 @@ class Recording(BaseModel):
         description="[DEVICE.]PROPERTY that sets averaging; None: the camera's LineAverage, "
         "else its Exposure",
     )
-    xy: tuple[float, float] | None = Field(None, description="stage position first, in um")
+    positions: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="stage positions (um) of the fields, each recorded in turn; empty: the current field",
+    )
 
 
 class RecordedStack(BaseModel):
-    """Offline: a recorded repeat stack (.tif, .npy, .ome.zarr)."""
+    """Offline: recorded repeat stacks (.tif, .npy, .ome.zarr), one per field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path
-    frame_ms: float | None = Field(None, ge=0, description="its frame time, to report frame times")
+    paths: list[Path] = Field(min_length=1)
+    frame_ms: float | None = Field(
+        None, ge=0, description="their frame time, to report frame times"
+    )
 
 
 class CalibrationProgress:
@@ -75,14 +94,16 @@ class CalibrationProgress:
     def engine(self, description: str) -> None:
         """The engine is loaded (as ``Engine.describe`` words it)."""
 
-    def recording(self, setting: str, total: int) -> None:
-        """``total`` repeats are about to be recorded at ``setting`` (``DEVICE.PROPERTY=VALUE``)."""
+    def recording(self, setting: str, total: int, field: int, fields: int) -> None:
+        """``total`` repeats of field ``field`` (from 1) of ``fields`` are about to be recorded at
+        ``setting`` (``DEVICE.PROPERTY=VALUE``)."""
 
     def repeat(self, done: int, total: int) -> None:
         """``done`` of ``total`` repeats are recorded."""
 
-    def ladder(self, total: int) -> None:
-        """``total`` rungs are about to be denoised and scored."""
+    def ladder(self, total: int, field: int, fields: int) -> None:
+        """``total`` rungs of field ``field`` (from 1) of ``fields`` are about to be denoised and
+        scored."""
 
     def rung(self, rung: Rung, total: int) -> None:
         """One more rung of ``total`` is measured."""
@@ -97,7 +118,7 @@ def calibrate_on_core(
     overwrite: bool = False,
     progress: CalibrationProgress | None = None,
 ) -> Profile:
-    """Record repeats of the current field (at ``recording.xy`` if given) and calibrate on them.
+    """Record repeats of each field (the current one, or each of ``recording.positions``) and calibrate.
 
     Writes ``directory``; raises ``CalibrationError`` before recording when it exists (unless
     ``overwrite``), the property, reference or model cannot be used, and after a device fault while
@@ -105,14 +126,22 @@ def calibrate_on_core(
     """
     progress = progress or CalibrationProgress()
     check_free(directory, overwrite)
-    if recording.xy is not None:
-        _move_to(core, recording.xy)
+    if recording.positions and not core.getXYStageDevice():
+        raise CalibrationError("stage positions were given, but this microscope has no XY stage.")
     control = device_control(core, recording.property)
-    reference = reference_value(control, request.reference, DEFAULT_REFERENCE_AVERAGES)
+    reference = reference_value(control, request.reference, recording.repeats // 2)
     engine = _engine(request, (core.getImageHeight(), core.getImageWidth()), progress)
-    repeats = _record(core, recording.repeats, control, progress)
+    stops: list[tuple[float, float] | None] = list(recording.positions) or [None]
+    fields = []
+    for i, xy in enumerate(stops, start=1):
+        if xy is not None:
+            _move_to(core, xy)
+        progress.recording(
+            f"{control.label}={control.text(control.base)}", recording.repeats, i, len(stops)
+        )
+        fields.append(_record(core, recording.repeats, control, progress))
     profile = _measure(
-        engine, request, repeats, control, reference, partial(control.frame_ms, core), progress
+        engine, request, fields, control, reference, partial(control.frame_ms, core), progress
     )
     save_calibration(directory, profile, overwrite)
     return profile
@@ -126,22 +155,31 @@ def calibrate_from_stack(
     overwrite: bool = False,
     progress: CalibrationProgress | None = None,
 ) -> Profile:
-    """Calibrate on a recorded repeat stack; the control is the number of frames averaged.
+    """Calibrate on recorded repeat stacks, one per field; the control is the number of frames averaged.
 
     Writes ``directory``; raises ``CalibrationError`` before any denoising when it exists (unless
-    ``overwrite``) or the stack, reference or model cannot be used.
+    ``overwrite``), a stack cannot be used (or its frames differ in size from the others'), or the
+    reference or model cannot be used.
     """
     progress = progress or CalibrationProgress()
     check_free(directory, overwrite)
-    repeats = load_repeats(stack.path)
+    fields = [load_repeats(path) for path in stack.paths]
+    sizes = {f.frames.shape[1:] for f in fields}
+    if len(sizes) > 1:
+        raise CalibrationError(
+            f"the stacks' frames differ in size ({', '.join(f'{h}x{w}' for h, w in sizes)}); "
+            "give stacks of one microscope setting."
+        )
     control = frames_control()
-    reference = reference_value(control, request.reference, DEFAULT_REFERENCE_AVERAGES)
-    engine = _engine(request, repeats.frames.shape[1:], progress)
+    reference = reference_value(
+        control, request.reference, min(f.frames.shape[0] for f in fields) // 2
+    )
+    engine = _engine(request, fields[0].frames.shape[1:], progress)
     step = stack.frame_ms
     profile = _measure(
         engine,
         request,
-        repeats,
+        fields,
         control,
         reference,
         lambda n: None if step is None else n * step,
@@ -153,18 +191,14 @@ def calibrate_from_stack(
 
 def _move_to(core: CMMCorePlus, xy: tuple[float, float]) -> None:
     """Move the XY stage to ``xy`` (um) and wait until it is there."""
-    stage = core.getXYStageDevice()
-    if not stage:
-        raise CalibrationError("--xy: this microscope has no XY stage.")
     core.setXYPosition(*xy)
-    core.waitForDevice(stage)
+    core.waitForDevice(core.getXYStageDevice())
 
 
 def _record(
     core: CMMCorePlus, count: int, control: Control, progress: CalibrationProgress
 ) -> Repeats:
     """``count`` repeats at the control's fastest value; a device fault becomes a CalibrationError."""
-    progress.recording(f"{control.label}={control.text(control.base)}", count)
     try:
         return acquire_repeats(core, count, control, lambda done: progress.repeat(done, count))
     except CalibrationError:
@@ -190,26 +224,28 @@ def _engine(
 def _measure(
     engine: Engine,
     request: CalibrationRequest,
-    repeats: Repeats,
+    fields: list[Repeats],
     control: Control,
     reference: float,
     frame_ms: Callable[[float], float | None],
     progress: CalibrationProgress,
 ) -> Profile:
-    """The ladder, breaking point and choice; ``frame_ms`` gives the frame time at a value."""
-    total = len(ladder_for(repeats.frames.shape[0]))
-    progress.ladder(total)
+    """The ladder of each field, breaking point and choice; ``frame_ms`` gives the frame time at a value."""
+    total = len(ladder_for(min(f.frames.shape[0] for f in fields)))
     try:
         profile = calibrate(
             engine,
             str(request.model),
-            repeats,
+            fields,
             control,
             reference,
             request.tolerance,
             request.margin,
             frame_ms,
-            lambda rung: progress.rung(rung, total),
+            criterion=request.criterion,
+            planned_frames=request.frames,
+            on_field=lambda i: progress.ladder(total, i + 1, len(fields)),
+            on_rung=lambda rung: progress.rung(rung, total),
         )
     except InputError as err:
         raise CalibrationError(str(err)) from err

@@ -1,8 +1,8 @@
 """Auto-calibration: find where the model breaks as averaging is cut, and choose the fastest safe setting.
 
     control = device_control(core, "Detector.LineAverage")            # choose
-    repeats = acquire_repeats(core, 64, control)                       # repeats (or load_repeats)
-    profile = calibrate(engine, "backbone-small", repeats, control, 16.0, Tolerance(), 1.0, frame_ms)  # run
+    fields = [acquire_repeats(core, 64, control)]                      # repeats (or load_repeats)
+    profile = calibrate(engine, "backbone-small", fields, control, 16.0, Tolerance(), 1.0, frame_ms)  # run
     save_calibration(Path("calibration/NAME"), profile)                # run
     apply_profile(core, "calibration/NAME/profile.json")               # profile, before acquiring
 
@@ -10,7 +10,7 @@ Front ends and scripts call ``livedenoise.app.calibrate_on_core`` or ``calibrate
 the steps above with progress callbacks.
 
 Method: DESIGN §4. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
-reference), ``residual`` (hallucination check), ``breaking`` (the breaking point), ``choose`` (the
+reference), ``residual`` (hallucination check), ``breaking`` (the criteria and the breaking point), ``choose`` (the
 device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it).
 Image quality is scored with ``livedenoise.metrics``, which training shares.
 """

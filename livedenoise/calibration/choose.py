@@ -4,7 +4,8 @@ Averaging n frames recorded at the fastest value is what the device records at n
 scanner's line average n (n passes per line), or a camera's exposure n times as long. So one "average"
 is the fastest value, and n averages are ``n x`` that value; the chosen setting is the fastest value the
 device accepts at or above the breaking point plus the margin, and never slower than the user's own
-reference protocol (with no benefit, calibration falls back to that protocol).
+reference protocol (with no benefit, calibration falls back to that protocol). The reference protocol is
+at most the averages the repeats measure: a reference protocol beyond them could not be scored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pymmcore_plus import CMMCorePlus, PropertyType
 from livedenoise.calibration.errors import CalibrationError
 
 _EPS = 1e-9
+DEFAULT_REFERENCE_AVERAGES = 16  # the usual protocol when the user names none (line average 16)
 
 
 @dataclass(frozen=True)
@@ -170,15 +172,35 @@ def device_control(core: CMMCorePlus, spec: str | None = None) -> Control:
     return Control(device, prop, base, integer=kind is int, allowed=tuple(positive), limits=limits)
 
 
-def reference_value(control: Control, reference: float | None, default_averages: int) -> float:
-    """The user's reference protocol as a property value, checked against what the device accepts."""
-    value = control.value(default_averages) if reference is None else float(reference)
+def reference_value(control: Control, reference: float | None, most: int) -> float:
+    """The user's reference protocol as a value of the control; None: ``DEFAULT_REFERENCE_AVERAGES``,
+    or ``most`` if the repeats measure fewer.
+
+    Raises ``CalibrationError`` when the device does not accept it, or when it is more averages than
+    the ``most`` the repeats measure (half of them: the other half is the reference image).
+    """
+    if reference is None:
+        value = control.value(min(DEFAULT_REFERENCE_AVERAGES, most))
+    else:
+        value = float(reference)
     if not control.supports(value) or value < control.base:
         raise CalibrationError(
             f"reference {control.label}={control.text(value)} is not a setting the device accepts "
             f"at or above the fastest {control.text(control.base)} ({control.describe()})."
         )
+    if reference_averages(control, value) > most:
+        raise CalibrationError(
+            f"reference {control.label}={control.text(value)} is "
+            f"{control.averages(value):g} averages, more than the {most} these repeats measure "
+            f"(half of them are inputs, half the reference image): record at least "
+            f"{2 * reference_averages(control, value)} repeats, or give a shorter --reference."
+        )
     return value
+
+
+def reference_averages(control: Control, value: float) -> int:
+    """The frames whose raw average stands for the reference protocol (rounded up: never flattering)."""
+    return math.ceil(control.averages(value) - _EPS)
 
 
 def choose_value(control: Control, averages: float, reference: float) -> float:

@@ -13,16 +13,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pymmcore_plus import CMMCorePlus
 
-from livedenoise.calibration.analysis import Measurement
+from livedenoise.calibration.analysis import Measurement, Scores
 from livedenoise.calibration.breaking import Tolerance, Verdict
 from livedenoise.calibration.choose import set_number
 from livedenoise.calibration.errors import CalibrationError
 
-FORMAT = "livedenoise-calibration/1"
+FORMAT = "livedenoise-calibration/2"
 PROFILE = "profile.json"
 
 
@@ -35,27 +36,56 @@ class Setting(BaseModel):
     frame_ms: float | None = None  # as the camera reports it; None offline without --frame-ms
 
 
-class Profile(BaseModel):
-    """Everything a calibration found; ``chosen`` is what ``apply_profile`` sets."""
+class FieldResult(BaseModel):
+    """One field's repeats, measurement and own verdict."""
 
-    format: str = FORMAT
+    source: str  # "camera Detector" or "stack NAME.tif"
+    field: dict[str, str]  # where: stage position, channel, file...
+    measurement: Measurement
+    verdict: Verdict
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.source} at {self.field['xy_um']} um" if "xy_um" in self.field else self.source
+        )
+
+
+class Expected(BaseModel):
+    """The quality to expect at the chosen setting, as measured over every field's crops."""
+
+    averages: int  # where it was measured: the chosen setting's rung, or the rung below it
+    denoised: bool  # False: the raw reference protocol (no benefit)
+    scores: Scores
+    vs_reference: Scores | None  # denoised minus the raw reference protocol, paired per crop
+
+
+class Profile(BaseModel):
+    """Everything a calibration found; ``chosen`` is what ``apply_profile`` sets.
+
+    ``measurement`` pools every field's crops; ``verdict`` holds on every field; ``fields`` has each
+    field's own measurement and verdict.
+    """
+
+    format: Literal["livedenoise-calibration/2"] = FORMAT
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     model: str
     model_name: str
     model_sha256: str
-    device: str | None  # None: calibrated offline from a recorded stack
+    device: str | None  # None: calibrated offline from recorded stacks
     property: str
     fastest: Setting  # where the repeats were recorded: one average
-    source: str
-    field: dict[str, str]
-    repeats: int
+    repeats: int  # per field
     tolerance: Tolerance
     margin: float
+    fields: list[FieldResult]
     measurement: Measurement
     verdict: Verdict
     chosen: Setting
     reference: Setting
+    expected: Expected
     time_saved: float  # fraction of the reference protocol's frame time saved by the chosen setting
+    planned_frames: int | None = None  # frames of the user's planned acquisition
     notes: list[str] = Field(default_factory=list)
 
     @property
@@ -66,9 +96,7 @@ class Profile(BaseModel):
 def check_free(directory: Path, overwrite: bool) -> None:
     """Refuse to replace an existing calibration unless asked to (checked again before writing)."""
     if directory.exists() and not overwrite:
-        raise CalibrationError(
-            f"{directory} exists; choose another --out NAME or pass --overwrite."
-        )
+        raise CalibrationError(f"{directory} exists; choose another --out or pass --overwrite.")
 
 
 def publish(directory: Path, write: Callable[[Path], None], overwrite: bool = False) -> None:

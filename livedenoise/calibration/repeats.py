@@ -19,7 +19,7 @@ from livedenoise.calibration.choose import Control
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.imageio import ImageFileError, as_frames, describe, read_image
 
-MIN_REPEATS = 8  # 4 inputs (a ladder of 1, 2, 3, 4) and a reference of 4 frames
+MIN_REPEATS = 4  # 2 inputs (a ladder of 1, 2) and a reference of 2 frames: the least that compares
 MIN_SIDE = 32  # pixels: smaller frames leave crops too small for SSIM
 
 

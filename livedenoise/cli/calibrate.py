@@ -1,9 +1,9 @@
 """``livedenoise calibrate``: how far averaging can be cut with this model, and the settings to use.
 
-On the microscope (the simulated one, or ``--config``): R repeats of the current field at the fastest
-value of the averaging property; offline (``--from-stack``): a recorded repeat stack. Writes
-``calibration/NAME/`` with ``profile.json`` (for ``livedenoise acquire --calibration``), the plot and a
-short report.
+On the microscope (the simulated one, or ``--config``): R repeats of the current field (or of each
+``--xy`` position) at the fastest value of the averaging property; offline (``--from-stack``, once per
+field): recorded repeat stacks. Writes ``calibration/NAME/`` (or the ``--out`` path) with
+``profile.json`` (for ``livedenoise acquire --calibration``), the plot and a short report.
 """
 
 from __future__ import annotations
@@ -34,14 +34,15 @@ from livedenoise.app.calibration import (
     calibrate_on_core,
 )
 from livedenoise.calibration.analysis import Rung
-from livedenoise.calibration.breaking import Tolerance
+from livedenoise.calibration.breaking import Criterion, Tolerance
+from livedenoise.calibration.choose import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
-from livedenoise.calibration.run import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.cli.common import Backend, console, fail
-from livedenoise.pipeline.setup import SetupError
+from livedenoise.pipeline.output import expected_frames
+from livedenoise.pipeline.setup import SetupError, load_sequence
 
 CALIBRATION_DIR = Path("calibration")
 
@@ -72,17 +73,21 @@ class _Bars(CalibrationProgress):
     def engine(self, description: str) -> None:
         console.print(f"engine: {description}")
 
-    def recording(self, setting: str, total: int) -> None:
-        self._stage(f"repeats at {setting}", total)
+    def recording(self, setting: str, total: int, field: int, fields: int) -> None:
+        self._stage(f"repeats at {setting}{_of(field, fields)}", total)
 
     def repeat(self, done: int, total: int) -> None:
         self.bars.update(self.task, completed=done)
 
-    def ladder(self, total: int) -> None:
-        self._stage("denoising the ladder", total)
+    def ladder(self, total: int, field: int, fields: int) -> None:
+        self._stage(f"denoising the ladder{_of(field, fields)}", total)
 
     def rung(self, rung: Rung, total: int) -> None:
         self.bars.advance(self.task)
+
+
+def _of(field: int, fields: int) -> str:
+    return f" (field {field} of {fields})" if fields > 1 else ""
 
 
 def parse_xy(text: str) -> tuple[float, float]:
@@ -94,14 +99,25 @@ def parse_xy(text: str) -> tuple[float, float]:
     return x, y
 
 
+def out_directory(out: str) -> Path:
+    """``--out``: a plain name goes under ``calibration/``, anything with a folder in it is a path."""
+    if out in ("", ".", ".."):
+        raise CalibrationError(
+            f"--out {out!r}: give a name (written to {CALIBRATION_DIR}/NAME/) or a path."
+        )
+    return CALIBRATION_DIR / out if Path(out).name == out else Path(out)
+
+
 def _show(profile: Profile, out: Path) -> None:
-    table = Table(
-        title=f"quality vs averages (mean ± 95% CI over {profile.measurement.crops} crops)"
-    )
-    shown = [i for i, column in enumerate(COLUMNS) if "NRMSE" not in column]  # fits a terminal
+    m = profile.measurement
+    fields = f", {m.fields} fields pooled" if m.fields > 1 else ""
+    table = Table(title=f"quality vs averages (mean ± 95% CI over {m.crops} crops{fields})")
+    shown = [
+        i for i, c in enumerate(COLUMNS) if c not in ("gain dB", "raw SSIM")
+    ]  # fits a terminal
     for i in shown:
         table.add_column(COLUMNS[i], justify="right")
-    for row in table_rows(profile):
+    for row in table_rows(m, profile.verdict):
         table.add_row(*(row[i] for i in shown))
     console.print(table)
     for note in profile.notes:
@@ -113,17 +129,27 @@ def _show(profile: Profile, out: Path) -> None:
 
 def calibrate_command(
     model: Annotated[Path, typer.Option(help="The model: NAME, NAME.safetensors or NAME.json.")],
-    out: Annotated[str, typer.Option(help="Name of the calibration: writes calibration/NAME/.")],
+    out: Annotated[
+        str,
+        typer.Option(help="NAME (writes calibration/NAME/) or a folder path (writes there)."),
+    ],
     from_stack: Annotated[
-        Path | None,
-        typer.Option(help="Calibrate offline on a recorded repeat stack (.tif, .npy, .ome.zarr)."),
+        list[Path] | None,
+        typer.Option(
+            help="Calibrate offline on a recorded repeat stack (.tif, .npy, .ome.zarr); repeat the "
+            "option for more fields."
+        ),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="Micro-Manager config file; none = the simulated microscope."),
     ] = None,
     xy: Annotated[
-        str | None, typer.Option(help="Move the XY stage to X,Y (um) first; default: stay.")
+        list[str] | None,
+        typer.Option(
+            help="Record a field at stage position X,Y (um); repeat for more fields. Default: the "
+            "current field."
+        ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Repeated frames to record (R).")] = 64,
     property_: Annotated[
@@ -138,17 +164,38 @@ def calibrate_command(
         float | None,
         typer.Option(
             help="Your usual protocol, as a value of the property (frames offline); default: "
-            f"{DEFAULT_REFERENCE_AVERAGES} averages."
+            f"{DEFAULT_REFERENCE_AVERAGES} averages, or the most the repeats measure if fewer."
+        ),
+    ] = None,
+    criterion: Annotated[
+        Criterion,
+        typer.Option(
+            help="reference: the fewest averages whose denoised result is as good as the raw "
+            "reference protocol; plateau: within the tolerance of the model's own best."
+        ),
+    ] = Criterion.reference,
+    frames: Annotated[
+        int | None,
+        typer.Option(min=1, help="Frames of your planned acquisition, to report the time saved."),
+    ] = None,
+    sequence: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your planned useq sequence (YAML/JSON): its frames give the time saved."
         ),
     ] = None,
     margin: Annotated[
         float, typer.Option(min=0, help="Safety margin added to the breaking point, in averages.")
     ] = 1.0,
     tolerance_psnr: Annotated[
-        float, typer.Option(help="How far (dB) below its plateau the PSNR may fall.")
+        float,
+        typer.Option(
+            help="How far (dB) below its target (reference or plateau) the PSNR may fall."
+        ),
     ] = 0.5,
     tolerance_ssim: Annotated[
-        float, typer.Option(help="How far below its plateau the SSIM may fall.")
+        float,
+        typer.Option(help="How far below its target (reference or plateau) the SSIM may fall."),
     ] = 0.01,
     tolerance_structure: Annotated[
         float,
@@ -165,29 +212,33 @@ def calibrate_command(
         float | None,
         typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing calibration NAME.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing calibration.")] = False,
 ) -> None:
-    """Find the model's breaking point and choose the fastest safe averaging setting."""
-    directory = CALIBRATION_DIR / out
+    """Find the fewest averages at which the model still delivers, and choose the fastest safe setting."""
     microscope_only = {"--config": config, "--set": set_, "--xy": xy, "--property": property_}
     try:
-        _check_options(out, directory, from_stack, frame_ms, microscope_only)
+        directory = out_directory(out)
+        _check_options(from_stack, frame_ms, microscope_only)
+        if frames is not None and sequence is not None:
+            raise CalibrationError("give --frames or --sequence, not both.")
         request = CalibrationRequest(
             model=model,
             backend=backend.value,
             reference=reference,
+            criterion=criterion,
             margin=margin,
             tolerance=_tolerance(tolerance_psnr, tolerance_ssim, tolerance_structure),
+            frames=expected_frames(load_sequence(sequence)) if sequence else frames,
         )
         with _Bars() as progress:
-            if from_stack is not None:
-                stack = RecordedStack(path=from_stack, frame_ms=frame_ms)
+            if from_stack:
+                stack = RecordedStack(paths=from_stack, frame_ms=frame_ms)
                 profile = calibrate_from_stack(
                     stack, request, directory, overwrite=overwrite, progress=progress
                 )
             else:
                 recording = Recording(
-                    repeats=repeats, property=property_, xy=parse_xy(xy) if xy else None
+                    repeats=repeats, property=property_, positions=[parse_xy(p) for p in xy or []]
                 )
                 core = open_microscope(config, set_ or [])
                 profile = calibrate_on_core(
@@ -199,16 +250,10 @@ def calibrate_command(
 
 
 def _check_options(
-    out: str,
-    directory: Path,
-    from_stack: Path | None,
-    frame_ms: float | None,
-    microscope_only: dict[str, object],
+    from_stack: list[Path] | None, frame_ms: float | None, microscope_only: dict[str, object]
 ) -> None:
-    """Refuse a name that is not a plain name, and options that do not apply to the source."""
-    if Path(out).name != out or out in ("", ".", ".."):
-        raise CalibrationError(f"--out {out!r}: give a plain name; it is written to {directory}/.")
-    if from_stack is not None:
+    """Refuse options that do not apply to the source."""
+    if from_stack:
         if given := [name for name, value in microscope_only.items() if value]:
             raise CalibrationError(f"{', '.join(given)} apply to the microscope, not --from-stack.")
     elif frame_ms is not None:

@@ -1,4 +1,5 @@
-"""The calibration view: run a calibration, watch quality vs averages fill in, apply the choice."""
+"""The calibration view: run a calibration, watch quality vs averages fill in, read the verdict (the same
+lines the command prints and the report opens with), apply the choice."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from livedenoise.app.calibration import (
 from livedenoise.calibration.analysis import Rung
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import PROFILE, Profile, apply_profile, load_profile
+from livedenoise.calibration.report import summary
 
 
 class Controller(Protocol):
@@ -52,7 +54,7 @@ class _TabProgress(CalibrationProgress):
     def repeat(self, done: int, total: int) -> None:
         self.tab.message = f"recording repeats… {done}/{total}"
 
-    def ladder(self, total: int) -> None:
+    def ladder(self, total: int, field: int, fields: int) -> None:
         self.tab.message = "denoising the ladder…"
 
     def rung(self, rung: Rung, total: int) -> None:
@@ -81,6 +83,9 @@ class CalibrationTab(QWidget):
             angle=90, pen=pg.mkPen("r", style=Qt.PenStyle.DashLine), label="breaking point"
         )
         self.chosen_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("y"), label="chosen")
+        self.reference_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen("w", style=Qt.PenStyle.DotLine), label="raw reference protocol"
+        )
         self.verdict = QLabel("no calibration yet")
         self.verdict.setWordWrap(True)
         self.repeats = QSpinBox()
@@ -168,23 +173,23 @@ class CalibrationTab(QWidget):
             n = [r.averages for r in self.rungs]
             self.raw_curve.setData(n, [r.raw.psnr.mean for r in self.rungs])
             self.denoised_curve.setData(n, [r.denoised.psnr.mean for r in self.rungs])
-            for line in (self.breaking_line, self.chosen_line):
+            for line in (self.breaking_line, self.chosen_line, self.reference_line):
                 if line.scene() is not None:
                     self.plot.removeItem(line)
             if self.profile is not None:
-                self.breaking_line.setValue(self.profile.verdict.breaking_point)
+                point = self.profile.verdict.breaking_point
                 self.chosen_line.setValue(self.profile.chosen.averages)
-                self.plot.addItem(self.breaking_line)
-                self.plot.addItem(self.chosen_line)
+                self.reference_line.setValue(self.profile.measurement.reference_raw.psnr.mean)
+                lines = [self.chosen_line, self.reference_line]
+                if point is not None:
+                    self.breaking_line.setValue(point)
+                    lines.append(self.breaking_line)
+                for line in lines:
+                    self.plot.addItem(line)
         p = self.profile
-        verdict = (
-            f"breaking point {p.verdict.breaking_point:g} averages; chosen {p.control_label} = "
-            f"{p.chosen.text} ({p.time_saved:.0%} of the reference frame time saved)"
-            if p
-            else ""
-        )
+        text = [*summary(p)] if p else []
         self.verdict.setText(
-            " · ".join(x for x in (verdict, self.message) if x) or "no calibration yet"
+            "\n".join(x for x in (*text, self.message) if x) or "no calibration yet"
         )
         self.apply_button.setEnabled(p is not None and p.device is not None and not self.running)
         self.run_button.setEnabled(not self.running)
