@@ -85,3 +85,97 @@ def test_a_broken_sequence_file_is_named_in_the_error(tmp_path: Path, small_mode
     bad.write_text("time_plan: {loops: -3}\n")
     code, output = _acquire(str(bad), "--model", str(small_model_path), "--headless")
     assert code == 1 and "bad.yaml: not a valid useq MDA sequence" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time_plan: {loops: 3\n", "not valid YAML/JSON"),
+        ("foo: bar\n", "unknown key(s) foo"),
+        ("grid_plan: {rows: 0, columns: 2}\n", "grid_plan.rows must be 1 or more"),
+        ("channels: [NoSuchDye]\n", "no such preset in group 'Channel'"),
+        ("{}\n", "the sequence has no events"),
+    ],
+)
+def test_a_sequence_that_would_fail_is_refused_before_anything_is_created(
+    text, message, tmp_path, small_model_path
+) -> None:
+    seq = tmp_path / "seq.yaml"
+    seq.write_text(text)
+    out = tmp_path / "never.ome.zarr"
+    code, output = _acquire(
+        str(seq), "--model", str(small_model_path), "--headless", "--out", str(out)
+    )
+    assert code == 1 and message in output and "Traceback" not in output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("run.tif", "name it NAME.ome.zarr"), ("/proc/run.ome.zarr", "cannot write in /proc")],
+)
+def test_an_output_that_cannot_be_written_is_refused_first(
+    out, message, sequence_yaml, small_model_path, tmp_path
+) -> None:
+    code, output = _acquire(
+        str(sequence_yaml), "--model", str(small_model_path), "--headless", "--out", out
+    )
+    assert code == 1 and message in output
+
+
+def test_window_zero_is_refused_by_the_option(sequence_yaml, small_model_path) -> None:
+    code, output = _acquire(str(sequence_yaml), "--window", "0", "--model", str(small_model_path))
+    assert code == 2 and "Traceback" not in output
+
+
+def test_live_mode_honours_its_duration(small_model_path, tmp_path) -> None:
+    """Live mode drops to the newest frame, so it ends soon after its duration (not minutes later)."""
+    import time
+
+    out = tmp_path / "live.ome.zarr"
+    start = time.monotonic()
+    code, output = _acquire(
+        *SMALL_FRAMES, "--model", str(small_model_path), "--backend", "torch", "--headless",
+        "--duration", "3", "--out", str(out),
+    )  # fmt: skip
+    took = time.monotonic() - start
+    assert code == 0, output
+    assert 3 <= took < 3 + 30  # engine loading plus at most one frame of backlog
+    run = open_run(out)
+    assert run.attrs["policy"] == "live" and run.attrs["summary"]["ended"] == "completed"
+    assert run.attrs["summary"]["acquired"] > 0 and run.attrs["summary"]["dropped"] == 0
+
+
+def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(small_model_path, tmp_path) -> None:
+    """SIGINT to a real `livedenoise acquire`: no traceback, every acquired frame saved, the store
+    complete and saying the user stopped it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    seq = tmp_path / "long.yaml"
+    seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
+    out = tmp_path / "stopped.ome.zarr"
+    exe = Path(sys.executable).with_name("livedenoise")
+    args = [str(exe), "acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args += ["--set", "Detector.FrameWidth=128", "--set", "Detector.FrameHeight=128"]
+    args += ["--window", "8", "--headless", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "raw" / "p0").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "stopping" in output and "Traceback" not in output and "terminate" not in output
+    run = open_run(out)
+    summary = run.attrs["summary"]
+    assert run.attrs["complete"] and summary["ended"] == "stopped by the user"
+    assert 0 < summary["acquired"] < 2000 and summary["dropped"] == 0
+    assert summary["acquired"] == summary["denoised"] + summary["raw_only"]
+    raw = np.asarray(run.raw[0])
+    assert raw.shape[0] == summary["acquired"] and (raw.reshape(raw.shape[0], -1).max(1) > 0).all()

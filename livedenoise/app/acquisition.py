@@ -11,7 +11,7 @@ The command line calls these and prints; the viewer calls them on clicks and obs
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -168,13 +168,16 @@ class Acquisition:
         self._live: LiveAcquisition | None = None
         self._live_ending = False
         self._run: AcquisitionRun | None = None
-        self._thread: threading.Thread | None = None
+        # set while no background run is going; waited on, never Thread.join, since a join that
+        # Ctrl-C interrupts can leave its thread marked as stopped while it still runs
+        self._idle = threading.Event()
+        self._idle.set()
 
     # -- state ---------------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._live is not None or (self._thread is not None and self._thread.is_alive())
+        return self._live is not None or not self._idle.is_set()
 
     @property
     def live(self) -> bool:
@@ -298,10 +301,18 @@ class Acquisition:
     def start_sequence(self, sequence: useq.MDASequence) -> None:
         """Run an MDA sequence in a background thread; ``runFinished`` tells when it is done."""
         run = self._prepare(sequence)
-        self._thread = threading.Thread(
-            target=self._sequence_thread, args=(run,), name="livedenoise-mda"
-        )
-        self._thread.start()
+        self._background(self._sequence_thread, run, "livedenoise-mda")
+
+    def _background(self, work: Callable[[Any], None], arg: Any, name: str) -> None:
+        self._idle.clear()
+
+        def run() -> None:
+            try:
+                work(arg)
+            finally:
+                self._idle.set()
+
+        threading.Thread(target=run, name=name).start()
 
     def _sequence_thread(self, run: AcquisitionRun) -> None:
         try:
@@ -327,10 +338,7 @@ class Acquisition:
         if self._live is not None and not self._live_ending:
             self._live_ending = True
             self._live.stop_acquiring()
-            self._thread = threading.Thread(
-                target=self._end_live, args=(self._live,), name="livedenoise-live-end"
-            )
-            self._thread.start()
+            self._background(self._end_live, self._live, "livedenoise-live-end")
         elif self._run is not None:
             self._run.cancel()
 
@@ -360,8 +368,7 @@ class Acquisition:
 
     def wait(self, timeout: float | None = None) -> RunSummary | None:
         """Wait for a background run (or the end of live mode) to end; returns the last summary."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._idle.wait(timeout)
         return self.last_summary
 
     def _check_idle(self) -> None:

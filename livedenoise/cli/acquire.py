@@ -153,6 +153,8 @@ def _report(acquisition: Acquisition, summary: RunSummary | None) -> None:
     console.print(f"saved: {acquisition.last_out}{mosaic} ({summary.ended})")
     if error := summary.error or acquisition.last_error:
         raise fail(error)
+    if summary.ended == "stopped by the user":
+        raise typer.Exit(130)  # the shell's code for Ctrl-C: the run did not do all it was asked
 
 
 def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:

@@ -81,12 +81,30 @@ def load_sequence(path: str | Path) -> useq.MDASequence:
     if unknown := sorted(set(data) - set(useq.MDASequence.model_fields)):
         known = ", ".join(sorted(useq.MDASequence.model_fields))
         raise SetupError(f"{path}: unknown key(s) {', '.join(unknown)}; a sequence has {known}")
+    if zero := _zero_sized(data):
+        raise SetupError(f"{path}: {zero} must be 1 or more")
     try:
         sequence = useq.MDASequence.model_validate(data)
     except (ValidationError, ValueError) as err:
         raise SetupError(f"{path}: not a valid useq MDA sequence:\n{err}") from None
     check_sequence(sequence, str(path))
     return sequence
+
+
+def _zero_sized(data: object, where: str = "") -> str | None:
+    """The first plan size below 1 (useq reads a grid of 0 rows as a single position)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{where}.{key}" if where else str(key)
+            if key in ("rows", "columns") and isinstance(value, int) and value < 1:
+                return name
+            if found := _zero_sized(value, name):
+                return found
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            if found := _zero_sized(item, f"{where}[{i}]"):
+                return found
+    return None
 
 
 def _first_line(err: Exception) -> str:
@@ -99,11 +117,7 @@ def _plans(sequence: useq.MDASequence) -> list[useq.MDASequence]:
 
 
 def check_sequence(sequence: useq.MDASequence, name: str = "the sequence") -> None:
-    """Refuse a sequence that acquires nothing or has a plan of zero size (useq accepts both)."""
-    for plan in _plans(sequence):
-        grid = plan.grid_plan
-        if isinstance(grid, useq.GridRowsColumns) and min(grid.rows, grid.columns) < 1:
-            raise SetupError(f"{name}: grid_plan rows and columns must be 1 or more")
+    """Refuse a sequence that acquires nothing (useq accepts one with no plans)."""
     if next(iter(sequence.model_copy(deep=True)), None) is None:
         raise SetupError(
             f"{name}: the sequence has no events; give a time_plan, z_plan, channels, "
