@@ -7,24 +7,31 @@ callbacks and show errors as they are: every one says what is wrong and what to 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from livedenoise.app.acquisition import engine_attrs
+from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.imageio import (
+    Image,
+    ImageFileError,
     as_frames,
     check_writable,
     describe,
     from_frames,
     image_format,
+    list_images,
     read_image,
     write_image,
 )
 from livedenoise.inference import Engine, denoise_stack, load_engine
 from livedenoise.model import load_card
 from livedenoise.model.cnnt import MIN_SIZE
+from livedenoise.storage import RunStore, StoredRun, open_run
 
 
 class DenoiseError(ValueError):
@@ -59,7 +66,9 @@ def denoise_file(
     """Denoise the image at ``input`` with ``model`` and write it to ``output``.
 
     ``output`` is .tif (ImageJ hyperstack), .ome.tif, .npy or .ome.zarr; ``image`` chooses an image
-    inside an OME-Zarr collection (``raw/p0`` of a run store). ``axes`` (letters from TZCYX)
+    inside an OME-Zarr collection (``raw/p0`` of a run store). A livedenoise run store without
+    ``image`` and an .ome.zarr ``output``: every raw image is denoised into a new run store of the
+    same layout (raw images, timings and metadata copied). ``axes`` (letters from TZCYX)
     overrides the file's own. The output keeps the input's calibration and dtype (float32 with
     ``float32``), axes in the standard order. A single-channel model denoises each channel of a
     multi-channel image on its own. ``on_read(input line)`` comes once the input is read, before the
@@ -74,6 +83,17 @@ def denoise_file(
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
     if output.resolve() == input.resolve():
         raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
+    run = _run_store(input) if image is None else None
+    if run is not None:
+        if image_format(Path(output.name)) != "zarr" or output.exists():
+            raise DenoiseError(
+                f"{input} is a livedenoise run store of {len(run.raw)} image(s): give a new OUTPUT "
+                "ending .ome.zarr to denoise every raw image into a new run store, or choose one "
+                "image with --image raw/p0."
+            )
+        return _denoise_run(
+            model, input, run, output, backend, window, on_read, on_loaded, on_frame
+        )
     source = read_image(input, image)
     if axes:
         source = source.with_axes(axes)
@@ -105,6 +125,95 @@ def denoise_file(
     result = replace(source, data=from_frames(to_dtype(denoised, dtype), source))
     write_image(output, result)
     return DenoiseResult(read, engine.describe(), describe(result.in_order()))
+
+
+def _run_store(path: Path) -> StoredRun | None:
+    """The run at ``path`` if it is a livedenoise run store, else None."""
+    try:
+        return open_run(path) if path.is_dir() and list_images(path) else None
+    except (KeyError, ImageFileError):
+        return None
+
+
+def _denoise_run(
+    model: Path | str,
+    input: Path,
+    run: StoredRun,
+    output: Path,
+    backend: str,
+    window: int,
+    on_read: Callable[[str], None] | None,
+    on_loaded: Callable[[str], None] | None,
+    on_frame: Callable[[int, int], None] | None,
+) -> DenoiseResult:
+    """Every raw image of ``run`` copied into a new run store at ``output`` with its denoised twin.
+
+    Each image slides the window along t (or z for a single time point), channel by channel for a
+    single-channel model; stage positions, channel names, acquisition times and the run's metadata
+    are kept, the model and backend are the new ones.
+    """
+    names = [name for name in list_images(input) if name.startswith("raw/")]
+    images = [read_image(input, name) for name in names]  # (t, c, z, y, x) each
+    read = f"run store of {len(images)} raw image(s): " + ", ".join(
+        f"{name} {describe(image)}" for name, image in zip(names, images, strict=True)
+    )
+    if on_read is not None:
+        on_read(read)
+    for name, image in zip(names, images, strict=True):
+        if min(image.data.shape[-2:]) < MIN_SIZE:
+            raise DenoiseError(f"{input}/{name}: frames smaller than the model's {MIN_SIZE} px.")
+    layout = RunLayout(**run.attrs["layout"])
+    axis = "t" if max(image.data.shape[0] for image in images) > 1 else "z"
+    engine = load_engine(model, backend, window=window, frame_size=tuple(images[0].data.shape[-2:]))
+    if on_loaded is not None:
+        on_loaded(engine.describe())
+    attrs = {
+        key: value
+        for key, value in run.attrs.items()
+        if key not in ("layout", "images", "interval_s", "summary", "complete")
+    }
+    attrs.update(
+        engine_attrs(engine), window={"size": window, "axis": axis}, denoised_from=str(input)
+    )
+    store = RunStore(output, layout, attrs)
+    total = sum(int(np.prod(image.data.shape[:3])) for image in images)
+    done, start = 0, time.monotonic()
+    for name, image in zip(names, images, strict=True):
+        p = int(name.removeprefix("raw/p"))
+        for info in _frame_infos(run, p, image):
+            store.write_raw(image.data[info.index.t, info.index.c, info.index.z], info)
+        data = image.data if axis == "t" else image.data.transpose(2, 1, 0, 3, 4)
+        for k in range(data.shape[2]):  # each z-plane's time series (or the one z-stack)
+            denoised = _denoise_frames(engine, data[:, :, k], window, None)
+            for n, c in np.ndindex(denoised.shape[:2]):
+                t, z = (n, k) if axis == "t" else (k, n)
+                store.write_denoised(
+                    FrameIndex(t, p, c, z), denoised[n, c], time.monotonic() - start, np.nan
+                )
+                done += 1
+                if on_frame is not None:
+                    on_frame(done, total)
+    store.close({"frames": total, "denoised": done})
+    return DenoiseResult(read, engine.describe(), f"{len(images)} raw and denoised image(s)")
+
+
+def _frame_infos(run: StoredRun, p: int, image: Image) -> list[FrameInfo]:
+    """What the store records with each raw frame of image ``p``: place, time, stage and channel."""
+    t_n, c_n, z_n, h, w = image.data.shape
+    y, x = image.translation.get("Y", 0.0), image.translation.get("X", 0.0)
+    px = image.scale.get("X", 1.0)
+    stage = (x + w / 2 * px, y + h / 2 * px, 0.0)  # the field's centre, as Micro-Manager gives it
+    described = {d["name"]: d for d in run.attrs.get("images", [])}.get(f"p{p}", {})
+    channels = image.channels or [f"channel {c}" for c in range(c_n)]
+    acquired = run.timing["acquired_s"]
+    infos = []
+    for seq, (t, c, z) in enumerate(np.ndindex(t_n, c_n, z_n)):
+        index = FrameIndex(t, p, c, z)
+        recorded = all(i < n for i, n in zip((t, p, c, z), acquired.shape, strict=True))
+        arrived = acquired[t, p, c, z] if recorded else np.nan
+        metadata = {"channel": channels[c], "position": described.get("position", "")}
+        infos.append(FrameInfo(seq, index, float(arrived), stage, metadata))
+    return infos
 
 
 def _denoise_frames(

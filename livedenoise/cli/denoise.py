@@ -20,6 +20,7 @@ from livedenoise.cli.common import Backend, console, fail
 from livedenoise.imageio import ImageFileError
 from livedenoise.inference import BackendError, InputError
 from livedenoise.model import ModelFileError
+from livedenoise.storage import OutputPathError
 
 
 class _Display:
@@ -90,7 +91,8 @@ def denoise(
     """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it.
 
     The output keeps the input's pixel size, interval and position; a single-channel model denoises
-    each channel on its own.
+    each channel on its own. A run store: --image raw/p0 denoises one image; without it, an OUTPUT
+    ending .ome.zarr gets every raw image and its new denoised twin, as a run store.
     """
     try:
         with _Display(input) as display:
@@ -108,7 +110,15 @@ def denoise(
                 on_loaded=display.loaded,
                 on_frame=display.frame,
             )
-    except (DenoiseError, ImageFileError, ModelFileError, BackendError, InputError, OSError) as err:
+    except (
+        DenoiseError,
+        ImageFileError,
+        ModelFileError,
+        BackendError,
+        InputError,
+        OutputPathError,
+        OSError,
+    ) as err:
         raise fail(str(err)) from None
     console.print(f"wrote {output}: {result.output}")
 

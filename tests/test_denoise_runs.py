@@ -1,0 +1,90 @@
+"""Re-denoising a recording later: a run store's images one by one (``--image raw/p1``) or all of them
+into a new run store of the same layout, tiles in their places."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import useq
+from typer.testing import CliRunner
+
+from livedenoise.app import denoising_output
+from livedenoise.cli import app
+from livedenoise.imageio import read_image
+from livedenoise.storage import open_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def recording(sim_core, small_model_path: Path, tmp_path: Path) -> Path:
+    """Two stage positions, three time points, two channels on the simulated microscope."""
+    sequence = useq.MDASequence(
+        stage_positions=[(0.0, 0.0, 0.0), (30.0, -20.0, 0.0)],
+        channels=["FITC", "DAPI"],
+        time_plan={"interval": 0, "loops": 3},
+    )
+    output = denoising_output(tmp_path / "run.ome.zarr", small_model_path, backend="torch")
+    sim_core.mda.run(sequence, output=output)
+    assert output.finish().error is None
+    return tmp_path / "run.ome.zarr"
+
+
+def invoke(*args: object) -> str:
+    result = runner.invoke(app, ["denoise", *map(str, args)], terminal_width=200)
+    return " ".join(result.output.split()) + f" (exit {result.exit_code})"
+
+
+def test_one_image_of_a_run_store(
+    recording: Path, identity_model_path: Path, tmp_path: Path
+) -> None:
+    out = invoke(
+        identity_model_path,
+        recording,
+        tmp_path / "p1.ome.zarr",
+        "--image",
+        "raw/p1",
+        "--backend",
+        "torch",
+    )
+    assert out.endswith("(exit 0)"), out
+    raw = read_image(recording, "raw/p1")
+    denoised = read_image(tmp_path / "p1.ome.zarr")
+    assert denoised.axes == "TCZYX" and denoised.data.shape == raw.data.shape == (3, 2, 1, 64, 64)
+    assert denoised.translation == raw.translation and denoised.translation  # the tile stays put
+    assert denoised.channels == ["FITC", "DAPI"]
+    np.testing.assert_allclose(denoised.data, raw.data, atol=1)  # the identity model
+
+
+def test_a_run_store_without_image_names_its_choices(
+    recording: Path, small_model_path: Path, tmp_path: Path
+) -> None:
+    out = invoke(small_model_path, recording, tmp_path / "out.tif")
+    assert "(exit 1)" in out and "run store of 2 image(s)" in out and "--image raw/p0" in out
+
+
+def test_every_raw_image_into_a_new_run_store(
+    recording: Path, identity_model_path: Path, tmp_path: Path
+) -> None:
+    out = invoke(identity_model_path, recording, tmp_path / "again.ome.zarr", "--backend", "torch")
+    assert out.endswith("(exit 0)"), out
+    before, after = open_run(recording), open_run(tmp_path / "again.ome.zarr")
+    assert len(after.raw) == len(after.denoised) == 2
+    for p in range(2):
+        np.testing.assert_array_equal(after.raw[p], before.raw[p])
+        np.testing.assert_allclose(after.denoised[p], before.raw[p], atol=1)  # identity model
+        assert read_image(tmp_path / "again.ome.zarr", f"denoised/p{p}").translation == (
+            read_image(recording, f"raw/p{p}").translation
+        )
+    assert after.attrs["model"]["name"] == "identity" and after.attrs["denoised_from"] == str(
+        recording
+    )
+    assert [i["channels"] for i in after.attrs["images"]] == [["FITC", "DAPI"]] * 2
+    np.testing.assert_array_equal(after.timing["acquired_s"], before.timing["acquired_s"])
