@@ -314,3 +314,30 @@ def test_missing_backbone_says_how_to_get_one(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "no backbone model" in output and "train_backbone.py" in output
+
+
+def test_finetune_refuses_an_output_it_cannot_write_before_training(backbone: Path, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs")
+    code, output = run_cli(str(pairs), "--out", "/proc/exp", "--backbone", str(backbone))
+    assert code == 1 and "cannot save a model in /proc" in output
+
+
+def test_ctrl_c_ends_finetuning_with_the_best_weights_saved(backbone: Path, tmp_path: Path) -> None:
+    """SIGINT to a real `livedenoise finetune`: the model so far is saved and says so."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pairs = write_pairs(tmp_path / "pairs")
+    exe = Path(sys.executable).with_name("livedenoise")
+    args = [str(exe), "finetune", str(pairs), "--out", str(tmp_path / "cut")]
+    args += ["--backbone", str(backbone), "--minutes", "10"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(25)  # past loading: training runs for its 10 minutes unless stopped
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "stopped by Ctrl-C" in output and "Traceback" not in output
+    _, card = load_model(tmp_path / "cut")
+    assert card.parent == load_model(backbone)[1].lineage

@@ -71,6 +71,12 @@ def finetune(
         f"out: the bottom {settings.val_fraction:.0%} of rows of every image"
     )
     console.print(f"wrote {model_paths(out)[0]} ({card.lineage}, parent {card.parent})")
+    if r.stopped == "interrupted":
+        console.print(
+            f"stopped by Ctrl-C after {r.steps} steps: the weights saved are the best so far "
+            f"(step {r.best_step})"
+        )
+        raise typer.Exit(130)
 
 
 def _report_table(report: FinetuneReport) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,6 +100,23 @@ def find_model(path: str | Path) -> Path:
     if stem.parent == Path() and stem.name in shipped_models():
         return SHIPPED_DIR / stem.name
     return stem
+
+
+def check_model_output(path: str | Path) -> None:
+    """Refuse a place a model cannot be saved to, before the work that makes it (training).
+
+    Raises ``ModelFileError`` when its folder cannot be created or written.
+    """
+    folder = model_paths(path)[0].parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ModelFileError(
+            f"cannot save a model in {folder} ({err.strerror or err}); choose another --out."
+        ) from None
 
 
 def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:

@@ -20,7 +20,14 @@ import torch
 from rich.console import Console
 
 from livedenoise.metrics import Quality
-from livedenoise.model import CNNT, ModelCard, Normalization, load_model, save_model
+from livedenoise.model import (
+    CNNT,
+    ModelCard,
+    Normalization,
+    check_model_output,
+    load_model,
+    save_model,
+)
 from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource, Source
 from livedenoise.training.evaluate import denoise, mean_quality
 from livedenoise.training.loop import LoopSettings, TrainResult, train
@@ -174,8 +181,13 @@ def finetune_folder(
     console: Console | None = None,
     show_progress: bool = True,
 ) -> tuple[ModelCard, FinetuneReport]:
-    """Load the backbone and a folder (pairs, or noisy recordings), fine-tune, save as ``out``."""
+    """Load the backbone and a folder (pairs, or noisy recordings), fine-tune, save as ``out``.
+
+    ``out`` is checked first, so training never ends in a model that cannot be saved; Ctrl-C ends
+    training early and the best weights so far are saved (``report.result.stopped`` says so).
+    """
     folder, out = Path(folder), Path(out)
+    check_model_output(out)
     model, parent = load_model(backbone)
     if self_supervised:
         stacks = load_noisy(folder)

@@ -56,7 +56,7 @@ class TrainResult:
     seconds: float
     best_psnr: float
     best_step: int
-    stopped: str  # "steps", "time" or "early"
+    stopped: str  # "steps", "time", "early" or "interrupted" (Ctrl-C)
     history: list[tuple[int, float, float]] = field(default_factory=list)  # step, loss, val PSNR
 
 
@@ -98,6 +98,7 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place; it ends with the weights that scored best on ``validation``.
 
+    Ctrl-C ends training like an early stop (``stopped="interrupted"``), with the best weights so far.
     Raises RuntimeError when the loss stops being finite (the message suggests a lower learning rate).
     """
     device = pick_device()
@@ -109,20 +110,23 @@ def train(
     start, step, running = time.perf_counter(), 0, math.nan
     with _progress_bar(console, show_progress) as progress:
         task = progress.add_task(label, total=1.0, step=0, loss=math.nan, psnr=best.psnr)
-        while (done := _fraction_done(step, time.perf_counter() - start, settings)) < 1.0:
-            optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
-            value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
-            step += 1
-            running = value if math.isnan(running) else 0.95 * running + 0.05 * value
-            if step % settings.eval_every == 0:
-                best.validate(step, running)
-                if best.stale >= settings.patience:
-                    stopped = "early"
-                    break
-            progress.update(task, completed=done, step=step, loss=running, psnr=best.psnr)
-        else:
-            hit_steps = settings.max_steps is not None and step >= settings.max_steps
-            stopped = "steps" if hit_steps else "time"
+        try:
+            while (done := _fraction_done(step, time.perf_counter() - start, settings)) < 1.0:
+                optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
+                value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
+                step += 1
+                running = value if math.isnan(running) else 0.95 * running + 0.05 * value
+                if step % settings.eval_every == 0:
+                    best.validate(step, running)
+                    if best.stale >= settings.patience:
+                        stopped = "early"
+                        break
+                progress.update(task, completed=done, step=step, loss=running, psnr=best.psnr)
+            else:
+                hit_steps = settings.max_steps is not None and step >= settings.max_steps
+                stopped = "steps" if hit_steps else "time"
+        except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, as an early stop would
+            stopped = "interrupted"
         if step % settings.eval_every:  # the steps since the last validation
             best.validate(step, running)
         progress.update(task, completed=1.0, step=step, loss=running, psnr=best.psnr)
