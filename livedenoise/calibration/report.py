@@ -219,7 +219,8 @@ def _panel(ax: Axes, profile: Profile, metric: str) -> None:
         m = result.measurement
         n = [r.averages for r in m.rungs]
         color = f"C{i}" if several else "tab:blue"
-        name = f"{result.name}: " if several else ""
+        short = result.field.get("xy_um", result.source.removeprefix("stack "))
+        name = f"{short}: " if several else ""
         for kind, style, shade in (("raw", ":", "0.45"), ("denoised", "-", color)):
             values = [getattr(getattr(r, kind), metric) for r in m.rungs]
             line_color = color if several else shade
@@ -292,7 +293,7 @@ def plot(profile: Profile, path: Path) -> None:
     left, right = fig.subplots(1, 2)  # no pyplot: no global backend or state
     _panel(left, profile, "psnr")
     _panel(right, profile, "ssim")
-    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=7)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7)
     point = "none in the ladder" if v.breaking_point is None else f"{v.breaking_point} averages"
     fig.suptitle(
         f"{profile.model_name}, {v.criterion.value} criterion, {len(profile.fields)} field(s): "
