@@ -47,3 +47,8 @@ def _physical_cores(allowed: int) -> int:
     except OSError:
         pass
     return max(1, min(allowed, len(cores) or allowed))
+
+
+def threads_text(n: int) -> str:
+    """``1 thread``, ``2 threads``: for engine descriptions."""
+    return f"{n} thread{'s' if n != 1 else ''}"

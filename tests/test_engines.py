@@ -204,4 +204,4 @@ def test_omp_num_threads_sets_the_onnxruntime_threads(
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     engine = load_engine(small_model_path, "onnxruntime", onnx=small_onnx_path, cache_dir=cache_dir)
-    assert engine.describe().startswith("onnxruntime") and ", 1 threads" in engine.describe()
+    assert engine.describe().startswith("onnxruntime") and ", 1 thread" in engine.describe()

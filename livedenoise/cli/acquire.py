@@ -109,7 +109,8 @@ def _prepare(
     try:
         acquisition = Acquisition(open_microscope(config, settings), request)
         acquisition.check(sequence)
-        engine = acquisition.engine()
+        with console.status("loading the engine (a model's first use exports it once)"):
+            engine = acquisition.engine()
     except (
         SetupError,
         CalibrationError,
@@ -228,7 +229,9 @@ def acquire(
     window: Annotated[
         int, typer.Option(min=1, max=64, help="Frames per denoising window (T).")
     ] = 4,
-    duration: Annotated[float, typer.Option(help="Live mode, headless: seconds to run.")] = 10.0,
+    duration: Annotated[
+        float, typer.Option(min=0.1, help="Live mode, headless: seconds to acquire.")
+    ] = 10.0,
     headless: Annotated[
         bool, typer.Option(help="No viewer: print the statistics table at the end.")
     ] = False,

@@ -120,6 +120,12 @@ def denoise(
         OSError,
     ) as err:
         raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        existed = " (it may be incomplete: delete it)" if output.exists() else ""
+        console.print(
+            f"stopped by Ctrl-C: the input is untouched; {output} was not finished{existed}"
+        )
+        raise typer.Exit(130) from None
     console.print(f"wrote {output}: {result.output}")
 
 

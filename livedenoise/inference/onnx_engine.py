@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from livedenoise.cpu import cpu_threads
+from livedenoise.cpu import cpu_threads, threads_text
 from livedenoise.inference.base import Backend, BackendError, Limits
 from livedenoise.inference.memory import available_memory, max_side
 from livedenoise.model import CNNTConfig
@@ -79,5 +79,5 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         provider = self.session.get_providers()[0].removesuffix("ExecutionProvider")
         precision = "fp16" if provider == "Tensorrt" else "float32"
-        threads = "" if self.on_gpu else f", {self.threads} threads"
+        threads = "" if self.on_gpu else f", {threads_text(self.threads)}"
         return f"onnxruntime {ort.__version__} {precision} on {provider}{threads}"

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import torch
 
+from livedenoise.cpu import threads_text
 from livedenoise.inference.base import Backend, BackendError, Engine, Limits, Shape5
 from livedenoise.inference.memory import available_memory, max_side
 from livedenoise.model import CNNT, ModelCard, Normalization
@@ -77,7 +78,7 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             where = torch.cuda.get_device_name(self.device)
         else:
-            where = f"CPU, {torch.get_num_threads()} threads"
+            where = f"CPU, {threads_text(torch.get_num_threads())}"
         mode = "compiled" if self.compiled else "eager"
         return f"torch {torch.__version__} {mode} float32 on {where}"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import useq
 import yaml
 from pydantic import ValidationError
-from pymmcore_plus import CMMCorePlus
+from pymmcore_plus import CMMCorePlus, PropertyType
 
 
 class SetupError(ValueError):
@@ -40,6 +40,9 @@ def apply_assignments(core: CMMCorePlus, assignments: list[str]) -> None:
             )
         if core.isPropertyReadOnly(device, prop):
             raise SetupError(f"--set {text!r}: {device}.{prop} is read-only")
+        kind = PropertyType(core.getPropertyType(device, prop))
+        if kind in (PropertyType.Integer, PropertyType.Float) and not _is_number(value):
+            raise SetupError(f"--set {text!r}: {device}.{prop} takes a number, not {value!r}")
         try:
             core.setProperty(device, prop, value)
         except Exception as err:  # MMCore reports invalid values as its own exception types
@@ -55,6 +58,14 @@ def apply_assignments(core: CMMCorePlus, assignments: list[str]) -> None:
                 )
             )
             raise SetupError(f"--set {text!r}: value refused ({limits})") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_sequence(path: str | Path) -> useq.MDASequence:
