@@ -10,6 +10,7 @@ from livedenoise.app.acquisition import (
     RunRequest,
     denoising_output,
     open_microscope,
+    release_microscope,
 )
 from livedenoise.app.calibration import (
     CalibrationProgress,
@@ -39,4 +40,5 @@ __all__ = [
     "denoise_file",
     "denoising_output",
     "open_microscope",
+    "release_microscope",
 ]

@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from livedenoise.app import open_microscope
+from livedenoise.app import open_microscope, release_microscope
 from livedenoise.app.calibration import (
     CalibrationProgress,
     CalibrationRequest,
@@ -241,9 +241,12 @@ def calibrate_command(
                     repeats=repeats, property=property_, positions=[parse_xy(p) for p in xy or []]
                 )
                 core = open_microscope(config, set_ or [])
-                profile = calibrate_on_core(
-                    core, request, recording, directory, overwrite=overwrite, progress=progress
-                )
+                try:
+                    profile = calibrate_on_core(
+                        core, request, recording, directory, overwrite=overwrite, progress=progress
+                    )
+                finally:
+                    release_microscope(core)
     except (CalibrationError, SetupError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     _show(profile, directory)

@@ -11,6 +11,7 @@ from pymmcore_plus import CMMCorePlus
 from rich.table import Table
 
 from livedenoise.acquisition import make_core
+from livedenoise.app import release_microscope
 from livedenoise.cli.common import console, fail
 
 
@@ -28,8 +29,11 @@ def devices(
         core = make_core(config)
     except (OSError, RuntimeError, ValueError) as err:
         raise fail(f"could not load {config}: {err}") from None
-    console.print(_property_table(core, title=str(config or "simulated microscope")))
-    console.print(_group_table(core))
+    try:
+        console.print(_property_table(core, title=str(config or "simulated microscope")))
+        console.print(_group_table(core))
+    finally:
+        release_microscope(core)
 
 
 def _property_table(core: CMMCorePlus, title: str) -> Table:
