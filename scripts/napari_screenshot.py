@@ -5,7 +5,10 @@ Records a 2x2 tiled scan (10% overlap) on the simulated microscope through the p
 the README's "Look at your data" does. The raw tiles are added hidden; the denoised tiles show the mosaic.
 
     pip install napari
-    QT_QPA_PLATFORM=offscreen python scripts/napari_screenshot.py [STORE]
+    xvfb-run -a python scripts/napari_screenshot.py [STORE]
+
+napari draws with OpenGL, which Qt's ``offscreen`` platform does not provide: without a display, run it
+under Xvfb (Debian: ``apt-get install xvfb libgl1-mesa-dri``, Mesa's software OpenGL).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import napari
+import numpy as np
 import useq
 
 from livedenoise.acquisition import make_core
@@ -41,16 +45,27 @@ def record(path: Path) -> Path:
 
 def show(store: Path) -> napari.Viewer:
     viewer = napari.Viewer(show=False)
-    for name in list_images(store):
-        image = read_image(store, name)  # axes TCZYX
+    images = {name: read_image(store, name) for name in list_images(store)}  # axes TCZYX
+    # one contrast range for all raw and one for all denoised tiles, so that tiles compare (napari
+    # would give each layer its own range, and the seams would show the ranges, not the data)
+    limits = {
+        kind: np.nanpercentile(
+            np.concatenate([np.ravel(im.data) for n, im in images.items() if n.startswith(kind)]),
+            [0.5, 99.9],
+        ).tolist()
+        for kind in ("raw/", "denoised/")
+    }
+    for name, image in images.items():
         axes = image.axes.replace("C", "")
+        kind = name.split("/")[0] + "/"
         viewer.add_image(
             image.data,
             channel_axis=image.axes.index("C"),
             name=[f"{name} {channel}" for channel in image.channels],
             scale=[image.scale.get(a, 1.0) for a in axes],
             translate=[image.translation.get(a, 0.0) for a in axes],
-            visible=name.startswith("denoised/"),
+            contrast_limits=limits[kind],
+            visible=kind == "denoised/",
         )
     viewer.reset_view()
     return viewer

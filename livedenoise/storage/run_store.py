@@ -4,6 +4,7 @@ Layout (OME-NGFF 0.5, bioformats2raw collection, one image per stage position or
 
     run.ome.zarr/            ome: bioformats2raw.layout; livedenoise: model card, settings, images, stats
       OME/                   ome.series: ["raw/p0", "denoised/p0", "raw/p1", ...]
+        METADATA.ome.xml     one OME Image per series, ID "Image:raw/p0" etc. (napari-ome-zarr's list)
       raw/p0/0               (t, c, z, y, x) acquired frames, the detector's own dtype
       denoised/p0/0          (t, c, z, y, x) float32, NaN until denoised
       timing/                acquired_s, denoised_s, latency_ms: (t, p, c, z) float64 per frame
@@ -13,6 +14,12 @@ as frames arrive: the store holds what the run delivers, whatever the camera sai
 frame whose shape or dtype differs from its image's is refused (``FrameMismatch``), never cast. Each image
 carries its stage position as an NGFF translation, and a display window from its data.
 
+ome-zarr-py (0.18) lists no image at a bioformats2raw root, whatever its series paths, and its
+``finder`` and ome-zarr-models read only numbered series (``0``, ``1``, ...); napari-ome-zarr (0.10)
+opens the root through ``OME/METADATA.ome.xml``, taking each Image's ID after ``Image:`` as the
+image's path. So the XML names the series paths, in the order of ``OME``'s ``series``, and every
+path opens as an NGFF image on its own.
+
 One chunk per frame, so every frame is a file the moment it is written: a stopped or crashed run leaves a
 store that opens and holds every frame written so far. Only one thread (the writer) may call the write
 methods.
@@ -20,6 +27,7 @@ methods.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -122,6 +130,7 @@ class RunStore:
         }
         self._timing_buffer = {name: np.full(shape, np.nan) for name in TIMINGS}
         self._last_flush = time.monotonic()
+        self._write_ome_xml()  # imports ome-types now, not in the writer thread mid-run
         self._root.attrs.update(
             {
                 "ome": {"version": NGFF_VERSION, "bioformats2raw.layout": 3},
@@ -186,6 +195,7 @@ class RunStore:
         self._images[number] = image
         self._series += [f"raw/p{number}", f"denoised/p{number}"]
         self._ome.attrs["ome"] = {"version": NGFF_VERSION, "series": self._series}
+        self._ome_xml_stale = True  # rewritten at the next flush, at most once a second
         return image
 
     def _image_for(self, frame: np.ndarray, info: FrameInfo) -> _Image:
@@ -254,7 +264,53 @@ class RunStore:
         """Write the per-frame timings (frames themselves are on disk as soon as they are written)."""
         for name, buf in self._timing_buffer.items():
             self._timing[name][...] = buf
+        if self._ome_xml_stale:
+            self._write_ome_xml()
         self._last_flush = time.monotonic()
+
+    def _write_ome_xml(self, interval_s: float | None = None) -> None:
+        """``OME/METADATA.ome.xml``: one OME Image per series, its ID ``Image:`` + the series path,
+        with the arrays' present sizes, pixel type, physical sizes and channel names. Replaced in one
+        step, so a crash never leaves half a file."""
+        from ome_types import OME, to_xml
+        from ome_types.model import Channel, Image, MetadataOnly, Pixels
+
+        layout = self.layout
+        images = []
+        for path in self._series:
+            kind, name = path.split("/")
+            image = self._images[int(name[1:])]
+            arr = image.raw if kind == "raw" else image.denoised
+            t, c, z, y, x = arr.shape
+            names = image.channels + [f"channel {i}" for i in range(len(image.channels), c)]
+            dtype = np.dtype(arr.dtype)
+            pixel_type = {"float32": "float", "float64": "double"}.get(dtype.name, dtype.name)
+            pixels = Pixels(
+                id=f"Pixels:{path}",
+                dimension_order="XYZCT",  # fastest first: the arrays are (t, c, z, y, x)
+                type=pixel_type,
+                size_x=x,
+                size_y=y,
+                size_z=z,
+                size_c=c,
+                size_t=t,
+                physical_size_x=layout.pixel_size_um,
+                physical_size_y=layout.pixel_size_um,
+                physical_size_z=layout.z_step_um,
+                time_increment=interval_s,
+                channels=[
+                    Channel(id=f"Channel:{path}:{i}", name=names[i], samples_per_pixel=1)
+                    for i in range(c)
+                ],
+                metadata_only=MetadataOnly(),
+            )
+            images.append(Image(id=f"Image:{path}", name=f"{kind} {name}", pixels=pixels))
+        xml = to_xml(OME(images=images, creator="livedenoise"))
+        target = self.path / "OME" / "METADATA.ome.xml"
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(xml, encoding="utf-8")
+        os.replace(partial, target)
+        self._ome_xml_stale = False
 
     def _measured_interval(self) -> float | None:
         """Median time between timepoints of the first image's first frame, in seconds."""
@@ -281,6 +337,7 @@ class RunStore:
                 self._root[f"{kind}/p{image.number}"].attrs.update(
                     self._image_attrs(image, kind, interval)
                 )
+        self._write_ome_xml(interval)
         meta = dict(self._root.attrs["livedenoise"])
         meta.update(
             images=[image.describe() for image in self._images.values()],
