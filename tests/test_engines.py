@@ -168,13 +168,14 @@ def test_auto_picks_a_cpu_backend_here_and_says_why(
     engine = load_engine(small_model_path, onnx=small_onnx_path, cache_dir=cache_dir)
     assert engine.name in ("onnxruntime", "torch")
     assert "CPU" in engine.describe()
-    assert "no NVIDIA GPU" in engine.reason
+    assert "TensorRT cannot run here: no NVIDIA GPU" in engine.reason
+    assert "the CUDA engine cannot run here: no NVIDIA GPU" in engine.reason
     assert "onnxruntime" in engine.reason and "torch" in engine.reason  # both were timed
 
 
 def test_unknown_backend_is_a_clear_error(small_model_path: Path) -> None:
-    with pytest.raises(BackendError, match="unknown backend 'cuda'; choose one of auto"):
-        load_engine(small_model_path, "cuda")
+    with pytest.raises(BackendError, match="unknown backend 'tpu'; choose one of auto"):
+        load_engine(small_model_path, "tpu")
 
 
 def test_onnx_export_is_reused_from_the_cache(

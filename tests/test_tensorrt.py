@@ -14,13 +14,8 @@ from typer.testing import CliRunner
 from livedenoise.cli import app
 from livedenoise.inference import BackendError, Engine, choose_tiling, load_engine
 from livedenoise.inference.cache import cached, key_digest
-from livedenoise.inference.tensorrt_engine import (
-    Gpu,
-    Profile,
-    derive_profile,
-    engine_key,
-    unavailable,
-)
+from livedenoise.inference.gpu import Gpu, Profile, derive_profile
+from livedenoise.inference.tensorrt_engine import engine_key, unavailable
 from livedenoise.model import preset
 
 H100 = Gpu("NVIDIA H100 80GB HBM3", "9.0")

@@ -1,4 +1,4 @@
-"""Inference engines: one interface over TensorRT, ONNX Runtime and torch, with seamless tiling.
+"""Inference engines: one interface over TensorRT, the torch CUDA engine, ONNX Runtime and torch, tiled.
 
 engine = load_engine("backbone-small", "auto", window=8, frame_size=(512, 512))
 engine.warmup(8, 512, 512)

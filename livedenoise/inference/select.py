@@ -12,18 +12,16 @@ import torch
 
 from livedenoise.inference.base import Backend, BackendError, Engine
 from livedenoise.inference.cache import cached_onnx, default_cache_dir
+from livedenoise.inference.cuda_engine import CudaBackend
+from livedenoise.inference.gpu import derive_profile, value_bytes
 from livedenoise.inference.onnx_engine import OnnxRuntimeBackend
-from livedenoise.inference.tensorrt_engine import (
-    TensorRTBackend,
-    derive_profile,
-    require_tensorrt,
-)
+from livedenoise.inference.tensorrt_engine import TensorRTBackend, require_tensorrt
 from livedenoise.inference.torch_engine import TorchBackend
 from livedenoise.model import CNNT, ModelCard, load_model
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "cuda", "onnxruntime", "torch")
 PROBE_SIZE = 128  # side of the window auto times each backend on
 
 
@@ -50,6 +48,10 @@ class _Recipe:
     def make(self, name: str) -> Backend:
         if name == "torch":
             return TorchBackend(self.net, self.device, self.compile, self.memory_budget)
+        if name == "cuda":
+            return CudaBackend(
+                self.net, self.precision, self.compile, memory_budget=self.memory_budget
+            )
         if name == "onnxruntime":
             return OnnxRuntimeBackend(
                 self.onnx_path(),
@@ -61,9 +63,12 @@ class _Recipe:
         if name == "tensorrt":
             require_tensorrt()  # before asking CUDA for the memory the profile is sized to
             budget = self.memory_budget or torch.cuda.mem_get_info()[1] // 2
-            value_bytes = 4 if self.precision == "fp32" else 2
             profile = derive_profile(
-                self.card.config, self.frame_size, self.window, budget, bytes_per_value=value_bytes
+                self.card.config,
+                self.frame_size,
+                self.window,
+                budget,
+                bytes_per_value=value_bytes(self.precision),
             )
             return TensorRTBackend(
                 self.onnx_path(), self.card, profile, self.cache_dir, self.precision
@@ -88,8 +93,9 @@ def load_engine(
 
     ``window`` and ``frame_size`` describe the live acquisition: TensorRT builds its profile for them and
     ``auto`` times backends on a window of that length. ``onnx`` is an existing export of this model
-    (otherwise one is exported once into the cache); ``precision`` is TensorRT's (fp16, bf16, fp32);
-    ``device`` is torch's (default: CUDA when present); ``compile`` turns on ``torch.compile``;
+    (otherwise one is exported once into the cache); ``precision`` is TensorRT's and the CUDA engine's
+    (fp16, bf16, fp32); ``device`` is the torch backend's (default: CUDA when present; it runs float32);
+    ``compile`` turns on ``torch.compile`` (torch and CUDA engines);
     ``memory_budget`` (bytes) bounds a call's activations, beyond which frames are tiled.
     Raises ``ModelFileError`` for a broken model and ``BackendError`` for a backend that cannot run.
     """
@@ -114,13 +120,27 @@ def load_engine(
 
 
 def _auto(recipe: _Recipe) -> Engine:
-    """TensorRT where it works; otherwise the faster of ONNX Runtime and torch, timed here."""
+    """TensorRT where it works, else the CUDA engine where it works, else the faster CPU backend.
+
+    A GPU engine must also denoise one probe window; one that fails falls through to the next, and
+    ``Engine.reason`` says why each earlier choice could not run.
+    """
     notes: list[str] = []
-    try:
-        trt = recipe.make("tensorrt")
-        return Engine(trt, recipe.card, reason="TensorRT is the fastest engine on an NVIDIA GPU")
-    except BackendError as err:
-        notes.append(str(err).rstrip("."))
+    gpu_engines = (
+        ("tensorrt", "TensorRT is the fastest engine on an NVIDIA GPU"),
+        ("cuda", "the CUDA engine is the fastest on an NVIDIA GPU without TensorRT"),
+    )
+    for name, why in gpu_engines:
+        try:
+            engine = Engine(recipe.make(name), recipe.card)
+            seconds = _probe_seconds(engine, recipe)
+        # torch's CUDA and torch.compile errors are RuntimeErrors
+        except (BackendError, RuntimeError) as err:
+            notes.append(str(err).rstrip("."))
+            continue
+        engine.reason = f"{why}: {seconds * 1e3:.0f} ms per {_probe_text(recipe)}"
+        engine.reason += "".join(f"; {note}" for note in notes)
+        return engine
     timed: list[tuple[float, Engine]] = []
     for name in ("onnxruntime", "torch"):
         try:
@@ -134,11 +154,12 @@ def _auto(recipe: _Recipe) -> Engine:
     timed.sort(key=lambda pair: pair[0])
     best = timed[0][1]
     versus = ", ".join(f"{e.name} {s * 1e3:.0f} ms" for s, e in timed)
-    best.reason = (
-        f"fastest that works here: {versus} per {recipe.window}-frame {PROBE_SIZE}x{PROBE_SIZE} "
-        f"window; {'; '.join(notes)}"
-    )
+    best.reason = f"fastest that works here: {versus} per {_probe_text(recipe)}; {'; '.join(notes)}"
     return best
+
+
+def _probe_text(recipe: _Recipe) -> str:
+    return f"{recipe.window}-frame {PROBE_SIZE}x{PROBE_SIZE} window"
 
 
 def _probe_seconds(engine: Engine, recipe: _Recipe, repeats: int = 1) -> float:

@@ -2,8 +2,7 @@
 
 torch owns the CUDA context: buffers are torch tensors, work runs on a torch stream, and TensorRT only gets
 their addresses (a second context, as pycuda would make, is a known cause of "invalid resource handle").
-Host staging is pinned and allocated once per shape; once a shape has run, its copy-in, inference and
-copy-out are captured in a CUDA graph and replayed, so a live frame costs one graph launch.
+Staging, streams and CUDA graphs are shared with the torch CUDA engine (``livedenoise.inference.gpu``).
 
 Precision: FP16 (or BF16) wherever TensorRT finds it faster, except two places pinned to FP32: the
 attention (its matmuls and softmax, and the scale computed from the frame size: hc*H*W itself passes
@@ -18,24 +17,27 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 import torch
 
-from livedenoise.inference.base import Backend, BackendError, Limits, Shape5
+from livedenoise.inference.base import BackendError, Limits
 from livedenoise.inference.cache import cached, key_digest
-from livedenoise.inference.memory import max_side
-from livedenoise.model import CNNTConfig, ModelCard, file_sha256
-from livedenoise.model.cnnt import SIZE_MULTIPLE
+from livedenoise.inference.gpu import (
+    NO_GPU,
+    CudaGraphBackend,
+    Gpu,
+    Profile,
+    Staging,
+    check_precision,
+)
+from livedenoise.inference.gpu import PRECISIONS as PRECISIONS  # the export command's choices
+from livedenoise.model import ModelCard, file_sha256
 from livedenoise.model.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("fp16", "bf16", "fp32")
-NO_GPU = "no NVIDIA GPU"
 
 
 def unavailable() -> str | None:
@@ -57,52 +59,6 @@ def require_tensorrt() -> ModuleType:
     import tensorrt
 
     return tensorrt
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A TensorRT optimisation profile: min, opt and max ``[B, T, C, H, W]`` of the input."""
-
-    min: Shape5
-    opt: Shape5
-    max: Shape5
-
-
-def derive_profile(
-    cfg: CNNTConfig,
-    frame_size: tuple[int, int],
-    window: int,
-    memory_budget: int,
-    batch: int = 1,
-    bytes_per_value: int = 2,
-) -> Profile:
-    """The profile for an acquisition of ``frame_size`` frames denoised in windows of ``window``.
-
-    Tuned (opt) for exactly that window. The max is the frame rounded up to the U-net stride when such a
-    window fits ``memory_budget``; otherwise it is the largest square tile that fits, and the engine
-    tiles frames. Smaller frames and shorter windows down to one pixel and one frame still run.
-    """
-    c = cfg.channels
-    h, w = (-(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE for n in frame_size)
-    fit = max_side(cfg, window * batch, memory_budget, bytes_per_value)
-    if max(h, w) <= fit:
-        opt: Shape5 = (1, window, c, *frame_size)
-        largest: Shape5 = (batch, window, c, h, w)
-    else:
-        tile = (min(h, fit), min(w, fit))
-        opt, largest = (1, window, c, *tile), (batch, window, c, *tile)
-    return Profile(min=(1, 1, c, 1, 1), opt=opt, max=largest)
-
-
-@dataclass(frozen=True)
-class Gpu:
-    name: str
-    compute_capability: str
-
-    @classmethod
-    def current(cls) -> Gpu:
-        major, minor = torch.cuda.get_device_capability()
-        return cls(torch.cuda.get_device_name(), f"{major}.{minor}")
 
 
 def engine_key(
@@ -186,10 +142,6 @@ def build_engine(
                 f"TensorRT {trt.__version__} has no weakly typed {precision}; "
                 "install tensorrt 10 (pip install 'tensorrt>=10,<11') or build with precision fp32."
             )
-        if precision == "bf16" and torch.cuda.get_device_capability() < (8, 0):
-            raise BackendError(
-                "BF16 needs an Ampere or newer GPU (compute capability 8.0); use fp16."
-            )
         config.set_flag(getattr(trt.BuilderFlag, flag))
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         log.info("TensorRT: %d attention layers pinned to FP32", _pin_fp32(trt, network))
@@ -221,8 +173,7 @@ def cached_engine(
 ) -> Path:
     """The engine for this ONNX graph, GPU, precision and profile: from the cache, or built into it."""
     trt = require_tensorrt()
-    if precision not in PRECISIONS:
-        raise BackendError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
+    check_precision(precision)
     gpu = Gpu.current()
     key = engine_key(file_sha256(onnx_path), trt.__version__, gpu, precision, profile)
     device = {k: key[k] for k in ("tensorrt", "gpu", "compute_capability")}
@@ -235,18 +186,7 @@ def cached_engine(
     return cached(cache_dir / f"{card.name}.{key_digest(key)}.engine", key, build)
 
 
-@dataclass
-class _Bindings:
-    """Device tensors and pinned host staging for one input shape, and its captured graph."""
-
-    host_in: torch.Tensor
-    device_in: torch.Tensor
-    device_out: torch.Tensor
-    host_out: torch.Tensor
-    graph: torch.cuda.CUDAGraph | None = None
-
-
-class TensorRTBackend(Backend):
+class TensorRTBackend(CudaGraphBackend):
     """A cached TensorRT engine executed on a torch CUDA stream."""
 
     name = "tensorrt"
@@ -260,9 +200,9 @@ class TensorRTBackend(Backend):
         precision: str = "fp16",
         cuda_graphs: bool = True,
     ) -> None:
-        super().__init__()
         trt = require_tensorrt()
-        self.profile, self.precision, self.cuda_graphs = profile, precision, cuda_graphs
+        super().__init__(cuda_graphs)
+        self.profile, self.precision = profile, precision
         self.gpu, self.trt_version = Gpu.current(), trt.__version__
         self.path = cached_engine(onnx_path, card, profile, precision, cache_dir)
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -273,66 +213,24 @@ class TensorRTBackend(Backend):
                 f"TensorRT could not load {self.path} although its hash checks out; delete it to rebuild."
             )
         self.context = self.engine.create_execution_context()
-        self.stream = torch.cuda.Stream()
-        self._bindings: dict[Shape5, _Bindings] = {}
-        self._active: _Bindings | None = None
+        self._active: Staging | None = None
 
-    def _allocate(self, shape: Shape5) -> np.ndarray:
-        def empty(**kw: object) -> torch.Tensor:
-            return torch.empty(shape, dtype=torch.float32, **kw)
+    def _compute(self, s: Staging) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise BackendError("TensorRT failed to enqueue the engine; its log above says why.")
 
-        b = _Bindings(
-            host_in=empty(pin_memory=True),
-            device_in=empty(device="cuda"),
-            device_out=empty(device="cuda"),
-            host_out=empty(pin_memory=True),
-        )
-        self._bindings[shape] = b
-        return b.host_in.numpy()
-
-    def _enqueue(self, b: _Bindings) -> None:
-        with torch.cuda.stream(self.stream):
-            b.device_in.copy_(b.host_in, non_blocking=True)
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise BackendError("TensorRT failed to enqueue the engine; its log above says why.")
-            b.host_out.copy_(b.device_out, non_blocking=True)
-
-    def _activate(self, b: _Bindings) -> None:
+    def _prepare(self, s: Staging) -> None:
         """Point the context at this shape's tensors; graphs of other shapes become stale."""
-        shape = tuple(b.host_in.shape)
+        if self._active is s:
+            return
+        shape = tuple(s.host_in.shape)
         if not self.context.set_input_shape(INPUT_NAME, shape):
             raise BackendError(f"shape {shape} is outside the engine's profile {self.profile}.")
-        self.context.set_tensor_address(INPUT_NAME, b.device_in.data_ptr())
-        self.context.set_tensor_address(OUTPUT_NAME, b.device_out.data_ptr())
-        for other in self._bindings.values():
+        self.context.set_tensor_address(INPUT_NAME, s.device_in.data_ptr())
+        self.context.set_tensor_address(OUTPUT_NAME, s.device_out.data_ptr())
+        for other in self._staging.values():
             other.graph = None
-        self._active = b
-
-    def _capture(self, b: _Bindings) -> None:
-        graph = torch.cuda.CUDAGraph()
-        try:
-            # thread-local: other threads (a viewer, a writer) may use CUDA while this one captures
-            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-                self._enqueue(b)
-        except RuntimeError as err:
-            log.warning("CUDA graph capture failed (%s); running TensorRT without graphs", err)
-            self.cuda_graphs = False
-            return
-        b.graph = graph
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        b = self._bindings[x.shape]
-        if self._active is b and b.graph is not None:
-            with torch.cuda.stream(self.stream):
-                b.graph.replay()
-        else:
-            if self._active is not b:
-                self._activate(b)
-            self._enqueue(b)  # the first run of a shape sets TensorRT up outside any capture
-            if self.cuda_graphs:
-                self._capture(b)
-        self.stream.synchronize()
-        return b.host_out.numpy()
+        self._active = s
 
     def limits(self, frames: int) -> Limits:
         b, t, _, h, w = self.profile.max
