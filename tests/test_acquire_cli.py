@@ -179,3 +179,34 @@ def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(small_model_path, t
     assert summary["acquired"] == summary["denoised"] + summary["raw_only"]
     raw = np.asarray(run.raw[0])
     assert raw.shape[0] == summary["acquired"] and (raw.reshape(raw.shape[0], -1).max(1) > 0).all()
+
+
+def test_ctrl_c_in_the_viewer_closes_it_and_the_store(small_model_path, tmp_path) -> None:
+    """`livedenoise acquire` with the viewer (offscreen): Ctrl-C acts like closing the window."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    seq = tmp_path / "long.yaml"
+    seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
+    out = tmp_path / "viewer.ome.zarr"
+    exe = Path(sys.executable).with_name("livedenoise")
+    args = [str(exe), "acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args += [*SMALL_FRAMES, "--set", "Detector.TimeScale=1", "--out", str(out)]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "raw" / "p0").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    summary = open_run(out).attrs["summary"]
+    assert open_run(out).attrs["complete"] and summary["ended"] == "stopped by the user"
+    assert 0 < summary["acquired"] < 2000 and summary["dropped"] == 0

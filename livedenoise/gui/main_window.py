@@ -255,7 +255,10 @@ class LiveWindow(QMainWindow):
         return text
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing mid-run stops the acquisition cleanly; the store is closed with every frame."""
+        """Closing mid-run stops the acquisition at once and closes the store with every raw frame;
+        frames still waiting for the engine stay raw-only (``livedenoise denoise`` can do them later)."""
         self._timer.stop()
-        self.acquisition.stop()
+        self.acquisition.stop_acquiring()
+        self.acquisition.skip_backlog()
+        self.acquisition.wait()
         event.accept()
