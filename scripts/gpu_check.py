@@ -24,12 +24,12 @@ fails or hangs costs only its own results:
 
 Without a CUDA device it stops after step 1, writes a report saying so with the plan above, and exits 0.
 
-What the GPU machine must be given: the checkout, and wheels of the project's pure-Python dependencies it
-lacks (on the team's H200 image: annotated-types donfig google-crc32c numcodecs ome-types ome-writers
-platformdirs psygnal pydantic pydantic-core pydantic-extra-types pymmcore pymmcore-plus shapely
-typing-inspection useq-schema xsdata yaozarrs zarr; about 25 MB for Python 3.12), installed without
-dependencies onto PYTHONPATH before running this script (README, Performance). Step 1 names any still
-missing.
+What the GPU machine must be given: the checkout, and wheels (for its Python, 3.12 on the team's H200
+image) of the project's dependencies it lacks, installed without dependencies onto PYTHONPATH before
+running this script. On that image they are annotated-types donfig google-crc32c numcodecs ome-types
+ome-writers platformdirs psygnal pydantic pydantic-core pydantic-extra-types pymmcore pymmcore-plus
+shapely typing-inspection useq-schema xsdata yaozarrs zarr (73 MiB installed, less as wheels). Step 1
+names any still missing.
 """
 
 from __future__ import annotations
