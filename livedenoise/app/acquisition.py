@@ -164,7 +164,7 @@ class Acquisition:
         self._next_out = request.out
         self._engine = engine
         self._engine_key = self._key() if engine else None
-        self._mosaic_of: AcquisitionRun | None = None
+        self._last_run: AcquisitionRun | None = None  # the latest sequence run, running or not
         self._live: LiveAcquisition | None = None
         self._live_ending = False
         self._run: AcquisitionRun | None = None
@@ -192,7 +192,7 @@ class Acquisition:
     @property
     def mosaic(self) -> Mosaic | None:
         """The last tiled run's mosaic, filling in while it runs."""
-        return self._mosaic_of.output.mosaic if self._mosaic_of else None
+        return self._last_run.output.mosaic if self._last_run else None
 
     @property
     def averaging(self) -> Control | None:
@@ -285,7 +285,7 @@ class Acquisition:
             self.core, sequence, engine, self._settings(False), self._attrs(engine)
         )
         run.output.started.connect(self._observe)
-        self._run = self._mosaic_of = run
+        self._run = self._last_run = run
         return run
 
     def run_sequence(self, sequence: useq.MDASequence) -> RunSummary:
@@ -325,7 +325,7 @@ class Acquisition:
     @property
     def expected(self) -> int:
         """Frames the running sequence will deliver (0 in live mode or before it starts)."""
-        return self._mosaic_of.output.expected if self._mosaic_of and self._live is None else 0
+        return self._last_run.output.expected if self._last_run and self._live is None else 0
 
     @property
     def backlog(self) -> int:
