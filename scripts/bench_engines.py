@@ -137,6 +137,7 @@ def main() -> None:
             per_value: dict[str, float] = {}  # seconds per frame pixel, to predict the next case
             made = backends(model, max(frames), args.compile)
             for size in sizes:
+                engines: dict[str, Engine] = {}  # the last size's engines go before new ones come
                 engines = {
                     label: make(size)
                     for label, make in made.items()

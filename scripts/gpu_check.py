@@ -103,7 +103,7 @@ STEPS = (
         f"live mode on the simulated microscope, {SIZE}x{SIZE} at {RATE_FPS:g} fps, line average 1, "
         f"{PIPELINE_MODEL} on the CUDA engine: raw frames lost, skipped, latency p50/p99",
     ),
-    Step("tests", 120, "pytest -m gpu on the test files with GPU tests"),
+    Step("tests", 150, "pytest -m gpu on the test files with GPU tests"),
     Step("compile", 120, "paper 512² T=8: CUDA engine fp16 with and without torch.compile"),
 )
 

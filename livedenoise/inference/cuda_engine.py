@@ -123,10 +123,10 @@ class CudaBackend(CudaGraphBackend):
     ) -> None:
         require_gpu("the CUDA engine")
         check_precision(precision)
-        super().__init__(cuda_graphs)
+        net = mixed_precision(model, precision).eval().to("cuda")
+        super().__init__(cuda_graphs)  # after the upload: its stream waits for the weights
         self.cfg, self.precision, self.compiled = model.cfg, precision, compile
         self.gpu = Gpu.current()
-        net = mixed_precision(model, precision).eval().to("cuda")
         self._fn = torch.compile(net, dynamic=False) if compile else net
         self.memory_budget = memory_budget or torch.cuda.mem_get_info()[0] // 2
 

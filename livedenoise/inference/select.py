@@ -145,10 +145,9 @@ def _auto(recipe: _Recipe) -> Engine:
     for name in ("onnxruntime", "torch"):
         try:
             engine = Engine(recipe.make(name), recipe.card)
-        except BackendError as err:
+            timed.append((_probe_seconds(engine, recipe), engine))
+        except (BackendError, RuntimeError) as err:
             notes.append(str(err).rstrip("."))
-            continue
-        timed.append((_probe_seconds(engine, recipe), engine))
     if not timed:
         raise BackendError("no backend can run here: " + "; ".join(notes))
     timed.sort(key=lambda pair: pair[0])
