@@ -225,6 +225,8 @@ class Acquisition:
             self._engine = load_engine(
                 self.model, self.backend, window=self.window, frame_size=key[3]
             )
+            # the first frame should not pay for set-up (GPU graphs, plans)
+            self._engine.warmup(self.window, *key[3])
             self._engine_key = key
         return self._engine
 
