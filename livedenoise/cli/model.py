@@ -29,6 +29,7 @@ from livedenoise.model import (
 class ExportBackend(str, Enum):
     onnx = "onnx"
     tensorrt = "tensorrt"
+    bioimageio = "bioimageio"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -83,22 +84,36 @@ def info(
 
 def export(
     model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
-    backend: Annotated[ExportBackend, typer.Option(help="What to export to.")] = ExportBackend.onnx,
+    backend: Annotated[
+        ExportBackend, typer.Option("--format", "--backend", help="What to export to.")
+    ] = ExportBackend.onnx,
     out: Annotated[
-        Path | None, typer.Option(help="ONNX output file (default: beside the model).")
+        Path | None,
+        typer.Option(help="ONNX file (default: beside the model) or bioimage.io package NAME.zip."),
     ] = None,
     frame_size: Annotated[
         str, typer.Option(help="TensorRT: the acquisition's frame size, HEIGHTxWIDTH.")
     ] = "512x512",
     window: Annotated[int, typer.Option(min=1, help="TensorRT: frames per window, T.")] = 8,
     precision: Annotated[str, typer.Option(help=f"TensorRT: {', '.join(PRECISIONS)}.")] = "fp16",
+    license: Annotated[
+        str, typer.Option(help="bioimageio: the weights' licence, an SPDX id.")
+    ] = "BSD-3-Clause",
+    author: Annotated[
+        list[str] | None, typer.Option(help="bioimageio: who made the model (repeat for each).")
+    ] = None,
 ) -> None:
     """Export a model for an inference backend.
 
     onnx: one graph with dynamic batch, frames, height and width; the model's normalisation and tile
     size are in the file's metadata. tensorrt: an engine for this GPU, built
     for the acquisition's frame size and window into the engine cache (reused until something changes).
+    bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and
+    the other zoo tools, tested before it is reported (needs livedenoise[bioimageio]).
     """
+    if backend is ExportBackend.bioimageio:
+        _export_package(model, out, license, author or [])
+        return
     if backend is ExportBackend.tensorrt:
         if out is not None:
             raise fail(
@@ -121,7 +136,49 @@ def export(
     console.print(f"wrote {target}")
 
 
+def _export_package(model: Path, out: Path | None, license: str, authors: list[str]) -> None:
+    if out is None or out.suffix != ".zip":
+        raise fail("give the package's file with --out NAME.zip.")
+    try:
+        from livedenoise.app.bioimageio import PackageError, export_package
+
+        with console.status(f"packaging {model} for bioimage.io and testing the package"):
+            result = export_package(model, out, license=license, authors=authors)
+    except ImportError as err:
+        raise fail(str(err)) from None
+    except (ModelFileError, PackageError) as err:
+        raise fail(str(err)) from None
+    console.print(f"wrote {result.path} ({', '.join(result.weights)} weights)")
+    if result.test_status != "passed":
+        raise fail(f"the package's own test failed:\n{result.test_details}")
+    console.print("bioimageio.core: the package's test input gives its test output")
+
+
+def import_package(
+    package: Annotated[Path, typer.Argument(help="A bioimage.io package livedenoise exported.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write NAME.safetensors and NAME.json (default: the zip's name)."
+        ),
+    ] = None,
+) -> None:
+    """Restore a livedenoise model from a bioimage.io package, checking every file's hash."""
+    target = out or Path(package.name.removesuffix(".zip"))
+    try:
+        from livedenoise.app.bioimageio import PackageError
+        from livedenoise.app.bioimageio import import_package as restore
+
+        card = restore(package, target)
+    except ImportError as err:
+        raise fail(str(err)) from None
+    except (ModelFileError, PackageError) as err:
+        raise fail(str(err)) from None
+    console.print(f"wrote {model_paths(target)[0]} (model {card.lineage})")
+
+
 def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Models")(new)
     app.command(rich_help_panel="Models")(info)
     app.command(rich_help_panel="Models")(export)
+    app.command("import", rich_help_panel="Models")(import_package)
