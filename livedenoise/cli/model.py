@@ -109,7 +109,7 @@ def export(
     size are in the file's metadata. tensorrt: an engine for this GPU, built
     for the acquisition's frame size and window into the engine cache (reused until something changes).
     bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and
-    the other zoo tools, tested before it is reported (needs livedenoise[bioimageio]).
+    the other zoo tools, tested before it is reported (needs the optional extra "bioimageio").
     """
     if backend is ExportBackend.bioimageio:
         _export_package(model, out, license, author or [])
