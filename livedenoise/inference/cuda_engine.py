@@ -48,8 +48,9 @@ class _Float32(nn.Module):
             return self.inner(x.float())
 
 
-class _Reduced(nn.Module):
-    """Runs ``inner`` (a convolution inside a float32 region) under autocast; float32 out."""
+class _Autocast(nn.Module):
+    """Runs ``inner`` under autocast at ``dtype``, float32 out: the whole network, or a convolution
+    inside a float32 region."""
 
     def __init__(self, inner: nn.Module, device_type: str, dtype: torch.dtype) -> None:
         super().__init__()
@@ -77,21 +78,9 @@ def mixed_precision(model: CNNT, precision: str, device_type: str = "cuda") -> n
                 setattr(module, name, _Float32(child, device_type))
             elif isinstance(child, CNNAttention):
                 for conv in ("q", "k", "v", "out"):
-                    setattr(child, conv, _Reduced(getattr(child, conv), device_type, dtype))
+                    setattr(child, conv, _Autocast(getattr(child, conv), device_type, dtype))
                 setattr(module, name, _Float32(child, device_type))
     return _Autocast(wrapped, device_type, dtype)
-
-
-class _Autocast(nn.Module):
-    """The whole network under autocast, float32 in and out."""
-
-    def __init__(self, inner: nn.Module, device_type: str, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.inner, self.device_type, self.dtype = inner, device_type, dtype
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=False):
-            return self.inner(x).float()
 
 
 def cuda_limits(cfg: CNNTConfig, frames: int, memory_budget: int, precision: str) -> Limits:

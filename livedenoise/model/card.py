@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import CNNTConfig
 from livedenoise.model.onnx_export import file_sha256
+from livedenoise.paths import unwritable_folder
 
 CARD_FORMAT = "livedenoise-model/1"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -107,16 +107,10 @@ def check_model_output(path: str | Path) -> None:
 
     Raises ``ModelFileError`` when its folder cannot be created or written.
     """
-    folder = model_paths(path)[0].parent.resolve()
-    while not folder.exists():
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
+    if refused := unwritable_folder(model_paths(path)[0]):
         raise ModelFileError(
-            f"cannot save a model in {folder} ({err.strerror or err}); choose another --out."
-        ) from None
+            f"cannot save a model in {refused[0]} ({refused[1]}); choose another --out."
+        )
 
 
 def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:

@@ -28,7 +28,6 @@ methods.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
+from livedenoise.paths import unwritable_folder
 from livedenoise.storage.ngff import NGFF_VERSION, image_attrs
 
 TIMINGS = ("acquired_s", "denoised_s", "latency_ms")
@@ -67,16 +67,8 @@ def check_new_store(path: Path) -> None:
         raise FileExistsError(f"{path} exists already: choose a new --out path")
     if not path.name.endswith(".zarr"):
         raise OutputPathError(f"{path}: a run is saved as OME-Zarr; name it NAME.ome.zarr")
-    folder = path.parent.resolve()
-    while not folder.exists():
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise OutputPathError(
-            f"cannot write in {folder} ({err.strerror or err}); choose another --out"
-        ) from None
+    if refused := unwritable_folder(path):
+        raise OutputPathError(f"cannot write in {refused[0]} ({refused[1]}); choose another --out")
 
 
 class FrameMismatch(ValueError):
