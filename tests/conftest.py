@@ -67,3 +67,50 @@ def sim_core():
         ],
     )
     return core
+
+
+class LivedenoiseProcess:
+    """A real ``livedenoise`` command whose output is read as it comes, to interrupt it mid-work."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        exe = Path(sys.executable).with_name("livedenoise")
+        self.proc = subprocess.Popen(
+            [str(exe), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, marker: str, timeout: float = 300) -> None:
+        """Until a line of output contains ``marker`` (the command reached that point)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not any(marker in line for line in self.lines):
+            assert self.proc.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, f"no {marker!r} in:\n" + "".join(self.lines)
+            time.sleep(0.1)
+
+    def interrupt(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+
+    def finish(self, timeout: float = 300) -> tuple[int, str]:
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code, "".join(self.lines)

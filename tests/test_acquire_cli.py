@@ -149,64 +149,58 @@ def test_live_mode_honours_its_duration(small_model_path, tmp_path) -> None:
 def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(small_model_path, tmp_path) -> None:
     """SIGINT to a real `livedenoise acquire`: no traceback, every acquired frame saved, the store
     complete and saying the user stopped it."""
-    import signal
-    import subprocess
-    import sys
     import time
+
+    from conftest import LivedenoiseProcess
 
     seq = tmp_path / "long.yaml"
     seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
     out = tmp_path / "stopped.ome.zarr"
-    exe = Path(sys.executable).with_name("livedenoise")
-    args = [str(exe), "acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args = ["acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
     args += ["--set", "Detector.FrameWidth=128", "--set", "Detector.FrameHeight=128"]
-    args += ["--window", "8", "--headless", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (out / "raw" / "p0").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)
-    proc.send_signal(signal.SIGINT)
+    run = LivedenoiseProcess(*args, "--window", "8", "--headless", "--out", str(out))
+    run.wait_for("engine:")
+    while not (out / "raw" / "p0").exists() and run.proc.poll() is None:
+        time.sleep(0.1)
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
-    assert "stopping" in output and "Traceback" not in output and "terminate" not in output
-    run = open_run(out)
-    summary = run.attrs["summary"]
-    assert run.attrs["complete"] and summary["ended"] == "stopped by the user"
+    run.interrupt()
+    run.wait_for("stopping")
+    if any("Ctrl-C again" in line for line in run.lines):  # a backlog waits for the engine
+        run.interrupt()
+        run.wait_for("skipping the denoise backlog")
+    code, output = run.finish()
+    assert code == 130, output
+    assert "Traceback" not in output and "terminate" not in output
+    stored = open_run(out)
+    summary = stored.attrs["summary"]
+    assert stored.attrs["complete"] and summary["ended"] == "stopped by the user"
     assert 0 < summary["acquired"] < 2000 and summary["dropped"] == 0
     assert summary["acquired"] == summary["denoised"] + summary["raw_only"]
-    raw = np.asarray(run.raw[0])
+    raw = np.asarray(stored.raw[0])
     assert raw.shape[0] == summary["acquired"] and (raw.reshape(raw.shape[0], -1).max(1) > 0).all()
 
 
 def test_ctrl_c_in_the_viewer_closes_it_and_the_store(small_model_path, tmp_path) -> None:
     """`livedenoise acquire` with the viewer (offscreen): Ctrl-C acts like closing the window."""
-    import os
-    import signal
-    import subprocess
-    import sys
     import time
+
+    from conftest import LivedenoiseProcess
 
     seq = tmp_path / "long.yaml"
     seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
     out = tmp_path / "viewer.ome.zarr"
-    exe = Path(sys.executable).with_name("livedenoise")
-    args = [str(exe), "acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args = ["acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
     args += [*SMALL_FRAMES, "--set", "Detector.TimeScale=1", "--out", str(out)]
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "raw" / "p0").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    run = LivedenoiseProcess(*args, env={"QT_QPA_PLATFORM": "offscreen"})
+    run.wait_for("engine:")
+    while not (out / "raw" / "p0").exists() and run.proc.poll() is None:
+        time.sleep(0.1)
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    run.interrupt()
+    code, output = run.finish()
+    assert code == 130, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
-    summary = open_run(out).attrs["summary"]
-    assert open_run(out).attrs["complete"] and summary["ended"] == "stopped by the user"
+    stored = open_run(out)
+    summary = stored.attrs["summary"]
+    assert stored.attrs["complete"] and summary["ended"] == "stopped by the user"
     assert 0 < summary["acquired"] < 2000 and summary["dropped"] == 0

@@ -263,22 +263,18 @@ def test_existing_output_is_kept_unless_asked(small_model_path: Path, tmp_path: 
 
 def test_ctrl_c_stops_denoising_without_touching_the_input(tmp_path: Path) -> None:
     """SIGINT to a real `livedenoise denoise` of a long stack: a clear line, exit 130, no traceback."""
-    import signal
-    import subprocess
-    import sys
-    import time
+    from conftest import LivedenoiseProcess
 
     stack = tmp_path / "long.tif"
     frames = np.random.default_rng(0).poisson(50, (400, 256, 256)).astype(np.uint16)
     tifffile.imwrite(stack, frames)
-    exe = Path(sys.executable).with_name("livedenoise")
-    args = [str(exe), "denoise", "backbone-small", str(stack), str(tmp_path / "out.tif")]
-    proc = subprocess.Popen(
-        [*args, "--backend", "torch"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    out = tmp_path / "out.tif"
+    run = LivedenoiseProcess(
+        "denoise", "backbone-small", str(stack), str(out), "--backend", "torch"
     )
-    time.sleep(15)  # past loading, into the 400 frames
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    run.wait_for("engine:")  # loaded: denoising the 400 frames now
+    run.interrupt()
+    code, output = run.finish()
+    assert code == 130, output
     assert "stopped by Ctrl-C" in output and "Traceback" not in output
     np.testing.assert_array_equal(tifffile.imread(stack), frames)

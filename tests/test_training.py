@@ -324,20 +324,18 @@ def test_finetune_refuses_an_output_it_cannot_write_before_training(backbone: Pa
 
 def test_ctrl_c_ends_finetuning_with_the_best_weights_saved(backbone: Path, tmp_path: Path) -> None:
     """SIGINT to a real `livedenoise finetune`: the model so far is saved and says so."""
-    import signal
-    import subprocess
-    import sys
     import time
 
+    from conftest import LivedenoiseProcess
+
     pairs = write_pairs(tmp_path / "pairs")
-    exe = Path(sys.executable).with_name("livedenoise")
-    args = [str(exe), "finetune", str(pairs), "--out", str(tmp_path / "cut")]
-    args += ["--backbone", str(backbone), "--minutes", "10"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(25)  # past loading: training runs for its 10 minutes unless stopped
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    args = ["finetune", str(pairs), "--out", str(tmp_path / "cut"), "--backbone", str(backbone)]
+    run = LivedenoiseProcess(*args, "--minutes", "10")
+    run.wait_for("fine-tuning")
+    time.sleep(3)  # a few steps in
+    run.interrupt()
+    code, output = run.finish()
+    assert code == 130, output
     assert "stopped by Ctrl-C" in output and "Traceback" not in output
     _, card = load_model(tmp_path / "cut")
     assert card.parent == load_model(backbone)[1].lineage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import version
 from typing import Annotated
 
@@ -41,4 +42,15 @@ for _commands in (acquire, devices, calibrate, train, denoise, model):
 
 
 def main() -> None:
+    _quiet_pymmcore_plus()
     app()
+
+
+def _quiet_pymmcore_plus() -> None:
+    """pymmcore-plus prints its own warnings (e.g. "MDA Canceled" on Ctrl-C) to the terminal; the
+    commands report what matters themselves. Its log file and livedenoise's own handlers keep them."""
+    for handler in logging.getLogger("pymmcore-plus").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setLevel(logging.ERROR)

@@ -57,18 +57,20 @@ class _Interrupts:
         self.acquisition = acquisition
         self.count = 0
 
-    def __call__(self) -> None:
+    def __call__(self, why: str = "stopping") -> None:
         self.count += 1
         if self.count == 1:
             self.acquisition.stop_acquiring()
+            pipeline = self.acquisition.pipeline
+            waiting = self.acquisition.backlog
+            if pipeline is not None and pipeline.policy is Policy.live:
+                then = "; the newest frame is denoised, older waiting ones are skipped"
+            elif waiting:
+                then = f" and {waiting} waiting frames denoised (Ctrl-C again: leave them raw-only)"
+            else:
+                then = ""
             console.print(
-                "stopping: no more frames are acquired; every frame acquired is being saved"
-                + (
-                    f" and {self.acquisition.backlog} waiting frames denoised (Ctrl-C again to "
-                    "leave them raw-only)"
-                    if self.acquisition.backlog
-                    else ""
-                )
+                f"{why}: no more frames are acquired; every frame acquired is saved{then}"
             )
         else:
             self.acquisition.skip_backlog()
@@ -90,7 +92,7 @@ def _follow(acquisition: Acquisition, live_seconds: float | None) -> None:
             try:
                 acquisition.wait(0.1)
                 if end is not None and time.monotonic() >= end and interrupts.count == 0:
-                    interrupts()
+                    interrupts(f"{live_seconds:g} s of live mode done")
                 if (pipeline := acquisition.pipeline) is not None:
                     total = acquisition.expected or None
                     progress.update(acquired, completed=pipeline.stats.acquired, total=total)

@@ -15,5 +15,5 @@ Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer'
 
 def fail(message: str) -> typer.Exit:
     """Print a user-facing error (what is wrong, what to do) and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code=1)

@@ -119,6 +119,9 @@ def _zero_sized(data: object, where: str = "") -> str | None:
 
 
 def _first_line(err: Exception) -> str:
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:  # YAML: say where
+        return f"{getattr(err, 'problem', None) or err}, line {mark.line + 1}, column {mark.column + 1}"
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 

@@ -242,6 +242,11 @@ def _train(
         seed=settings.seed,
     )
     draw = masked(batches) if mask else batches
+    if console is not None:
+        budget = f" for up to {settings.minutes:g} min" if settings.minutes else ""
+        console.print(
+            f"fine-tuning {label}{budget} (Ctrl-C stops early and keeps the best weights so far)"
+        )
     return train(
         model, draw, validation, settings.loss, loop, f"fine-tuning {label}", console, show_progress
     )
