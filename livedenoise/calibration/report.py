@@ -23,7 +23,7 @@ COLUMNS = (
     "raw SSIM",
     "denoised SSIM",
     "vs reference SSIM",
-    "residual",
+    "residual (chance)",
     "qualifies",
 )
 CRITERIA = {
@@ -67,7 +67,7 @@ def table_rows(measurement: Measurement, verdict: Verdict) -> list[list[str]]:
             _pm(r.raw.ssim, 3),
             _pm(r.denoised.ssim, 3),
             _pm(r.vs_reference.ssim, 3, "+"),
-            f"{r.structure.mean:+.3f}",
+            f"{r.structure.mean:+.3f} ({r.chance:.2f})",
             _evidence(verdict, r.averages),
         ]
         for r in measurement.rungs
@@ -199,8 +199,9 @@ def markdown(profile: Profile) -> str:
     lines += [
         "vs reference: denoised at n minus the raw reference protocol, paired per crop. Residual: "
         "share of the reference's structure in denoised − input (negative: structure removed or "
-        f"blurred, positive: exaggerated); unsafe beyond ±{profile.tolerance.structure:g} and "
-        f"{Z_LIMIT:g} times its chance level. Qualifies: the rung passes every test (quality, "
+        f"blurred, positive: exaggerated), with in brackets the spread chance alignment of noise "
+        f"with the sample gives it; unsafe beyond ±{profile.tolerance.structure:g} and "
+        f"{Z_LIMIT:g} times that spread. Qualifies: the rung passes every test (quality, "
         "residual, gain) and is below the reference protocol.",
         "",
         "## Notes",
