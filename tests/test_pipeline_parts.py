@@ -152,3 +152,7 @@ def test_mosaic_places_tiles_by_stage_position_and_blends_the_overlap(tmp_path: 
     import tifffile
 
     np.testing.assert_allclose(tifffile.imread(saved).reshape(stitched.shape), stitched, atol=1e-6)
+    with tifffile.TiffFile(saved) as tif:  # Fiji opens it calibrated: 0.5 um pixels
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "um"
+        x_per_unit = tif.pages[0].tags["XResolution"].value
+        assert x_per_unit[0] / x_per_unit[1] == pytest.approx(2.0)

@@ -115,12 +115,20 @@ class Mosaic:
         return sorted({z for _, z in self._sum})
 
     def save(self, path: str | Path) -> Path:
-        """Write the maximum projection of every channel as a multi-page TIFF preview."""
+        """Write the maximum projection of every channel as an ImageJ hyperstack (CYX, float32) with
+        its pixel size, so Fiji opens it calibrated."""
         path = Path(path)
         stack = (
             np.stack([self.image(c) for c in self.channels])
             if self.channels
             else np.zeros((1, 1, 1))
         )
-        tifffile.imwrite(path, stack.astype(np.float32), metadata={"axes": "CYX"})
+        per_um = 1 / self.pixel_size_um
+        tifffile.imwrite(
+            path,
+            stack.astype(np.float32),
+            imagej=True,
+            resolution=(per_um, per_um),
+            metadata={"axes": "CYX", "unit": "um"},
+        )
         return path
