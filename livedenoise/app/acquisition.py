@@ -303,26 +303,28 @@ class Acquisition:
     def start_sequence(self, sequence: useq.MDASequence) -> None:
         """Run an MDA sequence in a background thread; ``runFinished`` tells when it is done."""
         run = self._prepare(sequence)
-        self._background(self._sequence_thread, run, "livedenoise-mda")
+        self._background(run.run, "the run failed", "livedenoise-mda", self._sequence_ended)
 
-    def _background(self, work: Callable[[Any], None], arg: Any, name: str) -> None:
+    def _sequence_ended(self) -> None:
+        self._run = None
+
+    def _background(
+        self, work: Callable[[], RunSummary], failure: str, name: str, ended: Callable[[], None]
+    ) -> None:
+        """``work`` in a thread: its summary ends the run, an exception fails it (no thread dies
+        quietly: the front end shows why); ``ended`` then clears the run's state."""
         self._idle.clear()
 
         def run() -> None:
             try:
-                work(arg)
+                self._finished(work())
+            except Exception as err:
+                self._failed(f"{failure}: {err}")
             finally:
+                ended()
                 self._idle.set()
 
         threading.Thread(target=run, name=name).start()
-
-    def _sequence_thread(self, run: AcquisitionRun) -> None:
-        try:
-            self._finished(run.run())
-        except Exception as err:  # no thread dies quietly: the front end shows why
-            self._failed(f"the run failed: {err}")
-        finally:
-            self._run = None
 
     @property
     def expected(self) -> int:
@@ -340,17 +342,14 @@ class Acquisition:
         if self._live is not None and not self._live_ending:
             self._live_ending = True
             self._live.stop_acquiring()
-            self._background(self._end_live, self._live, "livedenoise-live-end")
+            self._background(
+                self._live.stop, "ending live mode failed", "livedenoise-live-end", self._live_ended
+            )
         elif self._run is not None:
             self._run.cancel()
 
-    def _end_live(self, live: LiveAcquisition) -> None:
-        try:
-            self._finished(live.stop())
-        except Exception as err:  # no thread dies quietly: the front end shows why
-            self._failed(f"ending live mode failed: {err}")
-        finally:
-            self._live, self._live_ending = None, False
+    def _live_ended(self) -> None:
+        self._live, self._live_ending = None, False
 
     def skip_backlog(self) -> None:
         """Leave the frames still waiting for the engine raw-only; the run then closes at once."""

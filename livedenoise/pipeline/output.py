@@ -138,7 +138,7 @@ class DenoisingOutput:
         self.stopped_by_user = False  # set by whoever cancels the run on the user's word
         self.expected = 0  # frames the sequence will deliver, known once it started
         self._images: dict[tuple[Any, ...], int] = {}  # (position, shape, dtype) -> image
-        self._channels: dict[tuple[int, str], int] = {}  # (image, preset) -> channel slot
+        self._channels: dict[int, dict[str, int]] = {}  # image -> preset -> channel slot
         self._default_channel = "default"
         self._pixel_size_um = 1.0
         self._tiled = False
@@ -197,8 +197,8 @@ class DenoisingOutput:
         key = (position, img.shape, img.dtype.str)
         image = self._images.setdefault(key, len(self._images))
         preset = event.channel.config if event.channel else self._default_channel
-        slot = sum(1 for (p, _) in self._channels if p == image)
-        channel = self._channels.setdefault((image, preset), slot)
+        slots = self._channels.setdefault(image, {})
+        channel = slots.setdefault(preset, len(slots))
         label = f"p{position[0]}" + (f" g{position[1]}" if position[1] is not None else "")
         index = FrameIndex(i.get("t", 0), image, channel, i.get("z", 0))
         return index, {"channel": preset, "position": label}
