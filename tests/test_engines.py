@@ -75,9 +75,38 @@ def test_output_is_the_model_between_the_cards_normalisation(tmp_path: Path) -> 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
 def test_every_backend_sees_exactly_the_cards_normalisation(dtype: type) -> None:
     norm = Normalization(offset=95.5, scale=1234.0)
-    x = window(dtype, (2, 8, 8))
+    x = window(dtype, (2, 8, 8))[None, :, None]
     out = np.empty(x.shape, dtype=np.float32)
-    assert np.array_equal(normalise_into(norm, x, out), norm.forward(x))
+    offset, scale = norm.window_affine(x)
+    assert np.array_equal(normalise_into(offset, scale, x, out), norm.forward(x))
+
+
+def test_percentile_normalisation_is_each_windows_own() -> None:
+    norm = Normalization(method="percentile", percentiles=(1.0, 99.0))
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 50.0, (2, 3, 1, 64, 80)).astype(np.float32)
+    x[1] = 16 * x[1] + 100  # the second window in other units
+    offset, scale = norm.window_affine(x)
+    assert offset.shape == scale.shape == (2, 1, 1, 1, 1)
+    for b in range(2):
+        low, high = np.percentile(x[b], [1.0, 99.0])  # every frame of the window pooled
+        np.testing.assert_allclose(
+            [offset[b].item(), scale[b].item()], [low, high - low], rtol=1e-5
+        )
+    uniform = norm.window_affine(np.full((1, 2, 1, 8, 8), 7.0, np.float32))
+    assert (uniform[0].item(), uniform[1].item()) == (7.0, 1.0)
+    with pytest.raises(ValueError, match="per window"):
+        norm.forward(x)
+
+
+def test_percentile_model_output_does_not_depend_on_the_inputs_units(tmp_path: Path) -> None:
+    cfg = preset("small")
+    card = ModelCard(name="pct", config=cfg, normalization=Normalization(method="percentile"))
+    save_model(build_model(cfg, seed=3), card, tmp_path / "pct")
+    engine = load_engine(tmp_path / "pct", "torch")
+    x = window(np.uint8, (2, 64, 64)).astype(np.float32)
+    got = engine.denoise(16 * x + 100)  # a 12-bit camera with an offset seeing the same field
+    np.testing.assert_allclose(got, 16 * engine.denoise(x) + 100, rtol=1e-4, atol=16 * 1e-3)
 
 
 def test_batch_windows_are_denoised_independently(torch_engine: Engine) -> None:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from livedenoise.inference.tiling import Tiling, choose_tiling, run_tiled
-from livedenoise.model import ModelCard, Normalization
+from livedenoise.model import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,22 @@ class Backend(ABC):
         """One line for logs and reports: device, precision, threads."""
 
 
-def normalise_into(norm: Normalization, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``norm.forward(x)`` written into a reused float32 buffer: the same float32 steps, no allocation."""
+def normalise_into(
+    offset: np.ndarray, scale: np.ndarray, x: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """``(x - offset) / scale`` written into a reused float32 buffer (see ``Normalization``)."""
     np.copyto(out, x, casting="unsafe")
-    out -= norm.offset
-    out /= norm.scale
+    out -= offset
+    out /= scale
     return out
 
 
-def denormalise_into(norm: Normalization, y: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``norm.inverse(y)`` written into ``out``."""
-    np.multiply(y, norm.scale, out=out)
-    out += norm.offset
+def denormalise_into(
+    offset: np.ndarray, scale: np.ndarray, y: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """``y * scale + offset`` written into ``out``: the inverse of ``normalise_into``."""
+    np.multiply(y, scale, out=out)
+    out += offset
     return out
 
 
@@ -143,14 +148,17 @@ class Engine:
         step = limits.max_batch or b
         for start in range(0, b, step):
             chunk = x[start : start + step]
-            y = self._forward(chunk) if tiling is None else run_tiled(self._forward, chunk, tiling)
-            denormalise_into(self.card.normalization, y, out[start : start + step])
+            # one map per window, taken before tiling, so every tile of a frame shares it
+            offset, scale = self.card.normalization.window_affine(chunk)
+            forward = partial(self._forward, offset=offset, scale=scale)
+            y = forward(chunk) if tiling is None else run_tiled(forward, chunk, tiling)
+            denormalise_into(offset, scale, y, out[start : start + step])
         return out.reshape(raw.shape)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Normalise raw ``x`` into the backend's buffer and run it; normalised output."""
         buffer = self.backend.input_buffer(x.shape)
-        normalise_into(self.card.normalization, x, buffer)
+        normalise_into(offset, scale, x, buffer)
         if x.dtype.kind == "f":
             self._check_finite(buffer)
         return self.backend.run(buffer)

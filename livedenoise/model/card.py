@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -25,22 +27,75 @@ class ModelFileError(ValueError):
     """A model file is missing, corrupt or does not fit its card; the message names the file."""
 
 
-class Normalization(BaseModel):
-    """Fixed affine intensity map ``(x - offset) / scale``, the same for every frame and backend.
+PERCENTILE_SAMPLES = 1 << 16
+"""Pixels per window and channel that the percentiles are taken over (a regular subsample beyond)."""
 
-    Fixed (not per-frame percentiles) so that a live stream never flickers with its content.
+
+class Normalization(BaseModel):
+    """How raw intensities map to the model's units: ``(x - offset) / scale``, and back.
+
+    ``method="percentile"`` (what training writes): offset and scale come from each window itself, its
+    ``percentiles`` (low, high) over all frames of the window, per channel. An image scaled by a and
+    offset by b then gives the same output scaled and offset alike, so 8-, 12- and 16-bit data, any gain
+    and any camera offset land in the same range (the percentile normalisation of CARE, Weigert et al.,
+    Nat Methods 2018, taken of the noisy input because that is all inference has). The map is inverted
+    with the same numbers, so the denoised frame is in the input's units.
+
+    ``method="fixed"``: the card's ``offset`` and ``scale`` for every frame (hand-made and older models).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    method: Literal["fixed", "percentile"] = "fixed"
     offset: float = 0.0
     scale: float = Field(1.0, gt=0)
+    percentiles: tuple[float, float] = (1.0, 99.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Normalization:
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"percentiles {self.percentiles} must satisfy 0 <= low < high <= 100")
+        return self
+
+    def window_affine(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, scale) for ``[B, T, C, H, W]`` windows, shaped ``[B, 1, C, 1, 1]`` (float32).
+
+        Percentiles of a flat window (all values within the range) fall back to its min and max, and a
+        uniform window gets scale 1. A window holding NaN gets NaN, which the engine reports.
+        """
+        b, t, c, h, w = windows.shape
+        if self.method == "fixed":
+            shape = (1, 1, 1, 1, 1)
+            return np.full(shape, self.offset, np.float32), np.full(shape, self.scale, np.float32)
+        step = max(1, math.ceil(math.sqrt(t * h * w / PERCENTILE_SAMPLES)))
+        sample = windows[..., ::step, ::step].swapaxes(1, 2).reshape(b, c, -1)
+        low, high = np.percentile(sample, self.percentiles, axis=-1)
+        flat = ~(high > low)
+        if flat.any():
+            low = np.where(flat, sample.min(axis=-1), low)
+            high = np.where(flat, sample.max(axis=-1), high)
+        scale = np.where(high > low, high - low, 1.0)
+        shape = (b, 1, c, 1, 1)
+        return low.reshape(shape).astype(np.float32), scale.reshape(shape).astype(np.float32)
+
+    def fitted(self, window: np.ndarray) -> Normalization:
+        """The fixed map this normalisation uses for one single-channel ``[T, H, W]`` window."""
+        if self.method == "fixed":
+            return self
+        offset, scale = self.window_affine(np.asarray(window)[None, :, None])
+        return Normalization(offset=float(offset.item()), scale=float(scale.item()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - self.offset) / self.scale).astype(np.float32)
+        return ((np.asarray(x, dtype=np.float32) - self._offset()) / self.scale).astype(np.float32)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        return (np.asarray(y, dtype=np.float32) * self.scale + self.offset).astype(np.float32)
+        return (np.asarray(y, dtype=np.float32) * self.scale + self._offset()).astype(np.float32)
+
+    def _offset(self) -> float:
+        if self.method != "fixed":
+            raise ValueError("a percentile normalisation is taken per window: use fitted(window)")
+        return self.offset
 
 
 class ModelCard(BaseModel):
