@@ -22,6 +22,7 @@ from livedenoise.metrics import ssim as numpy_ssim
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 from livedenoise.training import (
     TILE,
+    TRAINED_NORMALIZATION,
     Batch,
     Batches,
     BatchPlan,
@@ -81,7 +82,7 @@ def test_synthetic_noise_is_poisson_gaussian_and_independent_per_frame() -> None
     rng = np.random.default_rng(0)
     clean = np.full((64, 64), 0.5, np.float32)
     det = DetectorModel(gain=4.0, excess_noise=1.0, read_noise=2.0, offset=10.0, bit_depth=12)
-    noisy, expected, norm = noisy_window(clean, 4, det, 50.0, 0.0, rng)
+    noisy, expected = noisy_window(clean, 4, det, 50.0, 0.0, rng)
     assert noisy.shape == (4, 64, 64)
     assert expected.mean() == pytest.approx(10 + 4 * 25)
     # variance = gain x signal + read noise^2 (+ rounding), as on a real detector
@@ -89,8 +90,24 @@ def test_synthetic_noise_is_poisson_gaussian_and_independent_per_frame() -> None
     # T realisations of one static field: independent noise from frame to frame
     a, b = (noisy[0] - expected).ravel(), (noisy[1] - expected).ravel()
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
-    # normalised, the clean signal sits at its unit-range level
-    assert norm.forward(expected).mean() == pytest.approx(0.5, abs=1e-3)
+    # and independent from pixel to pixel, as a scanner's
+    assert abs(np.corrcoef(noisy[0, :, :-1].ravel(), noisy[0, :, 1:].ravel())[0, 1]) < 0.05
+
+
+@pytest.mark.parametrize("correlation", [0.06, 0.6])
+def test_synthetic_noise_correlates_horizontal_neighbours_as_asked(correlation: float) -> None:
+    """Widefield cameras' noise correlates neighbours (about 0.6 in FMD), scanners' barely."""
+    rng = np.random.default_rng(5)
+    clean = np.full((128, 128), 0.5, np.float32)
+    det = DetectorModel(gain=2.0, excess_noise=1.0, read_noise=1.0, offset=20.0, bit_depth=12)
+    noisy, expected = noisy_window(clean, 2, det, 200.0, 0.0, rng, correlation)
+    residual = noisy[0] - expected
+    horizontal = np.corrcoef(residual[:, :-1].ravel(), residual[:, 1:].ravel())[0, 1]
+    vertical = np.corrcoef(residual[:-1].ravel(), residual[1:].ravel())[0, 1]
+    assert horizontal == pytest.approx(correlation, abs=0.03)
+    assert abs(vertical) < 0.03
+    # variance kept: gain^2 x photons + read noise^2 + rounding
+    assert residual.var() == pytest.approx(2.0**2 * 100 + 1 + 1 / 12, rel=0.1)
 
 
 def test_simulated_microscope_pairs_are_noisy_frames_of_a_cleaner_field() -> None:
@@ -137,7 +154,8 @@ def test_pairs_without_signal_dependent_noise_are_not_resampled() -> None:
 def test_batches_mix_patch_sizes_keep_pairs_registered_and_fit_a_pixel_budget() -> None:
     rng = np.random.default_rng(1)
     frames = rng.random((3, 80, 80)).astype(np.float32)
-    source = PairSource([(frames, frames.copy())])  # identical input and target
+    # identical input and target
+    source = PairSource([ImagePair("f", frames, frames.copy())], TRAINED_NORMALIZATION)
     plan = BatchPlan(patch_sizes=(16, 32), frames=(1, 2), pixels=8 * 32 * 32)
     batches = Batches([(source, 1.0)], plan)
     shapes = set()
@@ -194,9 +212,9 @@ def test_finetuned_model_saves_and_reloads_with_its_lineage(backbone: Path, tmp_
     assert reloaded == card
     assert reloaded.parent == parent.lineage
     assert reloaded.trained_on == [f"{pairs_dir}/{{noisy,clean}}/{n}" for n in ("p0.tif", "p1.npy")]
-    # its own normalisation, fitted to the fine-tuning data
+    # normalised per window, whatever the parent did, so any units work
     pairs = load_pairs(pairs_dir)
-    assert reloaded.normalization == fit_normalization(p.clean for p in pairs)
+    assert reloaded.normalization == TRAINED_NORMALIZATION
     assert set(report.quality) == {"raw", "backbone", "fine-tuned"}
     assert reloaded.metrics["heldout_psnr_finetuned"] == report.quality["fine-tuned"].psnr
     noisy = pairs[0].noisy

@@ -12,12 +12,13 @@ from livedenoise.training.finetune import (
 )
 from livedenoise.training.loop import LoopSettings, TrainResult, pick_device, train
 from livedenoise.training.losses import LossWeights, ssim
-from livedenoise.training.normalize import fit_normalization
+from livedenoise.training.normalize import TRAINED_NORMALIZATION, fit_normalization
 from livedenoise.training.pairs import ImagePair, PairsError, load_noisy, load_pairs, read_frames
 from livedenoise.training.synth import NoiseLevels, SynthSource, microscope_pairs
 
 __all__ = [
     "TILE",
+    "TRAINED_NORMALIZATION",
     "Batch",
     "BatchPlan",
     "Batches",

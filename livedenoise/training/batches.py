@@ -22,7 +22,6 @@ from torch import Tensor
 
 from livedenoise.model import Normalization
 from livedenoise.training.augment import jitter_intensity, random_crop, random_dihedral
-from livedenoise.training.normalize import fit_normalization
 from livedenoise.training.pairs import ImagePair
 
 TILE = 128  # px: the tile size our models process frames in, and the centre of their patch sizes
@@ -66,25 +65,21 @@ def pixel_weights(images: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class PairSource:
-    """T-windows of consecutive frames of recorded pairs (normalised), each pair drawn by its pixel count."""
+    """T-windows of consecutive frames of recorded pairs, each pair drawn by its pixel count.
 
-    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    A window is normalised as inference will normalise it: ``norm`` taken of the whole noisy window (the
+    full frames, not the patch), applied to input and target alike.
+    """
+
+    def __init__(self, pairs: Sequence[ImagePair], norm: Normalization) -> None:
         if not pairs:
             raise ValueError("no training pairs")
-        self.pairs = list(pairs)
+        self.pairs = [
+            (np.asarray(p.noisy, np.float32), np.asarray(p.clean, np.float32)) for p in pairs
+        ]
+        self.norm = norm
         self.weights = pixel_weights([x for x, _ in self.pairs])
-
-    @classmethod
-    def from_pairs(cls, pairs: Sequence[ImagePair], norm: Normalization | None) -> PairSource:
-        """Normalise with the model's ``norm``, or (``None``) each pair by a fit to its own clean image.
-
-        ``None`` is for pretraining on recordings of many kinds: each lands where a user's fit would put it.
-        """
-        out = []
-        for p in pairs:
-            n = norm if norm is not None else fit_normalization([p.clean])
-            out.append((n.forward(p.noisy), n.forward(p.clean)))
-        return cls(out)
+        self._maps: dict[tuple[int, int, int], Normalization] = {}
 
     @property
     def max_frames(self) -> int:
@@ -97,11 +92,15 @@ class PairSource:
     def draw(
         self, size: int, frames: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
+        i = int(rng.choice(len(self.pairs), p=self.weights))
+        x, y = self.pairs[i]
         start = int(rng.integers(x.shape[0] - frames + 1))
         window = slice(start, start + frames)
+        key = (i, start, frames)
+        if key not in self._maps:
+            self._maps[key] = self.norm.fitted(x[window])
         cx, cy = random_crop([x[window], y[window]], size, rng)
-        return cx, cy
+        return self._maps[key].forward(cx), self._maps[key].forward(cy)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The bottom band of rows of every image is held out: it validates (early stopping) and is where the
 report compares raw, backbone and fine-tuned output. A band of every image, rather than whole images,
 keeps all of the few pairs in training and still measures on pixels the model never trained on.
-The new model's card has its own normalisation, fitted to the fine-tuning data, and names its parent.
+The new model's card keeps its parent's per-window percentile normalisation (any other becomes the one
+training writes, ``TRAINED_NORMALIZATION``) and names its parent.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from livedenoise.training.evaluate import denoise, mean_quality
 from livedenoise.training.loop import LoopSettings, TrainResult, train
 from livedenoise.training.losses import LossWeights
 from livedenoise.training.noise_law import ResampledSource
-from livedenoise.training.normalize import fit_normalization
+from livedenoise.training.normalize import TRAINED_NORMALIZATION
 from livedenoise.training.pairs import ImagePair, PairsError, load_noisy, load_pairs
 from livedenoise.training.selfsup import mask_batch, masked, odd_even_pairs
 
@@ -105,10 +106,10 @@ def finetune_pairs(
     show_progress: bool = True,
 ) -> tuple[ModelCard, FinetuneReport]:
     """Fine-tune ``model`` (in place) on noisy/clean pairs; the card is ready for ``save_model``."""
-    norm = fit_normalization(p.clean for p in pairs)
+    norm = child_normalization(parent)
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     backbone = copy.deepcopy(model)
-    recorded = PairSource.from_pairs(train_part, norm)
+    recorded = PairSource(train_part, norm)
     resampled = ResampledSource.of(train_part, norm) if settings.resampled > 0 else None
     sources: list[tuple[Source, float]] = (
         [(recorded, 1.0)]
@@ -151,7 +152,7 @@ def finetune_noisy(
     show_progress: bool = True,
 ) -> tuple[ModelCard, FinetuneReport]:
     """Self-supervised fine-tuning: odd/even frames when every recording has 2+ frames, else masking."""
-    norm = fit_normalization(stacks.values())
+    norm = child_normalization(parent)
     if all(frames.shape[0] >= 2 for frames in stacks.values()):
         mode, pairs, mask = "self-supervised: odd/even frames", odd_even_pairs(stacks), False
     else:
@@ -160,7 +161,7 @@ def finetune_noisy(
     # against noisy targets only MSE has the clean signal as its optimum
     settings = replace(settings, loss=LossWeights(ssim=0.0, l1=0.0, mse=1.0))
     train_part, held_out = split_rows(pairs, settings.val_fraction)
-    sources: list[tuple[Source, float]] = [(PairSource.from_pairs(train_part, norm), 1.0)]
+    sources: list[tuple[Source, float]] = [(PairSource(train_part, norm), 1.0)]
     result = _train(
         model, sources, train_part, held_out, norm, settings, mask, name, console, show_progress
     )
@@ -204,6 +205,13 @@ def finetune_folder(
     return save_model(model, card, out), report
 
 
+def child_normalization(parent: ModelCard) -> Normalization:
+    """A fine-tuned model's normalisation: its parent's when taken per window, else the trained one."""
+    if parent.normalization.method == "percentile":
+        return parent.normalization
+    return TRAINED_NORMALIZATION
+
+
 def _train(
     model: CNNT,
     sources: Sequence[tuple[Source, float]],
@@ -221,11 +229,15 @@ def _train(
     window = max(settings.plan.frames)
     validation = []
     for p in held_out:  # in tiles, as the model will be used
-        x, y = norm.forward(p.noisy), norm.forward(p.clean)
-        n, h, w = x.shape
-        for s, r, c in itertools.product(range(0, n, window), _starts(h), _starts(w)):
-            crop = np.s_[s : s + window, r : r + TILE, c : c + TILE]
-            validation.append(Batch(*(torch.from_numpy(a[crop])[None, :, None] for a in (x, y))))
+        n, h, w = p.noisy.shape
+        for s in range(0, n, window):
+            fitted = norm.fitted(p.noisy[s : s + window])
+            x, y = fitted.forward(p.noisy[s : s + window]), fitted.forward(p.clean[s : s + window])
+            for r, c in itertools.product(_starts(h), _starts(w)):
+                crop = np.s_[:, r : r + TILE, c : c + TILE]
+                validation.append(
+                    Batch(*(torch.from_numpy(a[crop])[None, :, None] for a in (x, y)))
+                )
     if mask:  # fixed hidden pixels, so validations compare like with like
         rng = np.random.default_rng(settings.seed)
         validation = [mask_batch(b, rng) for b in validation]

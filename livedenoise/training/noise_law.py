@@ -73,25 +73,27 @@ class ResampledSource:
 
     def __init__(
         self,
-        items: Sequence[tuple[np.ndarray, NoiseLaw]],
-        norm: Normalization,
+        items: Sequence[tuple[np.ndarray, NoiseLaw, Normalization]],
         gain_range: tuple[float, float] = (0.5, 2.0),
     ) -> None:
         self.items = list(items)
-        self.norm = norm
         self.gain_range = gain_range
-        self.weights = pixel_weights([c for c, _ in self.items])
+        self.weights = pixel_weights([c for c, _, _ in self.items])
 
     @classmethod
     def of(cls, pairs: Sequence[ImagePair], norm: Normalization) -> ResampledSource | None:
-        """A source over the pairs whose law fits (``None`` if none does: train on them as recorded)."""
+        """A source over the pairs whose law fits (``None`` if none does: train on them as recorded).
+
+        Each pair's windows are normalised by ``norm`` as taken of its recorded noisy frames.
+        """
         items = []
         for p in pairs:
             try:
-                items.append((p.clean.astype(np.float32), NoiseLaw.fit(p)))
+                law = NoiseLaw.fit(p)
             except ValueError:
                 continue
-        return cls(items, norm) if items else None
+            items.append((p.clean.astype(np.float32), law, norm.fitted(p.noisy)))
+        return cls(items) if items else None
 
     @property
     def max_frames(self) -> int:
@@ -99,14 +101,14 @@ class ResampledSource:
 
     @property
     def max_patch(self) -> int:
-        return min(min(c.shape[1:]) for c, _ in self.items)
+        return min(min(c.shape[1:]) for c, _, _ in self.items)
 
     def draw(
         self, size: int, frames: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        clean, law = self.items[rng.choice(len(self.items), p=self.weights)]
+        clean, law, norm = self.items[rng.choice(len(self.items), p=self.weights)]
         (patch,) = random_crop([clean[rng.integers(clean.shape[0])]], size, rng)
         factor = float(np.exp(rng.uniform(*np.log(self.gain_range))))
         noisy = np.stack([law.sample(patch, rng, factor) for _ in range(frames)])
         target = np.broadcast_to(patch, noisy.shape)
-        return self.norm.forward(noisy), self.norm.forward(target)
+        return norm.forward(noisy), norm.forward(target)

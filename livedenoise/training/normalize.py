@@ -1,10 +1,9 @@
 """The one place where training decides a model's intensity normalisation.
 
-A model's card holds a fixed ``Normalization(offset, scale)`` applied identically to every frame by every
-backend, so a live stream never flickers with its content. Training fits it once to the training data by
-robust percentiles: the dark level maps to about 0 and the bright signal to about 1. The backbone is
-trained over a range of normalised levels (``augment.jitter_intensity``) so it tolerates data that lands
-somewhat off those marks.
+Every model training writes normalises each window by its own percentiles (``TRAINED_NORMALIZATION``,
+see ``Normalization``): taken of the noisy input, as inference will take them, and applied to input and
+target alike, so a model learns in units that do not depend on the detector. ``fit_normalization`` maps a
+clean image's dark and bright levels to 0 and 1, for making synthetic data and judging signal.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 
 from livedenoise.model import Normalization
 
+TRAINED_NORMALIZATION = Normalization(method="percentile")
 DARK_PERCENTILE = 0.5
 BRIGHT_PERCENTILE = 99.9
 _MAX_SAMPLES = 1_000_000  # pixels pooled for the percentiles (a subsample is as good and fast)
