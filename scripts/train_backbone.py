@@ -85,7 +85,7 @@ def clean_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray], list
             cut = h - max(TILE, round(VAL_FRACTION * h))
             train_part.append(planes[:, :cut])
             val_part.append(planes[:, cut:])
-        names.append(f"{path.relative_to(folder.parent)} {planes.shape}")
+        names.append(f"{path.name} {planes.shape}")
     return train_part, val_part, names
 
 
@@ -139,6 +139,11 @@ def batch_stream(batches: Batches, workers: int, seed: int, pin: bool):
     )
     it = iter(loader)
     return lambda _rng: Batch(*next(it))
+
+
+def device_name(device: torch.device) -> str:
+    """The device for the card's notes: the GPU's name, or the CPU."""
+    return f"an {torch.cuda.get_device_name(device)} GPU" if device.type == "cuda" else "a CPU"
 
 
 def score_fields(model: CNNT, fields: Sequence[ImagePair]) -> dict[str, tuple[float, float, float]]:
@@ -230,8 +235,11 @@ def main() -> None:
         **{f"heldout_psnr_gain_window4_{n}": w - raw for n, (raw, _, w) in held_out.items()},
     }
     trained_on = [
-        *(f"../shared/data/fmd_test/{{noisy,clean}}/{p.name}.tif" for p in fmd_train),
-        *(f"../shared/data/{name}" for name in clean_names),
+        *(
+            f"FMD test set (Zhang et al., CVPR 2019), 4 raw frames and 50-frame average: {p.name}"
+            for p in fmd_train
+        ),
+        *(f"clean image: {name}" for name in clean_names),
         f"simulated microscope: {len(sim_train)} fields 256x256 (seed {args.seed}), "
         "line average 1-4 vs 4 x 64",
         "synthetic Poisson-Gaussian noise: "
@@ -242,7 +250,7 @@ def main() -> None:
     )
     notes = (
         f"`{args.preset}` preset; {resumed}this part {result.steps} steps in {result.seconds / 60:.1f} "
-        f"min on {device.type} (stopped: {result.stopped}; best validation at step "
+        f"min on {device_name(device)} (stopped: {result.stopped}; best validation at step "
         f"{result.best_step}); AdamW lr {args.lr:g} with warm-up and cosine decay, loss {LOSS}; "
         f"patches {plan.patch_sizes}, {plan.pixels} px a batch, T in {sorted(set(plan.frames))}, "
         f"batch shares {SHARES}; process frames in {TILE} px tiles, each window normalised by its "
