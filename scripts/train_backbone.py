@@ -166,6 +166,9 @@ def main() -> None:
     parser.add_argument("--fields", type=int, default=24, help="simulated microscope fields")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-pixels", type=int, default=PLAN.pixels, help="B x T x P x P")
+    parser.add_argument(
+        "--frames", default=",".join(map(str, PLAN.frames)), help="window lengths T to draw from"
+    )
     parser.add_argument("--workers", type=int, default=None, help="batch-drawing processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DATA)
@@ -173,7 +176,8 @@ def main() -> None:
     out = args.out or Path(f"livedenoise/weights/backbone-{args.preset}")
     device = pick_device()
     workers = args.workers if args.workers is not None else (6 if device.type == "cuda" else 0)
-    plan = replace(PLAN, pixels=args.batch_pixels)
+    frames = tuple(int(t) for t in args.frames.split(","))
+    plan = replace(PLAN, pixels=args.batch_pixels, frames=frames)
     started = time.perf_counter()
 
     with console.status("preparing data"):
