@@ -18,8 +18,9 @@ from all 4). Rows:
   PSNR on the left half (BM3D on its first frame, to keep tuning to about a CPU minute);
 - CARE, N2V: CAREamics, CARE supervised on the left-half noisy/clean pairs, N2V on the noisy frames alone;
 - livedenoise backbone: the shipped backbone alone; fine-tuned: supervised fine-tuning on the left-half
-  pairs; self-supervised: fine-tuning on the left-half noisy frames alone (odd/even frames); window 4:
-  the fine-tuned model denoising each frame in the window of all 4;
+  pairs, on single frames and windows of 4 alike; self-supervised: fine-tuning on the left-half noisy
+  frames alone (odd/even frames); window 4: the fine-tuned model denoising each frame in the window of
+  all 4;
 - Gaussian / BM3D of mean of 4: the same filters, tuned on the left half of the 4-frame mean, applied to
   the 4-frame mean: what a window of 4 frames has to beat.
 
@@ -57,7 +58,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -314,7 +315,9 @@ def run_config(
     model, card = load_model(backbone)
     record("livedenoise backbone", denoise(model, card.normalization, frames, window=1))
 
-    settings = FinetuneSettings(minutes=minutes, seed=SEED)
+    # one fine-tuned model for single frames and windows of 4: trained and validated on both
+    plan = replace(FinetuneSettings().plan, frames=(1, 4))
+    settings = FinetuneSettings(minutes=minutes, seed=SEED, plan=plan)
     clean = np.broadcast_to(field.tune_clean, field.tune_noisy.shape)  # as load_pairs pairs repeats
     model, card = load_model(backbone)
     tuned_card, report = finetune_pairs(

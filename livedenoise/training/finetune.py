@@ -226,11 +226,12 @@ def _train(
 ) -> TrainResult:
     """Run the loop on batches from ``sources`` (of the training part), validating on the held-out band."""
     batches = Batches(sources, settings.plan)
-    window = max(settings.plan.frames)
     validation = []
-    for p in held_out:  # in tiles, as the model will be used
+    # in tiles, as the model will be used; single frames and the longest window both count, so
+    # training for windows cannot buy its gain with worse single frames
+    for p, window in itertools.product(held_out, sorted({1, max(settings.plan.frames)})):
         n, h, w = p.noisy.shape
-        for s in range(0, n, window):
+        for s in range(0, n - window + 1, window):
             fitted = norm.fitted(p.noisy[s : s + window])
             x, y = fitted.forward(p.noisy[s : s + window]), fitted.forward(p.clean[s : s + window])
             for r, c in itertools.product(_starts(h), _starts(w)):
