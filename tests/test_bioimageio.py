@@ -14,7 +14,7 @@ from bioimageio.spec import InvalidDescr, load_description, save_bioimageio_pack
 from bioimageio.spec.model import v0_5 as spec
 from typer.testing import CliRunner
 
-from livedenoise.app.bioimageio import spec_processing
+from livedenoise.app.bioimageio import PackageError, export_package, spec_processing
 from livedenoise.cli import app
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 
@@ -132,3 +132,13 @@ def test_spec_processing_is_the_card_normalisation(norm: Normalization) -> None:
     for step in post:
         y = y * step.kwargs.gain + step.kwargs.offset
     np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-4)
+
+
+def test_export_refuses_a_percentile_model_it_cannot_express(tmp_path: Path) -> None:
+    """The spec cannot undo a per-window map after the network: no package with wrong units."""
+    cfg = preset("small")
+    card = ModelCard(name="pct", config=cfg, normalization=Normalization(method="percentile"))
+    save_model(build_model(cfg, seed=1), card, tmp_path / "pct")
+    with pytest.raises(PackageError, match="percentiles"):
+        export_package(tmp_path / "pct", tmp_path / "pct.zip")
+    assert not (tmp_path / "pct.zip").exists()

@@ -127,9 +127,17 @@ def export_package(
     ``license`` is an SPDX id; ``authors`` name the people who made the model. The test window and its
     expected output come from this model on the torch backend; bioimageio.core then runs the package
     (ONNX) on it. Raises ``ModelFileError`` for a broken model and ``PackageError`` if the spec library
-    refuses the package (e.g. an unknown licence id).
+    refuses the package (e.g. an unknown licence id) or cannot express the model's normalisation: a
+    per-window percentile map has no inverse among the spec's postprocessing steps.
     """
     net, card = load_model(model)
+    if card.normalization.method != "fixed":
+        raise PackageError(
+            f"{card.name} normalises each window by its own percentiles, which a bioimage.io "
+            "package cannot undo after the network (the spec has no inverse of scale_range), so "
+            "its output would be in the wrong units. Export to ONNX instead (`livedenoise export`), "
+            "or export a model with a fixed normalisation."
+        )
     weights, card_path = model_paths(find_model(model))
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

@@ -24,12 +24,17 @@ OPSET = 18
 def onnx_metadata(card: ModelCard) -> dict[str, str]:
     """What a runtime needs beside the graph, as ONNX metadata (string) properties.
 
-    The graph takes ``(x - normalization_offset) / normalization_scale`` and its output maps back by
-    the inverse; ``tile`` is the side (px) of the tiles the model denoises in ("" for whole frames).
+    The graph takes ``(x - offset) / scale`` and its output maps back by the inverse: with
+    ``normalization_method`` "fixed", offset and scale are ``normalization_offset`` and
+    ``normalization_scale``; with "percentile", each window's ``normalization_percentiles`` (low, high,
+    over all its frames, per channel) are offset and offset + scale. ``tile`` is the side (px) of the
+    tiles the model denoises in ("" for whole frames).
     """
     return {
         "livedenoise.model": card.name,
         "livedenoise.weights_sha256": card.weights_sha256,
+        "livedenoise.normalization_method": card.normalization.method,
+        "livedenoise.normalization_percentiles": repr(list(card.normalization.percentiles)),
         "livedenoise.normalization_offset": repr(card.normalization.offset),
         "livedenoise.normalization_scale": repr(card.normalization.scale),
         "livedenoise.tile": "" if card.tile is None else str(card.tile),
