@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import SHARED_DATA
 
 from livedenoise.inference import denoise_stack, load_engine
 from livedenoise.metrics import quality
-
-from conftest import SHARED_DATA
 
 FMD = SHARED_DATA / "fmd_test"
 PAIRS = SHARED_DATA / "pairs"
