@@ -135,8 +135,8 @@ def export_package(
         raise PackageError(
             f"{card.name} normalises each window by its own percentiles, which a bioimage.io "
             "package cannot undo after the network (the spec has no inverse of scale_range), so "
-            "its output would be in the wrong units. Export to ONNX instead (`livedenoise export`), "
-            "or export a model with a fixed normalisation."
+            "its output would be in the wrong units. Export it to ONNX instead (`--format onnx`, "
+            "the default), or export a model with a fixed normalisation."
         )
     weights, card_path = model_paths(find_model(model))
     with tempfile.TemporaryDirectory() as folder:
