@@ -54,6 +54,7 @@ from livedenoise.training import (
     microscope_pairs,
     pick_device,
     read_frames,
+    split_rows,
     train,
 )
 from livedenoise.training.batches import Source
@@ -99,16 +100,6 @@ def fmd_fields(folder: Path, names: Sequence[str] | None = None) -> list[ImagePa
         clean = read_frames(folder / "clean" / path.name)
         pairs.append(ImagePair(path.stem, noisy, np.broadcast_to(clean, noisy.shape)))
     return pairs
-
-
-def split_band(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[ImagePair]]:
-    """(top, bottom) parts of every pair: the bottom ``VAL_FRACTION`` of rows validates."""
-    top, bottom = [], []
-    for p in pairs:
-        cut = p.noisy.shape[1] - round(VAL_FRACTION * p.noisy.shape[1])
-        top.append(ImagePair(p.name, p.noisy[:, :cut], p.clean[:, :cut]))
-        bottom.append(ImagePair(p.name, p.noisy[:, cut:], p.clean[:, cut:]))
-    return top, bottom
 
 
 class _Stream(torch.utils.data.IterableDataset):
@@ -183,7 +174,7 @@ def main() -> None:
     with console.status("preparing data"):
         train_clean, val_clean, clean_names = clean_images(args.data / "clean")
         fmd = fmd_fields(args.data / "fmd_test")
-        fmd_train, fmd_val = split_band([p for p in fmd if p.name not in HELD_OUT])
+        fmd_train, fmd_val = split_rows([p for p in fmd if p.name not in HELD_OUT], VAL_FRACTION)
         sim_train = microscope_pairs(args.fields, size=256, seed=args.seed)
         sim_val = microscope_pairs(max(2, args.fields // 8), size=256, seed=args.seed + 1000)
         levels = NoiseLevels()
