@@ -23,22 +23,27 @@ from livedenoise.imageio.image import (
     default_axes,
     describe,
     from_frames,
+    stack_axes,
 )
-from livedenoise.imageio.omezarr import list_images, read_zarr, write_zarr
+from livedenoise.imageio.omezarr import NGFF_ORDER, create_zarr, list_images, read_zarr, write_zarr
 from livedenoise.imageio.tiff import check_tiff_dtype, read_tiff, write_tiff
 
 __all__ = [
     "AXES",
+    "NGFF_ORDER",
     "Image",
     "ImageFileError",
     "as_frames",
     "check_axes",
     "check_writable",
+    "create_zarr",
     "describe",
     "from_frames",
     "image_format",
     "list_images",
+    "read_zarr",
     "read_image",
+    "stack_axes",
     "write_image",
 ]
 

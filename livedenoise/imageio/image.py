@@ -105,13 +105,23 @@ def from_frames(frames: np.ndarray, like: Image) -> np.ndarray:
 
 def _frame_order(image: Image) -> str:
     """The image's axes in frame order: stack axes (the longer first), channel, Y, X."""
+    stacks = stack_axes(image)
+    return "".join([*stacks, *("C" if "C" in image.axes else ""), "Y", "X"])
+
+
+def stack_axes(image: Image) -> str:
+    """The image's time and z axes, the one frames run along first (the longer): ``"TZ"``, ``"Z"``, ``""``.
+
+    Raises ImageFileError for both a time and a z axis longer than 1: a denoiser slides over one of
+    them.
+    """
     stacks = sorted((a for a in "TZ" if a in image.axes), key=lambda a: -_size(image, a)[0])
     if len(stacks) == 2 and _size(image, stacks[1])[0] > 1:
         raise ImageFileError(
             f"image {describe(image)} has both time (T) and z (Z) axes; the model slides over one. "
             "Denoise each time point's z-stack (or each z-plane's time series) as its own file."
         )
-    return "".join([*stacks, *("C" if "C" in image.axes else ""), "Y", "X"])
+    return "".join(stacks)
 
 
 def _size(image: Image, axes: str) -> tuple[int, ...]:

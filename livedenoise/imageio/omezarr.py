@@ -61,10 +61,11 @@ def list_images(path: Path) -> list[str]:
     return names
 
 
-def read_zarr(path: Path, name: str | None = None) -> Image:
+def read_zarr(path: Path, name: str | None = None, *, lazy: bool = False) -> Image:
     """An NGFF image: the group at ``path``, the image ``name`` inside it, or a collection's only image.
 
-    Raises ImageFileError for a path that holds no NGFF image, and for a collection of several images
+    ``lazy`` leaves the pixels on disk: ``Image.data`` is then the full-resolution ``zarr.Array``
+    (indexing it reads only what is asked for), for recordings larger than memory. Raises ImageFileError for a path that holds no NGFF image, and for a collection of several images
     without ``name`` (the message lists them).
     """
     if name is None and (names := list_images(path)):
@@ -84,8 +85,9 @@ def read_zarr(path: Path, name: str | None = None) -> Image:
     dataset = multiscale.datasets[0]  # the full resolution
     axes = "".join(a.name.upper() for a in multiscale.axes)
     try:
-        data = np.asarray(group[dataset.path])
-        image = Image(data, axes)
+        array = group[dataset.path]
+        data = array if lazy else np.asarray(array)
+        image = Image(data, axes)  # type: ignore[arg-type]
     except (KeyError, ImageFileError) as err:
         raise ImageFileError(f"{where}: not a readable OME-Zarr image ({err}).") from None
     scale, translation = _transforms(
@@ -116,27 +118,38 @@ def _transforms(transforms: list[Any], ndim: int) -> tuple[list[float], list[flo
 def write_zarr(path: Path, image: Image) -> None:
     """``image`` as an NGFF 0.5 image group at ``path`` (zarr v3); an existing one is replaced."""
     image = image.in_order(NGFF_ORDER)
-    axes = image.axes
     data = image.data
     finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    count = data.shape[axes.index("C")] if "C" in axes else 1
+    array = create_zarr(path, image, data.dtype, (low, high))
+    array[...] = data
+
+
+def create_zarr(
+    path: Path, like: Image, dtype: np.dtype, value_range: tuple[float, float]
+) -> zarr.Array:
+    """An empty NGFF 0.5 image at ``path`` shaped and calibrated like ``like``: its array to fill.
+
+    ``like`` must be in NGFF axis order (``Image.in_order(NGFF_ORDER)``); its data is not read. One
+    chunk per plane, so each frame is written (atomically, by zarr) on its own; ``value_range`` is
+    the display window. An existing group at ``path`` is replaced.
+    """
+    axes = like.axes
+    count = like.data.shape[axes.index("C")] if "C" in axes else 1
     group = zarr.open_group(path, mode="w", zarr_format=3)
     group.attrs.update(
         image_attrs(
             path.name.split(".")[0],
             axes.lower(),
-            [image.scale.get(a, 1.0) for a in axes],
-            image.channels or [f"channel {c}" for c in range(count)],
-            (low, high),
-            units={a.lower(): unit for a, unit in image.units.items()},
-            translation=[image.translation.get(a, 0.0) for a in axes]
-            if image.translation
-            else None,
+            [like.scale.get(a, 1.0) for a in axes],
+            like.channels or [f"channel {c}" for c in range(count)],
+            value_range,
+            units={a.lower(): unit for a, unit in like.units.items()},
+            translation=[like.translation.get(a, 0.0) for a in axes] if like.translation else None,
         )
     )
-    plane = (1,) * (data.ndim - 2) + data.shape[-2:]
-    array = group.create_array(
-        "0", shape=data.shape, dtype=data.dtype, chunks=plane, dimension_names=list(axes.lower())
+    shape = tuple(like.data.shape)
+    plane = (1,) * (len(shape) - 2) + shape[-2:]
+    return group.create_array(
+        "0", shape=shape, dtype=dtype, chunks=plane, dimension_names=list(axes.lower())
     )
-    array[...] = data

@@ -8,7 +8,7 @@ stack = denoise_stack(engine, recording, window=8)  # [N, H, W]: each frame in t
 
 from livedenoise.inference.base import BackendError, Engine, InputError, Limits
 from livedenoise.inference.select import BACKENDS, load_engine
-from livedenoise.inference.stack import denoise_stack, denoised_frames
+from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
 from livedenoise.inference.torch_engine import in_memory_engine
 
@@ -26,4 +26,5 @@ __all__ = [
     "load_engine",
     "receptive_radius",
     "run_tiled",
+    "window_span",
 ]

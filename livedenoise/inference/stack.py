@@ -3,7 +3,8 @@
 A live stream can only look back, but a recording is whole, so every frame gets the ``window`` frames
 around it. The window is kept inside the stack: near the ends several frames share the first or last
 window, which is then denoised once. The command line, training's evaluation and the calibration ladder
-all denoise stacks through here.
+all denoise stacks through here, and so does each block of a chunked (Dask) run, which reads its frames
+plus the halo its windows reach (``window_span``) and so gives every frame the same window.
 """
 
 from __future__ import annotations
@@ -20,12 +21,31 @@ def window_start(i: int, n: int, t: int) -> int:
     return min(max(i - t // 2, 0), n - t)
 
 
-def denoised_frames(engine: Engine, frames: np.ndarray, window: int) -> Iterator[np.ndarray]:
+def window_span(start: int, stop: int, n: int, t: int) -> tuple[int, int]:
+    """Frames ``[first, last)`` that frames ``start..stop-1`` of ``n`` need with ``t``-frame windows.
+
+    What a block of a larger recording reads: its own frames and the halo its windows reach into.
+    """
+    return window_start(start, n, t), window_start(stop - 1, n, t) + t
+
+
+def denoised_frames(
+    engine: Engine,
+    frames: np.ndarray,
+    window: int,
+    *,
+    total: int | None = None,
+    first: int = 0,
+    frame_range: tuple[int, int] | None = None,
+) -> Iterator[np.ndarray]:
     """Yield the frames of ``frames`` denoised, in order, as each is ready (float32, input units).
 
     ``frames`` is ``[N, H, W]`` for a single-channel model or ``[N, C, H, W]``; each yielded frame is
-    ``[H, W]`` or ``[C, H, W]``. A stack shorter than ``window`` is one window. Raises InputError for a
-    stack of another shape or ``window < 1``, and as ``Engine.denoise`` does (channels, NaN).
+    ``[H, W]`` or ``[C, H, W]``. A stack shorter than ``window`` is one window. A part of a longer
+    recording of ``total`` frames (its frames ``first..``, as read by ``window_span``) yields the
+    frames of ``frame_range`` with the very windows the whole recording would give them. Raises
+    InputError for a stack of another shape or ``window < 1``, and as ``Engine.denoise`` does
+    (channels, NaN).
     """
     if frames.ndim not in (3, 4):
         raise InputError(
@@ -34,13 +54,14 @@ def denoised_frames(engine: Engine, frames: np.ndarray, window: int) -> Iterator
     if window < 1:
         raise InputError(f"window of {window} frames; a window holds at least 1 frame.")
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
-    n = stack.shape[0]
+    n = stack.shape[0] if total is None else total
     t = min(window, n)
-    start, result = -1, np.empty(0, dtype=np.float32)
-    for i in range(n):
+    start, stop = frame_range or (first, first + stack.shape[0])
+    current, result = -1, np.empty(0, dtype=np.float32)
+    for i in range(start, stop):
         s = window_start(i, n, t)
-        if s != start:
-            start, result = s, engine.denoise(stack[None, s : s + t])[0]
+        if s != current:
+            current, result = s, engine.denoise(stack[None, s - first : s - first + t])[0]
         yield result[i - s] if frames.ndim == 4 else result[i - s, 0]
 
 

@@ -1,0 +1,614 @@
+"""Denoising OME-Zarr recordings larger than memory: a resumable Dask computation over blocks of frames.
+
+The input (an NGFF image, or every raw image of a livedenoise run store) is cut into blocks of frames
+along its stack axis (t; z for a z-stack), one block per channel for a single-channel model and per
+z-plane of a time series. A task reads its block plus the halo its windows reach (``window_span``),
+denoises it with the windows ``denoise_stack`` gives the whole recording, and writes one chunk per
+frame into the output. A worker so holds one block at a time whatever the recording's size, and the
+output equals the single-process one (the same function on the same windows).
+
+Resumable: zarr writes every chunk file atomically (a temporary file renamed into place), and a block
+is marked in the output's ``progress/blocks`` array only after all its frames are written. A killed
+run leaves every marked block whole; the same command again computes only the unmarked ones.
+
+Workers: a local ``dask.distributed`` cluster of processes on this machine (one engine each, the cores
+shared out so they do not oversubscribe), or a running scheduler given by its address (dask-jobqueue
+on HPC, a cloud cluster); the input and output must then be on storage every worker sees. The model
+travels as the bytes of its files and each worker checks them against the card's sha256 before
+loading (``load_model``), never as a pickled object.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from livedenoise.app.denoising import DenoiseError, to_dtype
+from livedenoise.cpu import cpu_threads
+from livedenoise.imageio import (
+    Image,
+    ImageFileError,
+    describe,
+    image_format,
+    list_images,
+    read_zarr,
+    stack_axes,
+)
+from livedenoise.imageio.omezarr import create_zarr
+from livedenoise.inference import Engine, denoised_frames, load_engine, window_span
+from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
+from livedenoise.model.cnnt import MIN_SIZE
+from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
+
+PROGRESS = "progress/blocks"
+"""Array in the output: one row per block, ``[done, channel or -1, low, high]``; NaN until done."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A saved model as the bytes of its two files: what travels to workers."""
+
+    name: str
+    card: bytes
+    weights: bytes
+    sha256: str  # of the weights, as the card records it
+
+    @classmethod
+    def read(cls, model: str | Path) -> ModelFiles:
+        """The files of a model (NAME, NAME.safetensors or NAME.json); ModelFileError if broken."""
+        weights, card_path = model_paths(find_model(model))
+        card = load_card(card_path)
+        try:
+            return cls(
+                weights.stem, card_path.read_bytes(), weights.read_bytes(), card.weights_sha256
+            )
+        except OSError as err:
+            raise ModelFileError(f"{weights}: cannot read the model's weights ({err}).") from None
+
+    def on_disk(self) -> Path:
+        """The model written once per worker machine under its hash; load_model re-checks the bytes."""
+        folder = Path(tempfile.gettempdir()) / "livedenoise-models" / self.sha256[:16]
+        base = folder / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix, data in ((".safetensors", self.weights), (".json", self.card)):
+            path = base.with_suffix(suffix)
+            if not path.is_file() or path.read_bytes() != data:
+                partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+                partial.write_bytes(data)
+                os.replace(partial, path)
+        return base
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every block of one run shares; recorded in the output so a rerun can tell it is the same."""
+
+    input: str  # absolute paths: workers may run elsewhere
+    output: str
+    model_sha256: str
+    backend: str  # resolved on a worker: "auto" may pick differently on different machines
+    window: int
+    block_frames: int
+    dtype: str  # of the denoised arrays
+
+
+@dataclass(frozen=True)
+class Block:
+    """One task: frames ``start..stop`` along ``axis`` of one array, at ``fixed`` indices elsewhere."""
+
+    source: str  # array path in the input, e.g. "0" or "raw/p0/0"
+    target: str  # array path in the output
+    axes: str  # the array's axes in NGFF order, lower case, e.g. "tczyx"
+    axis: str  # the stack axis, "t" or "z"
+    fixed: tuple[tuple[str, int], ...]  # e.g. (("c", 0), ("z", 3))
+    start: int
+    stop: int
+    total: int  # frames along the stack axis
+    denoise: bool = True  # False: copied as it is (a run store's raw images)
+
+    def selection(self, first: int, last: int) -> tuple[slice | int, ...]:
+        fixed = dict(self.fixed)
+        return tuple(
+            slice(first, last) if a == self.axis else fixed.get(a, slice(None)) for a in self.axes
+        )
+
+    def frame_axes(self) -> str:
+        """Axes of a selection, and the order frames take: stack axis, channel when left, y, x."""
+        kept = [a for a in self.axes if a not in dict(self.fixed)]
+        return "".join(a for a in (self.axis, "c", "y", "x") if a in kept)
+
+    @property
+    def channel(self) -> int:
+        return dict(self.fixed).get("c", -1)
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What a finished block reports: its denoised range and the worker's memory high-water mark."""
+
+    low: float
+    high: float
+    peak_rss: int  # bytes, of the worker process so far
+    worker: str  # host:pid
+
+
+@dataclass(frozen=True)
+class ChunkedResult:
+    """One line each for people, and the counts a resumed run is judged by."""
+
+    input: str
+    engine: str
+    output: str
+    blocks: int
+    computed: int  # blocks computed by this run; the rest were done before
+    peak_rss: dict[str, int]  # worker -> bytes
+
+
+# -- planning (client) -------------------------------------------------------------------------------
+
+
+def plan_blocks(
+    input: Path, image: str | None, channels: int, block_frames: int
+) -> tuple[list[Block], list[Image], list[str]]:
+    """The blocks of a run, the images they read (lazy) and those images' names in the input.
+
+    A run store (no ``image``): every raw image, denoised along t (z where no image has more than one
+    time point), plus copy blocks for the raw images themselves. Raises DenoiseError or
+    ImageFileError for an input this path cannot take.
+    """
+    run_store = image is None and _is_run_store(input)
+    names = [n for n in list_images(input) if n.startswith("raw/")] if run_store else [image]
+    images = [read_zarr(input, name, lazy=True) for name in names]
+    blocks: list[Block] = []
+    if run_store:
+        axis = "t" if max(img.data.shape[0] for img in images) > 1 else "z"
+        for name, img in zip(names, images, strict=True):
+            p = name.removeprefix("raw/")
+            source = f"{name}/0"
+            blocks += _blocks(img, source, f"denoised/{p}/0", axis, channels, block_frames, True)
+            blocks += _blocks(img, source, source, axis, channels, block_frames, False)
+        return blocks, images, [str(n) for n in names]
+    img = images[0]
+    stacks = stack_axes(img).lower()
+    if not stacks:
+        raise DenoiseError(
+            f"{input}: a single frame ({describe(img)}); chunked denoising splits recordings "
+            "along time or z. Denoise it without --workers/--scheduler."
+        )
+    source = _array_path(input, image)
+    blocks = _blocks(img, source, "0", stacks[0], channels, block_frames, True)
+    return blocks, images, [image or ""]
+
+
+def _blocks(
+    img: Image,
+    source: str,
+    target: str,
+    axis: str,
+    channels: int,
+    block_frames: int,
+    denoise: bool,
+) -> list[Block]:
+    axes = img.axes.lower()
+    shape = dict(zip(axes, img.data.shape, strict=True))
+    if min(shape["y"], shape["x"]) < MIN_SIZE:
+        raise DenoiseError(f"{source}: frames smaller than the model's {MIN_SIZE} px.")
+    looped = [a for a in axes if a not in (axis, "y", "x") and (a != "c" or channels == 1)]
+    n = shape[axis]
+    blocks = []
+    for index in np.ndindex(*(shape[a] for a in looped)):
+        fixed = tuple(zip(looped, map(int, index), strict=True))
+        for start in range(0, n, block_frames):
+            stop = min(start + block_frames, n)
+            blocks.append(Block(source, target, axes, axis, fixed, start, stop, n, denoise))
+    return blocks
+
+
+def _is_run_store(path: Path) -> bool:
+    try:
+        return "livedenoise" in zarr.open_group(path, mode="r").attrs
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return False
+
+
+def _array_path(input: Path, image: str | None) -> str:
+    """The full-resolution array of the image, as a path inside the input store."""
+    group = zarr.open_group(input, mode="r")
+    name = image or next(iter(list_images(input)), "")
+    node = group[name] if name else group
+    attrs = node.attrs.asdict()
+    multiscales = attrs.get("ome", attrs).get("multiscales") or attrs.get("multiscales")
+    dataset = multiscales[0]["datasets"][0]["path"]
+    return f"{name}/{dataset}" if name else dataset
+
+
+# -- the task (worker) -------------------------------------------------------------------------------
+
+_engines: dict[tuple[Any, ...], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def worker_engine(
+    model: ModelFiles, backend: str, window: int, frame_size: tuple[int, int]
+) -> Engine:
+    """This worker thread's engine for the model, made once (an engine reuses its buffers)."""
+    key = (model.sha256, backend, window, frame_size, threading.get_ident())
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = load_engine(
+                model.on_disk(), backend, window=window, frame_size=frame_size
+            )
+        return _engines[key]
+
+
+def resolve_backend(
+    model: ModelFiles, backend: str, window: int, frame_size: tuple[int, int]
+) -> tuple[str, str]:
+    """What ``backend`` stands for on a worker, and its description; every block then uses it."""
+    engine = worker_engine(model, backend, window, frame_size)
+    return engine.name, engine.describe()
+
+
+def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResult:
+    """Read, denoise (or copy) and write one block, then mark row ``row`` of the progress done."""
+    source = zarr.open_array(Path(job.input) / block.source, mode="r")
+    output = zarr.open_group(job.output, mode="r+")
+    target = output[block.target]
+    kept = [a for a in block.axes if a not in dict(block.fixed)]
+    order = block.frame_axes()
+    if block.denoise:
+        t = min(job.window, block.total)
+        engine = worker_engine(model, job.backend, t, tuple(source.shape[-2:]))
+        first, last = window_span(block.start, block.stop, block.total, t)
+        read = np.asarray(source[block.selection(first, last)])
+        frames = np.transpose(read, [kept.index(a) for a in order])
+        denoised = denoised_frames(
+            engine,
+            frames,
+            job.window,
+            total=block.total,
+            first=first,
+            frame_range=(block.start, block.stop),
+        )
+        stack = to_dtype(np.stack(list(denoised)), np.dtype(job.dtype))
+        data = np.transpose(stack, [order.index(a) for a in kept])
+    else:
+        data = np.asarray(source[block.selection(block.start, block.stop)])
+    target[block.selection(block.start, block.stop)] = data
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+    output[PROGRESS][row] = [1.0, block.channel, low, high]  # only now is the block done
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux gives KiB
+    return BlockResult(low, high, peak, f"{os.uname().nodename}:{os.getpid()}")
+
+
+# -- the run (client) --------------------------------------------------------------------------------
+
+
+def denoise_chunked(
+    model: Path | str,
+    input: Path | str,
+    output: Path | str,
+    *,
+    image: str | None = None,
+    backend: str = "auto",
+    window: int = 8,
+    float32: bool = False,
+    overwrite: bool = False,
+    workers: int = 2,
+    scheduler: str | None = None,
+    block_frames: int = 16,
+    on_read: Callable[[str], None] | None = None,
+    on_cluster: Callable[[str], None] | None = None,
+    on_loaded: Callable[[str], None] | None = None,
+    on_block: Callable[[int, int], None] | None = None,
+) -> ChunkedResult:
+    """Denoise the OME-Zarr ``input`` into the OME-Zarr ``output`` as a Dask computation.
+
+    ``input`` is an NGFF image (``image`` chooses one inside a collection) or a livedenoise run store,
+    which becomes a run store of the same layout with every raw image and its denoised twin, as
+    ``denoise_file`` writes it. Blocks hold ``block_frames`` frames (a worker's memory is about
+    ``block_frames + window`` frames, whatever the recording's size). ``scheduler`` is the address of
+    a running ``dask.distributed`` scheduler; without it, a local cluster of ``workers`` processes.
+    An unfinished output of the same command is resumed (``overwrite`` starts afresh).
+    ``on_read(input line)``, ``on_cluster(cluster line)``, ``on_loaded(engine line)`` and
+    ``on_block(done, total)`` (blocks, those done before included) report progress. Raises
+    DenoiseError, ImageFileError, ModelFileError, BackendError, InputError or OSError with a message
+    for people; an error in a task stops the run and is recorded in the output's progress.
+    """
+    input, output = Path(input).resolve(), Path(output).resolve()
+    for path, role in ((input, "INPUT"), (output, "OUTPUT")):
+        if not path.name.endswith(".zarr") and not (role == "INPUT" and _is_zarr(path)):
+            raise DenoiseError(
+                f"{path}: chunked denoising (--workers, --scheduler) reads and writes OME-Zarr; "
+                f"give an {role} ending .ome.zarr, or drop those options."
+            )
+    if not input.exists():
+        raise ImageFileError(f"{input}: no such file.")
+    if output == input:
+        raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
+    if block_frames < 1:
+        raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
+    files = ModelFiles.read(model)
+    card = load_card(find_model(model))
+    channels = card.config.channels
+    blocks, images, names = plan_blocks(input, image, channels, block_frames)
+    run_store = names[0].startswith("raw/") and image is None
+    read = ", ".join(
+        f"{name or input.name} {describe(img)}" for name, img in zip(names, images, strict=True)
+    )
+    if on_read is not None:
+        on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
+    _check_channels(input, images[0], channels)
+    dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
+    with _client(workers, scheduler) as (client, cluster_line):
+        if on_cluster is not None:
+            on_cluster(cluster_line)
+        first = next(b for b in blocks if b.denoise)
+        frame_size = tuple(images[0].data.shape[-2:])
+        probe = client.submit(
+            resolve_backend, files, backend, min(window, first.total), frame_size, pure=False
+        )
+        name, engine_line = probe.result()
+        if on_loaded is not None:
+            on_loaded(engine_line)
+        job = Job(str(input), str(output), files.sha256, name, window, block_frames, dtype.name)
+        done = _open_output(job, blocks, images, names, card, engine_line, overwrite, run_store)
+        todo = [row for row in range(len(blocks)) if row not in done]
+        results = _compute(client, job, blocks, todo, files, len(done), on_block)
+    _finish(output, blocks, run_store)
+    return ChunkedResult(
+        read,
+        engine_line,
+        f"{output.name}: {len(blocks)} block(s), {len(todo)} computed now",
+        len(blocks),
+        len(todo),
+        _peaks(results),
+    )
+
+
+def _is_zarr(path: Path) -> bool:
+    try:
+        return image_format(path) == "zarr"
+    except ImageFileError:
+        return False
+
+
+def _check_channels(input: Path, img: Image, channels: int) -> None:
+    count = img.data.shape[img.axes.index("C")] if "C" in img.axes else 1
+    if channels not in (1, count):
+        raise DenoiseError(
+            f"{input} has {count} channel(s) but the model takes {channels}; "
+            "use a model trained for these channels."
+        )
+
+
+class _client:
+    """A ``dask.distributed`` client: to the scheduler at an address, or to a new local cluster."""
+
+    def __init__(self, workers: int, scheduler: str | None) -> None:
+        self.workers, self.scheduler = workers, scheduler
+
+    def __enter__(self) -> tuple[Any, str]:
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is not None:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except OSError as err:
+                raise DenoiseError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({err}); "
+                    "check the address (tcp://HOST:8786) and that the scheduler is running."
+                ) from None
+            self.cluster = None
+            info = self.client.scheduler_info()
+            count = len(info.get("workers", {}))
+            line = f"Dask scheduler {self.scheduler}: {count} worker(s); dashboard {self.client.dashboard_link}"
+            return self.client, line
+        if self.workers < 1:
+            raise DenoiseError(f"--workers {self.workers}: give at least 1 worker.")
+        threads = max(1, cpu_threads() // self.workers)
+        # one engine per worker process, the cores shared out: engines never compete for a core
+        self.cluster = LocalCluster(
+            n_workers=self.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+        )
+        self.client = Client(self.cluster)
+        line = f"local Dask cluster: {self.workers} worker process(es), {threads} engine thread(s) each"
+        return self.client, line
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _compute(
+    client: Any,
+    job: Job,
+    blocks: list[Block],
+    todo: list[int],
+    files: ModelFiles,
+    done: int,
+    on_block: Callable[[int, int], None] | None,
+) -> list[BlockResult]:
+    """Run the blocks of ``todo``; the first error cancels the rest, is recorded and raised."""
+    from distributed import as_completed
+
+    if on_block is not None:
+        on_block(done, len(blocks))
+    if not todo:
+        return []
+    model = client.scatter(files, broadcast=True, hash=False)
+    futures = client.map(
+        run_block, todo, [blocks[row] for row in todo], job=job, model=model, pure=False
+    )
+    results = []
+    try:
+        for future in as_completed(futures):
+            results.append(future.result())
+            done += 1
+            if on_block is not None:
+                on_block(done, len(blocks))
+    except BaseException as err:
+        client.cancel(futures)
+        _progress_group(Path(job.output)).attrs["error"] = f"{type(err).__name__}: {err}"
+        raise
+    return results
+
+
+def _peaks(results: list[BlockResult]) -> dict[str, int]:
+    peaks: dict[str, int] = {}
+    for r in results:
+        peaks[r.worker] = max(peaks.get(r.worker, 0), r.peak_rss)
+    return peaks
+
+
+# -- the output --------------------------------------------------------------------------------------
+
+
+def _progress_group(output: Path) -> zarr.Group:
+    return zarr.open_group(output / PROGRESS.split("/")[0], mode="r+")
+
+
+def _open_output(
+    job: Job,
+    blocks: list[Block],
+    images: list[Image],
+    names: list[str],
+    card: ModelCard,
+    engine_line: str,
+    overwrite: bool,
+    run_store: bool,
+) -> set[int]:
+    """Rows of the blocks already done: none for a new output, the marked ones when resuming."""
+    output = Path(job.output)
+    recorded = {"job": asdict(job), "blocks": len(blocks)}
+    if output.exists() and overwrite:
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    elif output.exists():
+        try:
+            found = _progress_group(output).attrs.asdict()
+        except (FileNotFoundError, KeyError, ValueError, TypeError):
+            raise DenoiseError(f"{output} exists; pass --overwrite to replace it.") from None
+        if {k: found.get(k) for k in recorded} != recorded:
+            old = {**found.get("job", {}), "blocks": found.get("blocks")}
+            new = {**recorded["job"], "blocks": len(blocks)}
+            changed = ", ".join(sorted(k for k in new if old.get(k) != new[k]))
+            raise DenoiseError(
+                f"{output} is a chunked run made with another {changed}; rerun its own command "
+                "to resume it, or pass --overwrite to start afresh."
+            )
+        return _done_rows(output)
+    if run_store:
+        _create_run_store(job, images, names, card, engine_line, blocks[0].axis)
+    else:
+        create_zarr(output, images[0], np.dtype(job.dtype), (0.0, 1.0))
+    group = zarr.open_group(output, mode="r+").create_group(PROGRESS.split("/")[0])
+    group.attrs.update(recorded)
+    group.create_array(
+        PROGRESS.split("/")[1],
+        shape=(len(blocks), 4),
+        chunks=(1, 4),
+        dtype="float64",
+        fill_value=np.nan,
+    )
+    return set()
+
+
+def _done_rows(output: Path) -> set[int]:
+    """Rows marked done; a row that cannot be read (a marker written half) counts as not done."""
+    array = zarr.open_array(output / PROGRESS, mode="r")
+    try:
+        return {int(r) for r in np.flatnonzero(np.asarray(array[:, 0]) == 1.0)}
+    except (ValueError, RuntimeError, OSError):
+        done = set()
+        for row in range(array.shape[0]):
+            try:
+                if array[row, 0] == 1.0:
+                    done.add(row)
+            except (ValueError, RuntimeError, OSError):
+                continue
+        return done
+
+
+def _create_run_store(
+    job: Job, images: list[Image], names: list[str], card: ModelCard, engine_line: str, axis: str
+) -> None:
+    """A new run store laid out like the input: metadata, timings and empty raw/denoised arrays."""
+    input, output = Path(job.input), Path(job.output)
+    source = zarr.open_group(input, mode="r")
+    root = zarr.open_group(output, mode="w-", zarr_format=3)
+    meta = {
+        k: v for k, v in source.attrs["livedenoise"].items() if k not in ("summary", "complete")
+    }
+    meta.update(
+        model=card.model_dump(mode="json"),
+        backend=engine_line,
+        window={"size": job.window, "axis": axis},
+        denoised_from=str(input),
+        complete=False,
+    )
+    root.attrs.update({"ome": source.attrs["ome"], "livedenoise": meta})
+    root.create_group("OME").attrs.update(source["OME"].attrs.asdict())
+    xml = input / "OME" / "METADATA.ome.xml"
+    if xml.is_file():
+        shutil.copyfile(xml, output / "OME" / "METADATA.ome.xml")
+    timing = root.create_group("timing")
+    for name in TIMINGS:  # acquisition times are the recording's; denoising here was not live
+        values = np.asarray(source[f"timing/{name}"])
+        kept = values if name == "acquired_s" else np.full(values.shape, np.nan)
+        timing.create_array(name, data=kept, chunks=kept.shape)
+    for name, img in zip(names, images, strict=True):
+        p = name.removeprefix("raw/")
+        shape = tuple(img.data.shape)
+        frame = (1,) * (len(shape) - 2) + shape[-2:]
+        for kind, dtype, fill in (("raw", img.data.dtype, 0), ("denoised", np.float32, np.nan)):
+            like = f"{kind}/{p}" if f"{kind}/{p}" in source else name
+            group = root.create_group(f"{kind}/{p}")
+            group.attrs.update(source[like].attrs.asdict())
+            group.create_array(
+                "0",
+                shape=shape,
+                dtype=dtype,
+                chunks=frame,
+                fill_value=fill,
+                compressors=FRAME_CODEC,
+                dimension_names=list(img.axes.lower()),
+            )
+
+
+def _finish(output: Path, blocks: list[Block], run_store: bool) -> None:
+    """Display windows from what the blocks wrote, and the output marked complete."""
+    root = zarr.open_group(output, mode="r+")
+    rows = np.asarray(root[PROGRESS])
+    targets = sorted({b.target for b in blocks if b.denoise})
+    for target in targets:
+        mine = [r for r, b in enumerate(blocks) if b.target == target]
+        group = root[target.rpartition("/")[0]] if "/" in target else root
+        ome = group.attrs["ome"]
+        for c, channel in enumerate(ome.get("omero", {}).get("channels", [])):
+            sel = [r for r in mine if rows[r, 1] in (c, -1) and np.isfinite(rows[r, 2])]
+            if sel:
+                lo, hi = float(rows[sel, 2].min()), float(rows[sel, 3].max())
+                channel["window"].update(start=lo, end=hi, min=lo, max=hi)
+        group.attrs["ome"] = ome
+    _progress_group(output).attrs["complete"] = True
+    if run_store:
+        meta = dict(root.attrs["livedenoise"])
+        frames = sum(b.stop - b.start for b in blocks if b.denoise)
+        meta.update(summary={"frames": frames, "denoised": frames}, complete=True)
+        root.attrs["livedenoise"] = meta
