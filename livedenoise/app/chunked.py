@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,13 @@ from livedenoise.cpu import cpu_threads
 from livedenoise.imageio import (
     Image,
     ImageFileError,
+    create_zarr,
     describe,
     image_format,
     list_images,
     read_zarr,
     stack_axes,
 )
-from livedenoise.imageio.omezarr import create_zarr
 from livedenoise.inference import Engine, denoised_frames, load_engine, window_span
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
 from livedenoise.model.cnnt import MIN_SIZE
@@ -96,10 +96,15 @@ class Job:
     input: str  # absolute paths: workers may run elsewhere
     output: str
     model_sha256: str
-    backend: str  # resolved on a worker: "auto" may pick differently on different machines
+    backend: str  # as asked for
     window: int
     block_frames: int
     dtype: str  # of the denoised arrays
+    resolved: str = ""  # the backend ``backend`` stood for on a worker, kept for the whole run
+
+    def key(self) -> dict[str, Any]:
+        """What must match for a rerun to resume: everything the user chose."""
+        return {k: v for k, v in asdict(self).items() if k != "resolved"}
 
 
 @dataclass(frozen=True)
@@ -242,13 +247,15 @@ def worker_engine(
     model: ModelFiles, backend: str, window: int, frame_size: tuple[int, int]
 ) -> Engine:
     """This worker thread's engine for the model, made once (an engine reuses its buffers)."""
-    key = (model.sha256, backend, window, frame_size, threading.get_ident())
+
+    def key(name: str) -> tuple[Any, ...]:
+        return (model.sha256, name, window, frame_size, threading.get_ident())
+
     with _engines_lock:
-        if key not in _engines:
-            _engines[key] = load_engine(
-                model.on_disk(), backend, window=window, frame_size=frame_size
-            )
-        return _engines[key]
+        if key(backend) not in _engines:
+            engine = load_engine(model.on_disk(), backend, window=window, frame_size=frame_size)
+            _engines[key(backend)] = _engines[key(engine.name)] = engine  # "auto" is a name too
+        return _engines[key(backend)]
 
 
 def resolve_backend(
@@ -268,7 +275,7 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
     order = block.frame_axes()
     if block.denoise:
         t = min(job.window, block.total)
-        engine = worker_engine(model, job.backend, t, tuple(source.shape[-2:]))
+        engine = worker_engine(model, job.resolved, t, tuple(source.shape[-2:]))
         first, last = window_span(block.start, block.stop, block.total, t)
         read = np.asarray(source[block.selection(first, last)])
         frames = np.transpose(read, [kept.index(a) for a in order])
@@ -351,19 +358,25 @@ def denoise_chunked(
         on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
     _check_channels(input, images[0], channels)
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
+    job = Job(str(input), str(output), files.sha256, backend, window, block_frames, dtype.name)
+    resumed = _resumed_backend(job, len(blocks), overwrite)  # before any worker starts
     with _client(workers, scheduler) as (client, cluster_line):
         if on_cluster is not None:
             on_cluster(cluster_line)
         first = next(b for b in blocks if b.denoise)
         frame_size = tuple(images[0].data.shape[-2:])
         probe = client.submit(
-            resolve_backend, files, backend, min(window, first.total), frame_size, pure=False
+            resolve_backend, files, resumed or backend, min(window, first.total), frame_size
         )
         name, engine_line = probe.result()
         if on_loaded is not None:
             on_loaded(engine_line)
-        job = Job(str(input), str(output), files.sha256, name, window, block_frames, dtype.name)
-        done = _open_output(job, blocks, images, names, card, engine_line, overwrite, run_store)
+        job = replace(job, resolved=name)
+        if resumed is None:
+            _create_output(job, blocks, images, names, card, engine_line, run_store)
+            done: set[int] = set()
+        else:
+            done = _done_rows(output)
         todo = [row for row in range(len(blocks)) if row not in done]
         results = _compute(client, job, blocks, todo, files, len(done), on_block)
     _finish(output, blocks, run_store)
@@ -484,41 +497,55 @@ def _progress_group(output: Path) -> zarr.Group:
     return zarr.open_group(output / PROGRESS.split("/")[0], mode="r+")
 
 
-def _open_output(
+def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
+    """The backend an unfinished run of the same job at ``job.output`` used, or None for a new run.
+
+    ``overwrite`` removes what is there. Raises DenoiseError for an output that is not such a run.
+    """
+    output = Path(job.output)
+    if not output.exists():
+        return None
+    if overwrite:
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+        return None
+    try:
+        found = _progress_group(output).attrs.asdict()
+        backend = str(found["engine"]["backend"])
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        raise DenoiseError(f"{output} exists; pass --overwrite to replace it.") from None
+    old = {**found.get("job", {}), "blocks": found.get("blocks")}
+    new = {**job.key(), "blocks": blocks}
+    if old != new:
+        changed = ", ".join(sorted(k for k in new if old.get(k) != new[k]))
+        raise DenoiseError(
+            f"{output} is a chunked run made with another {changed}; rerun its own command "
+            "to resume it, or pass --overwrite to start afresh."
+        )
+    return backend
+
+
+def _create_output(
     job: Job,
     blocks: list[Block],
     images: list[Image],
     names: list[str],
     card: ModelCard,
     engine_line: str,
-    overwrite: bool,
     run_store: bool,
-) -> set[int]:
-    """Rows of the blocks already done: none for a new output, the marked ones when resuming."""
+) -> None:
+    """The empty output: an image like the input's, or a run store like it; and its progress."""
     output = Path(job.output)
-    recorded = {"job": asdict(job), "blocks": len(blocks)}
-    if output.exists() and overwrite:
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    elif output.exists():
-        try:
-            found = _progress_group(output).attrs.asdict()
-        except (FileNotFoundError, KeyError, ValueError, TypeError):
-            raise DenoiseError(f"{output} exists; pass --overwrite to replace it.") from None
-        if {k: found.get(k) for k in recorded} != recorded:
-            old = {**found.get("job", {}), "blocks": found.get("blocks")}
-            new = {**recorded["job"], "blocks": len(blocks)}
-            changed = ", ".join(sorted(k for k in new if old.get(k) != new[k]))
-            raise DenoiseError(
-                f"{output} is a chunked run made with another {changed}; rerun its own command "
-                "to resume it, or pass --overwrite to start afresh."
-            )
-        return _done_rows(output)
     if run_store:
         _create_run_store(job, images, names, card, engine_line, blocks[0].axis)
     else:
         create_zarr(output, images[0], np.dtype(job.dtype), (0.0, 1.0))
     group = zarr.open_group(output, mode="r+").create_group(PROGRESS.split("/")[0])
-    group.attrs.update(recorded)
+    group.attrs.update(
+        job=job.key(),
+        blocks=len(blocks),
+        engine={"backend": job.resolved, "describe": engine_line},
+        complete=False,
+    )
     group.create_array(
         PROGRESS.split("/")[1],
         shape=(len(blocks), 4),
@@ -526,7 +553,6 @@ def _open_output(
         dtype="float64",
         fill_value=np.nan,
     )
-    return set()
 
 
 def _done_rows(output: Path) -> set[int]:

@@ -15,6 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from livedenoise.app.chunked import denoise_chunked
 from livedenoise.app.denoising import DenoiseError, denoise_file
 from livedenoise.cli.common import Backend, console, fail
 from livedenoise.imageio import ImageFileError
@@ -44,11 +45,14 @@ class _Display:
         self.status.stop()
         console.print(f"engine: {engine}")
 
-    def frame(self, done: int, total: int) -> None:
+    def frame(self, done: int, total: int, what: str = "denoising") -> None:
         if self.task is None:
             self.progress.start()
-            self.task = self.progress.add_task("denoising", total=total)
+            self.task = self.progress.add_task(what, total=total)
         self.progress.update(self.task, completed=done)
+
+    def block(self, done: int, total: int) -> None:
+        self.frame(done, total, "blocks")
 
     def __enter__(self) -> _Display:
         return self
@@ -87,13 +91,47 @@ def denoise(
         bool, typer.Option("--float32", help="Write float32 instead of the input's dtype.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            rich_help_panel="Chunked (Dask)",
+            help="Denoise OME-Zarr in blocks on a local Dask cluster of this many worker processes: "
+            "memory bounded by the block, resumable by running the same command again.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Chunked (Dask)",
+            help="Address of a running dask.distributed scheduler (tcp://HOST:8786) to denoise on; "
+            "INPUT and OUTPUT must be on storage its workers see.",
+        ),
+    ] = None,
+    block_frames: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            rich_help_panel="Chunked (Dask)",
+            help="Frames per block (a task): a worker holds about this plus --window frames.",
+        ),
+    ] = 16,
 ) -> None:
     """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it.
 
     The output keeps the input's pixel size, interval and position; a single-channel model denoises
     each channel on its own. A run store: --image raw/p0 denoises one image; without it, an OUTPUT
     ending .ome.zarr gets every raw image and its new denoised twin, as a run store.
+
+    OME-Zarr too large for memory: --workers N (or --scheduler ADDRESS) denoises it block by block on
+    Dask; a stopped run resumes where it was when the same command runs again.
     """
+    if workers is not None or scheduler is not None:
+        _denoise_chunked(
+            model, input, output, image, backend.value, window, float32, overwrite,
+            workers or 2, scheduler, block_frames,
+        )  # fmt: skip
+        return
     try:
         with _Display(input) as display:
             result = denoise_file(
@@ -126,6 +164,59 @@ def denoise(
             f"stopped by Ctrl-C: the input is untouched; {output} was not finished{existed}"
         )
         raise typer.Exit(130) from None
+    console.print(f"wrote {output}: {result.output}")
+
+
+def _denoise_chunked(
+    model: Path,
+    input: Path,
+    output: Path,
+    image: str | None,
+    backend: str,
+    window: int,
+    float32: bool,
+    overwrite: bool,
+    workers: int,
+    scheduler: str | None,
+    block_frames: int,
+) -> None:
+    """``denoise`` on Dask: the same errors, a progress bar of blocks, resumable."""
+    try:
+        with _Display(input) as display:
+            result = denoise_chunked(
+                model,
+                input,
+                output,
+                image=image,
+                backend=backend,
+                window=window,
+                float32=float32,
+                overwrite=overwrite,
+                workers=workers,
+                scheduler=scheduler,
+                block_frames=block_frames,
+                on_read=display.read,
+                on_cluster=console.print,
+                on_loaded=display.loaded,
+                on_block=display.block,
+            )
+    except (
+        DenoiseError,
+        ImageFileError,
+        ModelFileError,
+        BackendError,
+        InputError,
+        OSError,
+    ) as err:
+        raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"stopped by Ctrl-C: every finished block of {output} is kept; "
+            "run the same command again to resume."
+        )
+        raise typer.Exit(130) from None
+    if result.computed < result.blocks:
+        console.print(f"resumed: {result.blocks - result.computed} block(s) were done before")
     console.print(f"wrote {output}: {result.output}")
 
 

@@ -41,8 +41,8 @@ __all__ = [
     "from_frames",
     "image_format",
     "list_images",
-    "read_zarr",
     "read_image",
+    "read_zarr",
     "stack_axes",
     "write_image",
 ]

@@ -70,7 +70,8 @@ def cached(path: Path, key: Mapping[str, object], build: Callable[[Path], None])
         return path
     log.info("building %s: %s", path.name, reason)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    # one partial file per process: Dask workers may build the same artefact at the same time
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     build(partial)
     digest = file_sha256(partial)
     _sidecar(path).unlink(missing_ok=True)  # a reader between the two writes sees "not built yet"
