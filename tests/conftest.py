@@ -69,6 +69,24 @@ def sim_core():
     return core
 
 
+@pytest.fixture
+def recording(sim_core, small_model_path: Path, tmp_path: Path) -> Path:
+    """Two stage positions, three time points, two channels on the simulated microscope."""
+    import useq
+
+    from livedenoise.app import denoising_output
+
+    sequence = useq.MDASequence(
+        stage_positions=[(0.0, 0.0, 0.0), (30.0, -20.0, 0.0)],
+        channels=["FITC", "DAPI"],
+        time_plan={"interval": 0, "loops": 3},
+    )
+    output = denoising_output(tmp_path / "run.ome.zarr", small_model_path, backend="torch")
+    sim_core.mda.run(sequence, output=output)
+    assert output.finish().error is None
+    return tmp_path / "run.ome.zarr"
+
+
 class LivedenoiseProcess:
     """A real ``livedenoise`` command whose output is read as it comes, to interrupt it mid-work."""
 

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import useq
 from typer.testing import CliRunner
 
-from livedenoise.app import denoising_output
 from livedenoise.cli import app
 from livedenoise.imageio import read_image
 from livedenoise.storage import open_run
@@ -21,20 +19,6 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def recording(sim_core, small_model_path: Path, tmp_path: Path) -> Path:
-    """Two stage positions, three time points, two channels on the simulated microscope."""
-    sequence = useq.MDASequence(
-        stage_positions=[(0.0, 0.0, 0.0), (30.0, -20.0, 0.0)],
-        channels=["FITC", "DAPI"],
-        time_plan={"interval": 0, "loops": 3},
-    )
-    output = denoising_output(tmp_path / "run.ome.zarr", small_model_path, backend="torch")
-    sim_core.mda.run(sequence, output=output)
-    assert output.finish().error is None
-    return tmp_path / "run.ome.zarr"
 
 
 def invoke(*args: object) -> str:
