@@ -459,7 +459,7 @@ def _compute(
     on_block: Callable[[int, int], None] | None,
 ) -> list[BlockResult]:
     """Run the blocks of ``todo``; the first error cancels the rest, is recorded and raised."""
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     if on_block is not None:
         on_block(done, len(blocks))
@@ -479,6 +479,11 @@ def _compute(
     except BaseException as err:
         client.cancel(futures)
         _progress_group(Path(job.output)).attrs["error"] = f"{type(err).__name__}: {err}"
+        if isinstance(err, KilledWorker):
+            raise DenoiseError(
+                f"a Dask worker died while denoising ({err}), most often for lack of memory; "
+                "finished blocks are kept: rerun the same command, with fewer --workers, to resume."
+            ) from None
         raise
     return results
 
