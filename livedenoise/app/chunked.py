@@ -179,7 +179,7 @@ def plan_blocks(
         axis = "t" if max(img.data.shape[0] for img in images) > 1 else "z"
         for name, img in zip(names, images, strict=True):
             p = name.removeprefix("raw/")
-            source = f"{name}/0"
+            source = img.data.path  # type: ignore[attr-defined]  # the zarr.Array's path
             blocks += _blocks(img, source, f"denoised/{p}/0", axis, channels, block_frames, True)
             blocks += _blocks(img, source, source, axis, channels, block_frames, False)
         return blocks, images, [str(n) for n in names]
@@ -190,7 +190,7 @@ def plan_blocks(
             f"{input}: a single frame ({describe(img)}); chunked denoising splits recordings "
             "along time or z. Denoise it without --workers/--scheduler."
         )
-    source = _array_path(input, image)
+    source = img.data.path  # type: ignore[attr-defined]
     blocks = _blocks(img, source, "0", stacks[0], channels, block_frames, True)
     return blocks, images, [image or ""]
 
@@ -224,17 +224,6 @@ def _is_run_store(path: Path) -> bool:
         return "livedenoise" in zarr.open_group(path, mode="r").attrs
     except (FileNotFoundError, KeyError, ValueError, TypeError):
         return False
-
-
-def _array_path(input: Path, image: str | None) -> str:
-    """The full-resolution array of the image, as a path inside the input store."""
-    group = zarr.open_group(input, mode="r")
-    name = image or next(iter(list_images(input)), "")
-    node = group[name] if name else group
-    attrs = node.attrs.asdict()
-    multiscales = attrs.get("ome", attrs).get("multiscales") or attrs.get("multiscales")
-    dataset = multiscales[0]["datasets"][0]["path"]
-    return f"{name}/{dataset}" if name else dataset
 
 
 # -- the task (worker) -------------------------------------------------------------------------------
@@ -637,7 +626,8 @@ def _finish(output: Path, blocks: list[Block], run_store: bool) -> None:
                 lo, hi = float(rows[sel, 2].min()), float(rows[sel, 3].max())
                 channel["window"].update(start=lo, end=hi, min=lo, max=hi)
         group.attrs["ome"] = ome
-    _progress_group(output).attrs["complete"] = True
+    progress = _progress_group(output)
+    progress.attrs.update(complete=True, error=None)  # an earlier, resumed run's error is history
     if run_store:
         meta = dict(root.attrs["livedenoise"])
         frames = sum(b.stop - b.start for b in blocks if b.denoise)
