@@ -15,8 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from livedenoise.app.chunked import denoise_chunked
-from livedenoise.app.denoising import DenoiseError, denoise_file
+from livedenoise.app.chunked import ChunkedResult, denoise_chunked
+from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
 from livedenoise.cli.common import Backend, console, fail
 from livedenoise.imageio import ImageFileError
 from livedenoise.inference import BackendError, InputError
@@ -126,28 +126,39 @@ def denoise(
     OME-Zarr too large for memory: --workers N (or --scheduler ADDRESS) denoises it block by block on
     Dask; a stopped run resumes where it was when the same command runs again.
     """
-    if workers is not None or scheduler is not None:
-        _denoise_chunked(
-            model, input, output, image, backend.value, window, float32, overwrite,
-            workers or 2, scheduler, block_frames,
-        )  # fmt: skip
-        return
+    chunked = workers is not None or scheduler is not None
+    if chunked and axes:
+        raise fail("--axes is for files that do not name their axes; OME-Zarr does: drop --axes.")
+    common = {"image": image, "backend": backend.value, "window": window}
+    common.update(float32=float32, overwrite=overwrite)
+    result: DenoiseResult | ChunkedResult
     try:
         with _Display(input) as display:
-            result = denoise_file(
-                model,
-                input,
-                output,
-                image=image,
-                backend=backend.value,
-                window=window,
-                axes=axes,
-                float32=float32,
-                overwrite=overwrite,
-                on_read=display.read,
-                on_loaded=display.loaded,
-                on_frame=display.frame,
-            )
+            if chunked:
+                result = denoise_chunked(
+                    model,
+                    input,
+                    output,
+                    **common,  # type: ignore[arg-type]
+                    workers=workers or 2,
+                    scheduler=scheduler,
+                    block_frames=block_frames,
+                    on_read=display.read,
+                    on_cluster=console.print,
+                    on_loaded=display.loaded,
+                    on_block=display.block,
+                )
+            else:
+                result = denoise_file(
+                    model,
+                    input,
+                    output,
+                    **common,  # type: ignore[arg-type]
+                    axes=axes,
+                    on_read=display.read,
+                    on_loaded=display.loaded,
+                    on_frame=display.frame,
+                )
     except (
         DenoiseError,
         ImageFileError,
@@ -159,63 +170,18 @@ def denoise(
     ) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
-        existed = " (it may be incomplete: delete it)" if output.exists() else ""
-        console.print(
-            f"stopped by Ctrl-C: the input is untouched; {output} was not finished{existed}"
-        )
-        raise typer.Exit(130) from None
-    console.print(f"wrote {output}: {result.output}")
-
-
-def _denoise_chunked(
-    model: Path,
-    input: Path,
-    output: Path,
-    image: str | None,
-    backend: str,
-    window: int,
-    float32: bool,
-    overwrite: bool,
-    workers: int,
-    scheduler: str | None,
-    block_frames: int,
-) -> None:
-    """``denoise`` on Dask: the same errors, a progress bar of blocks, resumable."""
-    try:
-        with _Display(input) as display:
-            result = denoise_chunked(
-                model,
-                input,
-                output,
-                image=image,
-                backend=backend,
-                window=window,
-                float32=float32,
-                overwrite=overwrite,
-                workers=workers,
-                scheduler=scheduler,
-                block_frames=block_frames,
-                on_read=display.read,
-                on_cluster=console.print,
-                on_loaded=display.loaded,
-                on_block=display.block,
+        if chunked:
+            console.print(
+                f"stopped by Ctrl-C: every finished block of {output} is kept; "
+                "run the same command again to resume."
             )
-    except (
-        DenoiseError,
-        ImageFileError,
-        ModelFileError,
-        BackendError,
-        InputError,
-        OSError,
-    ) as err:
-        raise fail(str(err)) from None
-    except KeyboardInterrupt:
-        console.print(
-            f"stopped by Ctrl-C: every finished block of {output} is kept; "
-            "run the same command again to resume."
-        )
+        else:
+            existed = " (it may be incomplete: delete it)" if output.exists() else ""
+            console.print(
+                f"stopped by Ctrl-C: the input is untouched; {output} was not finished{existed}"
+            )
         raise typer.Exit(130) from None
-    if result.computed < result.blocks:
+    if isinstance(result, ChunkedResult) and result.computed < result.blocks:
         console.print(f"resumed: {result.blocks - result.computed} block(s) were done before")
     console.print(f"wrote {output}: {result.output}")
 
