@@ -21,7 +21,6 @@ loading (``load_model``), never as a pickled object.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import tempfile
 import threading
@@ -284,8 +283,23 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
     finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
     output[PROGRESS][row] = [1.0, block.channel, low, high]  # only now is the block done
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux gives KiB
-    return BlockResult(low, high, peak, f"{os.uname().nodename}:{os.getpid()}")
+    return BlockResult(low, high, _peak_rss(), f"{os.uname().nodename}:{os.getpid()}")
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux ``VmHWM``; 0 where there is none).
+
+    Not ``ru_maxrss``: Linux keeps it across ``exec``, so a worker process would report its
+    parent's peak (the client's, torch loaded) as its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return 0
 
 
 # -- the run (client) --------------------------------------------------------------------------------
@@ -425,7 +439,7 @@ class _client:
             n_workers=self.workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: a taken 8787 would only print a warning
             env={"OMP_NUM_THREADS": str(threads)},
         )
         self.client = Client(self.cluster)
