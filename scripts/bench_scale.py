@@ -21,10 +21,9 @@ its engine; the other workers load theirs in their first block); the rerun's als
 command's imports, so the notes compare the time after start-up.
 
 Peak RSS is per process, from ``/proc`` (VmHWM): the single path's child reads its own at the end, the
-Dask workers' is polled every 0.25 s (their memory is steady from block to block). Not
-``ChunkedResult.peak_rss``: that is ``ru_maxrss``, which a spawned worker inherits from the process
-that started it, so it reads at least the client's own peak (kept in the JSON as
-``reported_peak_rss_gb``).
+Dask workers' is polled every 0.25 s (their memory is steady from block to block), which also sees
+workers that computed no block. ``ChunkedResult.peak_rss`` (each worker's VmHWM at the end of its
+blocks) is kept in the JSON as ``reported_peak_rss_gb``, a check on the polled figure.
 
 The default model ``tiny`` is a CNNT of width 1 with random weights and percentile normalisation, so
 the figures are the chunked machinery's, I/O's and memory's more than the network's (even so a CNNT
@@ -383,7 +382,6 @@ def run_dask(args, model: str, input: Path, output: Path, workers: int) -> dict:
         "wall": wall,
         "start_s": seen["loaded"] - start,
         "peak_rss": max(watcher.peaks.values(), default=0),
-        # ru_maxrss, which a spawned process inherits from the one that started it (this one)
         "reported_peak_rss": max(result.peak_rss.values(), default=0),
         "threads": threads_of(str(seen.get("cluster", ""))),
         "blocks": result.blocks,
