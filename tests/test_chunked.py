@@ -4,7 +4,6 @@ the block, on a local cluster of worker processes and on a separately started sc
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -248,10 +247,8 @@ def test_scheduler_address_runs_on_separately_started_scheduler_and_workers(
     write_image(tmp_path / "in.ome.zarr", Image(noisy((7, 40, 40), seed=5), "TYX"))
     bin_dir = Path(sys.executable).parent
     file = tmp_path / "scheduler.json"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     scheduler = subprocess.Popen(
         [str(bin_dir / "dask"), "scheduler", "--scheduler-file", str(file), "--port", "0"],
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -264,7 +261,6 @@ def test_scheduler_address_runs_on_separately_started_scheduler_and_workers(
         worker_options = ("--nworkers", "2", "--nthreads", "1", "--no-dashboard")
         workers = subprocess.Popen(
             [*(str(bin_dir / "dask"), "worker", "--scheduler-file", str(file)), *worker_options],
-            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
