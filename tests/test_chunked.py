@@ -20,6 +20,7 @@ from livedenoise.app.chunked import PROGRESS, denoise_chunked
 from livedenoise.app.denoising import DenoiseError, denoise_file
 from livedenoise.cli import app
 from livedenoise.imageio import Image, read_image, write_image
+from livedenoise.inference import InputError
 from livedenoise.model import CNNTConfig, ModelCard, Normalization, build_model, save_model
 from livedenoise.storage import open_run
 
@@ -152,7 +153,7 @@ def test_a_failing_block_stops_the_run_and_is_recorded(
     frames[6, 3, 3] = np.nan
     write_image(tmp_path / "in.ome.zarr", Image(frames, "TYX"))
     out = tmp_path / "dask.ome.zarr"
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(InputError, match=r"t-frames \[6\] .* NaN"):
         denoise_chunked(
             small_model_path,
             tmp_path / "in.ome.zarr",
@@ -313,7 +314,7 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
     write_image(tmp_path / "in.ome.zarr", Image(noisy((6, 32, 32)), "TYX"))
     options = {"backend": "onnxruntime", "scheduler": cluster.scheduler_address}
     denoise_chunked(small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", **options)
-    with pytest.raises(DenoiseError, match="another window"):
+    with pytest.raises(DenoiseError, match=r"window 8 \(now 2\)"):
         denoise_chunked(
             small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", window=2, **options
         )
@@ -331,3 +332,43 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
         **options,
     )
     assert result.computed == result.blocks == 1
+
+
+def test_overwrite_keeps_the_old_output_when_the_run_cannot_start(
+    cluster, small_model_path: Path, tmp_path: Path
+) -> None:
+    from livedenoise.inference import BackendError
+
+    write_image(tmp_path / "in.ome.zarr", Image(noisy((4, 32, 32)), "TYX"))
+    write_image(tmp_path / "old.ome.zarr", Image(noisy((2, 32, 32)), "TYX"))
+    with pytest.raises(BackendError):  # no GPU on the workers
+        denoise_chunked(
+            small_model_path,
+            tmp_path / "in.ome.zarr",
+            tmp_path / "old.ome.zarr",
+            backend="tensorrt",
+            overwrite=True,
+            scheduler=cluster.scheduler_address,
+        )
+    assert read_image(tmp_path / "old.ome.zarr").data.shape == (2, 32, 32)
+
+
+def test_time_lapse_of_z_stacks_is_denoised_per_z_plane(
+    cluster, small_model_path: Path, tmp_path: Path
+) -> None:
+    data = noisy((5, 3, 32, 32), seed=6)  # t, z, y, x
+    write_image(tmp_path / "in.ome.zarr", Image(data, "TZYX"))
+    denoise_chunked(
+        small_model_path,
+        tmp_path / "in.ome.zarr",
+        tmp_path / "dask.ome.zarr",
+        backend="onnxruntime",
+        window=4,
+        float32=True,
+        scheduler=cluster.scheduler_address,
+    )
+    got = read_image(tmp_path / "dask.ome.zarr")
+    assert got.axes == "TZYX"
+    write_image(tmp_path / "z1.ome.zarr", Image(data[:, 1], "TYX"))  # one z-plane's time series
+    plane = read_image(single(small_model_path, tmp_path / "z1.ome.zarr", tmp_path, float32=True))
+    np.testing.assert_array_equal(got.data[:, 1], plane.data)

@@ -20,6 +20,8 @@ loading (``load_model``), never as a pickled object.
 
 from __future__ import annotations
 
+import getpass
+import logging
 import os
 import shutil
 import tempfile
@@ -42,9 +44,8 @@ from livedenoise.imageio import (
     image_format,
     list_images,
     read_zarr,
-    stack_axes,
 )
-from livedenoise.inference import Engine, denoised_frames, load_engine, window_span
+from livedenoise.inference import Engine, InputError, denoised_frames, load_engine, window_span
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
 from livedenoise.model.cnnt import MIN_SIZE
 from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
@@ -76,7 +77,8 @@ class ModelFiles:
 
     def on_disk(self) -> Path:
         """The model written once per worker machine under its hash; load_model re-checks the bytes."""
-        folder = Path(tempfile.gettempdir()) / "livedenoise-models" / self.sha256[:16]
+        user = getpass.getuser()  # one folder per user: another's would not be writable
+        folder = Path(tempfile.gettempdir()) / f"livedenoise-models-{user}" / self.sha256[:16]
         base = folder / self.name
         folder.mkdir(parents=True, exist_ok=True)
         for suffix, data in ((".safetensors", self.weights), (".json", self.card)):
@@ -102,8 +104,9 @@ class Job:
     resolved: str = ""  # the backend ``backend`` stood for on a worker, kept for the whole run
 
     def key(self) -> dict[str, Any]:
-        """What must match for a rerun to resume: everything the user chose."""
-        return {k: v for k, v in asdict(self).items() if k != "resolved"}
+        """What must match for a rerun to resume: everything the user chose but where the output
+        is (an output moved or mounted elsewhere resumes)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("resolved", "output")}
 
 
 @dataclass(frozen=True)
@@ -183,13 +186,15 @@ def plan_blocks(
             blocks += _blocks(img, source, source, axis, channels, block_frames, False)
         return blocks, images, [str(n) for n in names]
     img = images[0]
-    stacks = stack_axes(img).lower()
+    sizes = dict(zip(img.axes, img.data.shape, strict=True))
+    stacks = "".join(a.lower() for a in "TZ" if a in sizes and sizes[a] > 1)
     if not stacks:
         raise DenoiseError(
             f"{input}: a single frame ({describe(img)}); chunked denoising splits recordings "
             "along time or z. Denoise it without --workers/--scheduler."
         )
     source = img.data.path  # type: ignore[attr-defined]
+    # a time-lapse of z-stacks: each z-plane's time series, as a run store's images are denoised
     blocks = _blocks(img, source, "0", stacks[0], channels, block_frames, True)
     return blocks, images, [image or ""]
 
@@ -267,6 +272,13 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
         first, last = window_span(block.start, block.stop, block.total, t)
         read = np.asarray(source[block.selection(first, last)])
         frames = np.transpose(read, [kept.index(a) for a in order])
+        if frames.dtype.kind == "f" and not np.isfinite(frames).all():
+            bad = np.flatnonzero(~np.isfinite(frames.reshape(len(frames), -1)).all(axis=1))
+            raise InputError(
+                f"{block.axis}-frames {[int(first + i) for i in bad]} of {block.source} "
+                f"(at {dict(block.fixed) or 'the only series'}) contain NaN or infinite values; "
+                "replace them (for example with np.nan_to_num) and run again to resume."
+            )
         denoised = denoised_frames(
             engine,
             frames,
@@ -355,7 +367,7 @@ def denoise_chunked(
     blocks, images, names = plan_blocks(input, image, channels, block_frames)
     run_store = names[0].startswith("raw/") and image is None
     read = ", ".join(
-        f"{name or input.name} {describe(img)}" for name, img in zip(names, images, strict=True)
+        f"{name} {describe(img)}".strip() for name, img in zip(names, images, strict=True)
     )
     if on_read is not None:
         on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
@@ -375,6 +387,8 @@ def denoise_chunked(
         if on_loaded is not None:
             on_loaded(engine_line)
         job = replace(job, resolved=name)
+        if resumed is None and output.exists():  # --overwrite, now that the run can start
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
         if resumed is None:
             _create_output(job, blocks, images, names, card, engine_line, run_store)
             done: set[int] = set()
@@ -386,7 +400,7 @@ def denoise_chunked(
     return ChunkedResult(
         read,
         engine_line,
-        f"{output.name}: {len(blocks)} block(s), {len(todo)} computed now",
+        f"{len(blocks)} block(s), {len(todo)} computed now",
         len(blocks),
         len(todo),
         _peaks(results),
@@ -429,6 +443,17 @@ class _client:
             self.cluster = None
             info = self.client.scheduler_info()
             count = len(info.get("workers", {}))
+            if count == 0:
+                try:
+                    self.client.wait_for_workers(1, timeout=60)
+                except TimeoutError:
+                    self.client.close()
+                    raise DenoiseError(
+                        f"the Dask scheduler at {self.scheduler} has no workers, and none joined "
+                        f"in 60 s; start some (dask worker {self.scheduler}) on machines with "
+                        "livedenoise installed, the same version as here."
+                    ) from None
+                count = len(self.client.scheduler_info().get("workers", {}))
             line = f"Dask scheduler {self.scheduler}: {count} worker(s); dashboard {self.client.dashboard_link}"
             return self.client, line
         if self.workers < 1:
@@ -441,6 +466,7 @@ class _client:
             processes=True,
             dashboard_address=":0",  # a free port: a taken 8787 would only print a warning
             env={"OMP_NUM_THREADS": str(threads)},
+            silence_logs=logging.CRITICAL,  # a failed block reaches the user as the error it raised
         )
         self.client = Client(self.cluster)
         line = f"local Dask cluster: {self.workers} worker process(es), {threads} engine thread(s) each"
@@ -508,13 +534,11 @@ def _progress_group(output: Path) -> zarr.Group:
 def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
     """The backend an unfinished run of the same job at ``job.output`` used, or None for a new run.
 
-    ``overwrite`` removes what is there. Raises DenoiseError for an output that is not such a run.
+    With ``overwrite`` what is there is not looked at (it is removed once the run can start). Raises
+    DenoiseError for an output that is not such a run.
     """
     output = Path(job.output)
-    if not output.exists():
-        return None
-    if overwrite:
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    if not output.exists() or overwrite:
         return None
     try:
         found = _progress_group(output).attrs.asdict()
@@ -523,11 +547,13 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.") from None
     old = {**found.get("job", {}), "blocks": found.get("blocks")}
     new = {**job.key(), "blocks": blocks}
-    if old != new:
-        changed = ", ".join(sorted(k for k in new if old.get(k) != new[k]))
+    if new["backend"] == backend:  # naming the engine that "auto" stood for is the same run
+        new["backend"] = old.get("backend")
+    changed = [f"{k} {old.get(k)!r} (now {v!r})" for k, v in new.items() if old.get(k) != v]
+    if changed:
         raise DenoiseError(
-            f"{output} is a chunked run made with another {changed}; rerun its own command "
-            "to resume it, or pass --overwrite to start afresh."
+            f"{output} is an unfinished chunked run made with {'; '.join(changed)}; rerun with "
+            "those settings to resume it, or pass --overwrite to start afresh."
         )
     return backend
 
