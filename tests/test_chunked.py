@@ -59,6 +59,12 @@ def noisy(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return rng.poisson(50 + disc, shape).astype(np.uint16)
 
 
+def chunked(cluster, model: Path, input: Path, output: Path, **options: object):
+    """``denoise_chunked`` on the test cluster, on ONNX Runtime as ``single`` runs."""
+    options = {"backend": "onnxruntime", "scheduler": cluster.scheduler_address, **options}
+    return denoise_chunked(model, input, output, **options)  # type: ignore[arg-type]
+
+
 def single(model: Path, input: Path, tmp_path: Path, **options: object) -> Path:
     out = tmp_path / "single.ome.zarr"
     denoise_file(model, input, out, backend="onnxruntime", window=4, **options)  # type: ignore[arg-type]
@@ -77,14 +83,13 @@ def test_time_series_equals_the_single_process_output(
     )
     write_image(tmp_path / "in.ome.zarr", source)
     blocks: list[tuple[int, int]] = []
-    result = denoise_chunked(
+    result = chunked(
+        cluster,
         small_model_path,
         tmp_path / "in.ome.zarr",
         tmp_path / "dask.ome.zarr",
-        backend="onnxruntime",
         window=4,
         float32=True,
-        scheduler=cluster.scheduler_address,
         block_frames=3,  # blocks of 3 frames with windows of 4: every block reads a halo
         on_block=lambda done, total: blocks.append((done, total)),
     )
@@ -105,13 +110,12 @@ def test_z_stack_keeps_the_input_dtype_and_equals_the_single_process_output(
     cluster, small_model_path: Path, tmp_path: Path
 ) -> None:
     write_image(tmp_path / "in.ome.zarr", Image(noisy((9, 40, 40), seed=1), "ZYX"))
-    denoise_chunked(
+    chunked(
+        cluster,
         small_model_path,
         tmp_path / "in.ome.zarr",
         tmp_path / "dask.ome.zarr",
-        backend="onnxruntime",
         window=4,
-        scheduler=cluster.scheduler_address,
         block_frames=2,
     )
     expected = read_image(single(small_model_path, tmp_path / "in.ome.zarr", tmp_path))
@@ -123,13 +127,12 @@ def test_z_stack_keeps_the_input_dtype_and_equals_the_single_process_output(
 def test_run_store_of_two_positions_equals_the_single_process_run_store(
     cluster, recording: Path, small_model_path: Path, tmp_path: Path
 ) -> None:
-    result = denoise_chunked(
+    result = chunked(
+        cluster,
         small_model_path,
         recording,
         tmp_path / "dask.ome.zarr",
-        backend="onnxruntime",
         window=4,
-        scheduler=cluster.scheduler_address,
         block_frames=2,
     )
     assert result.computed == result.blocks
@@ -154,13 +157,12 @@ def test_a_failing_block_stops_the_run_and_is_recorded(
     write_image(tmp_path / "in.ome.zarr", Image(frames, "TYX"))
     out = tmp_path / "dask.ome.zarr"
     with pytest.raises(InputError, match=r"t-frames \[6\] .* NaN"):
-        denoise_chunked(
+        chunked(
+            cluster,
             small_model_path,
             tmp_path / "in.ome.zarr",
             out,
-            backend="onnxruntime",
             window=1,
-            scheduler=cluster.scheduler_address,
             block_frames=4,
         )
     progress = zarr.open_group(out / "progress", mode="r").attrs
@@ -180,13 +182,12 @@ def test_worker_memory_is_bounded_by_the_block_not_the_input(
         array = zarr.open_array(tmp_path / f"{name}.ome.zarr" / "0", mode="r+")
         for start in range(0, frames, 256):  # written in parts: the test never holds it whole
             array[start : start + 256] = noisy((min(256, frames - start), side, side), seed=start)
-        result = denoise_chunked(
+        result = chunked(
+            cluster,
             tiny_model,
             tmp_path / f"{name}.ome.zarr",
             tmp_path / f"{name}-out.ome.zarr",
-            backend="onnxruntime",
             window=1,  # memory is what is measured here; windows cost time, not memory
-            scheduler=cluster.scheduler_address,
             block_frames=8,
         )
         return result.peak_rss
@@ -358,14 +359,13 @@ def test_time_lapse_of_z_stacks_is_denoised_per_z_plane(
 ) -> None:
     data = noisy((5, 3, 32, 32), seed=6)  # t, z, y, x
     write_image(tmp_path / "in.ome.zarr", Image(data, "TZYX"))
-    denoise_chunked(
+    chunked(
+        cluster,
         small_model_path,
         tmp_path / "in.ome.zarr",
         tmp_path / "dask.ome.zarr",
-        backend="onnxruntime",
         window=4,
         float32=True,
-        scheduler=cluster.scheduler_address,
     )
     got = read_image(tmp_path / "dask.ome.zarr")
     assert got.axes == "TZYX"
