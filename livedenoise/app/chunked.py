@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from livedenoise.app.denoising import DenoiseError, to_dtype
+from livedenoise.app.denoising import DenoiseError, check_channels, to_dtype
 from livedenoise.cpu import cpu_threads
 from livedenoise.imageio import (
     Image,
@@ -64,14 +64,14 @@ class ModelFiles:
     sha256: str  # of the weights, as the card records it
 
     @classmethod
-    def read(cls, model: str | Path) -> ModelFiles:
-        """The files of a model (NAME, NAME.safetensors or NAME.json); ModelFileError if broken."""
+    def read(cls, model: str | Path) -> tuple[ModelFiles, ModelCard]:
+        """The files of a model (NAME, NAME.safetensors or NAME.json) and its card, read once;
+        ModelFileError if broken."""
         weights, card_path = model_paths(find_model(model))
         card = load_card(card_path)
         try:
-            return cls(
-                weights.stem, card_path.read_bytes(), weights.read_bytes(), card.weights_sha256
-            )
+            data = (card_path.read_bytes(), weights.read_bytes())
+            return cls(weights.stem, *data, card.weights_sha256), card
         except OSError as err:
             raise ModelFileError(f"{weights}: cannot read the model's weights ({err}).") from None
 
@@ -129,10 +129,13 @@ class Block:
             slice(first, last) if a == self.axis else fixed.get(a, slice(None)) for a in self.axes
         )
 
+    def kept_axes(self) -> str:
+        """Axes of a selection: the array's, less the fixed ones."""
+        return "".join(a for a in self.axes if a not in dict(self.fixed))
+
     def frame_axes(self) -> str:
-        """Axes of a selection, and the order frames take: stack axis, channel when left, y, x."""
-        kept = [a for a in self.axes if a not in dict(self.fixed)]
-        return "".join(a for a in (self.axis, "c", "y", "x") if a in kept)
+        """The order frames take: stack axis, channel when left, y, x."""
+        return "".join(a for a in (self.axis, "c", "y", "x") if a in self.kept_axes())
 
     @property
     def channel(self) -> int:
@@ -264,7 +267,7 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
     source = zarr.open_array(Path(job.input) / block.source, mode="r")
     output = zarr.open_group(job.output, mode="r+")
     target = output[block.target]
-    kept = [a for a in block.axes if a not in dict(block.fixed)]
+    kept = block.kept_axes()
     order = block.frame_axes()
     if block.denoise:
         t = min(job.window, block.total)
@@ -349,8 +352,8 @@ def denoise_chunked(
     for people; an error in a task stops the run and is recorded in the output's progress.
     """
     input, output = Path(input).resolve(), Path(output).resolve()
-    for path, role in ((input, "INPUT"), (output, "OUTPUT")):
-        if not path.name.endswith(".zarr") and not (role == "INPUT" and _is_zarr(path)):
+    for path, role, ok in ((input, "INPUT", _is_zarr(input)), (output, "OUTPUT", _is_zarr(output))):
+        if not ok:
             raise DenoiseError(
                 f"{path}: chunked denoising (--workers, --scheduler) reads and writes OME-Zarr; "
                 f"give an {role} ending .ome.zarr, or drop those options."
@@ -361,8 +364,7 @@ def denoise_chunked(
         raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
     if block_frames < 1:
         raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
-    files = ModelFiles.read(model)
-    card = load_card(find_model(model))
+    files, card = ModelFiles.read(model)
     channels = card.config.channels
     blocks, images, names = plan_blocks(input, image, channels, block_frames)
     run_store = names[0].startswith("raw/") and image is None
@@ -371,7 +373,8 @@ def denoise_chunked(
     )
     if on_read is not None:
         on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
-    _check_channels(input, images[0], channels)
+    img = images[0]
+    check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
     job = Job(str(input), str(output), files.sha256, backend, window, block_frames, dtype.name)
     resumed = _resumed_backend(job, len(blocks), overwrite)  # before any worker starts
@@ -412,15 +415,6 @@ def _is_zarr(path: Path) -> bool:
         return image_format(path) == "zarr"
     except ImageFileError:
         return False
-
-
-def _check_channels(input: Path, img: Image, channels: int) -> None:
-    count = img.data.shape[img.axes.index("C")] if "C" in img.axes else 1
-    if channels not in (1, count):
-        raise DenoiseError(
-            f"{input} has {count} channel(s) but the model takes {channels}; "
-            "use a model trained for these channels."
-        )
 
 
 class _client:
@@ -590,19 +584,9 @@ def _create_output(
 
 
 def _done_rows(output: Path) -> set[int]:
-    """Rows marked done; a row that cannot be read (a marker written half) counts as not done."""
+    """Rows marked done (zarr writes each row's chunk atomically: a row is there whole or not)."""
     array = zarr.open_array(output / PROGRESS, mode="r")
-    try:
-        return {int(r) for r in np.flatnonzero(np.asarray(array[:, 0]) == 1.0)}
-    except (ValueError, RuntimeError, OSError):
-        done = set()
-        for row in range(array.shape[0]):
-            try:
-                if array[row, 0] == 1.0:
-                    done.add(row)
-            except (ValueError, RuntimeError, OSError):
-                continue
-        return done
+    return {int(r) for r in np.flatnonzero(np.asarray(array[:, 0]) == 1.0)}
 
 
 def _create_run_store(

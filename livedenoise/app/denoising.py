@@ -112,12 +112,9 @@ def denoise_file(
         )
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
-    channels = load_card(model).config.channels
-    if channels not in (1, c):
-        raise DenoiseError(
-            f"{input} has {c} channel(s) but the model takes {channels}; "
-            "use a model trained for these channels, or --axes if the axes were misread."
-        )
+    check_channels(
+        input, c, load_card(model).config.channels, ", or --axes if the axes were misread"
+    )
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())
@@ -232,6 +229,16 @@ def _denoise_frames(
         progress = None if on_frame is None else (lambda done, k=k: on_frame(k * n + done, c * n))
         out[:, k] = denoise_stack(engine, frames[:, k], window, progress)
     return out
+
+
+def check_channels(input: Path, count: int, channels: int, hint: str = "") -> None:
+    """Raise DenoiseError unless a ``channels``-channel model can denoise ``count`` channels (a
+    single-channel model takes any number, one at a time)."""
+    if channels not in (1, count):
+        raise DenoiseError(
+            f"{input} has {count} channel(s) but the model takes {channels}; "
+            f"use a model trained for these channels{hint}."
+        )
 
 
 def to_dtype(y: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -23,7 +23,6 @@ from livedenoise.imageio.image import (
     default_axes,
     describe,
     from_frames,
-    stack_axes,
 )
 from livedenoise.imageio.omezarr import NGFF_ORDER, create_zarr, list_images, read_zarr, write_zarr
 from livedenoise.imageio.tiff import check_tiff_dtype, read_tiff, write_tiff
@@ -43,7 +42,6 @@ __all__ = [
     "list_images",
     "read_image",
     "read_zarr",
-    "stack_axes",
     "write_image",
 ]
 

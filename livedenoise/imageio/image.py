@@ -105,11 +105,11 @@ def from_frames(frames: np.ndarray, like: Image) -> np.ndarray:
 
 def _frame_order(image: Image) -> str:
     """The image's axes in frame order: stack axes (the longer first), channel, Y, X."""
-    stacks = stack_axes(image)
+    stacks = _stack_axes(image)
     return "".join([*stacks, *("C" if "C" in image.axes else ""), "Y", "X"])
 
 
-def stack_axes(image: Image) -> str:
+def _stack_axes(image: Image) -> str:
     """The image's time and z axes, the one frames run along first (the longer): ``"TZ"``, ``"Z"``, ``""``.
 
     Raises ImageFileError for both a time and a z axis longer than 1: a denoiser slides over one of
