@@ -269,7 +269,10 @@ def test_model_that_blurs_is_caught_by_the_residual_check(sim_ladder: Measuremen
 def test_setting_chosen_on_two_fields_holds_on_a_third(
     sim_model_path: Path, sim_core, tmp_path: Path
 ) -> None:
-    apply_assignments(sim_core, ["Detector.Zoom=2"])
+    # 128 px frames: 16 crops per field; the 4 crops of a 64 px frame leave 95% intervals too wide to
+    # decide anything on a sparse field
+    size = ["Detector.FrameWidth=128", "Detector.FrameHeight=128"]
+    apply_assignments(sim_core, ["Detector.Zoom=2", *size])
     request = CalibrationRequest(model=sim_model_path, backend="onnxruntime", frames=100)
     recording = Recording(repeats=REPEATS, positions=[CELL_XY, OTHER_CELLS[0]])
     profile = calibrate_on_core(sim_core, request, recording, tmp_path / "two")
@@ -280,8 +283,8 @@ def test_setting_chosen_on_two_fields_holds_on_a_third(
     report = (tmp_path / "two" / "report.md").read_text()
     assert report.count("## camera Detector at") == 2 and "planned acquisition of 100" in report
     third = measure(
-        load_engine(sim_model_path, "onnxruntime", window=1, frame_size=(64, 64)),
-        sim_repeats(64, OTHER_CELLS[1]),
+        load_engine(sim_model_path, "onnxruntime", window=1, frame_size=(128, 128)),
+        sim_repeats(128, OTHER_CELLS[1]),
         16,
     )
     at = [r for r in third.rungs if r.averages <= profile.chosen.averages][-1]
