@@ -252,6 +252,14 @@ def test_output_names_of_no_format_are_refused_before_any_work(tmp_path: Path) -
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.tif").exists()
 
 
+def test_chunked_options_that_do_nothing_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "in.npy", stack((16, 16)))
+    args = (tmp_path / "nomodel", tmp_path / "in.npy", tmp_path / "o.npy")
+    assert "add --workers N or --scheduler" in fails(*args, "--block-frames", 4)
+    assert "give one of them" in fails(*args, "--workers", 2, "--scheduler", "tcp://host:8786")
+    assert not (tmp_path / "o.npy").exists()
+
+
 def test_existing_output_is_kept_unless_asked(small_model_path: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "in.npy", stack((16, 16)))
     np.save(tmp_path / "out.npy", np.ones(3))

@@ -43,7 +43,7 @@ for _commands in (acquire, devices, calibrate, train, denoise, model):
 
 def main() -> None:
     _quiet_pymmcore_plus()
-    app()
+    app(prog_name="livedenoise")
 
 
 def _quiet_pymmcore_plus() -> None:

@@ -109,13 +109,14 @@ def denoise(
         ),
     ] = None,
     block_frames: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             rich_help_panel="Chunked (Dask)",
-            help="Frames per block (a task): a worker holds about this plus --window frames.",
+            help="Frames per block (a task), default 16: a worker holds about this plus --window "
+            "frames.",
         ),
-    ] = 16,
+    ] = None,
 ) -> None:
     """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it.
 
@@ -127,6 +128,14 @@ def denoise(
     Dask; a stopped run resumes where it was when the same command runs again.
     """
     chunked = workers is not None or scheduler is not None
+    if workers is not None and scheduler is not None:
+        raise fail(
+            "--workers starts a local cluster and --scheduler uses a running one: give one of them."
+        )
+    if not chunked and block_frames is not None:
+        raise fail(
+            "--block-frames sizes the blocks of a chunked run: add --workers N or --scheduler."
+        )
     if chunked and axes:
         raise fail("--axes is for files that do not name their axes; OME-Zarr does: drop --axes.")
     common = {"image": image, "backend": backend.value, "window": window}
@@ -142,7 +151,7 @@ def denoise(
                     **common,  # type: ignore[arg-type]
                     workers=workers or 2,
                     scheduler=scheduler,
-                    block_frames=block_frames,
+                    **({} if block_frames is None else {"block_frames": block_frames}),
                     on_read=display.read,
                     on_cluster=console.print,
                     on_loaded=display.loaded,
