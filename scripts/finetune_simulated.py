@@ -24,13 +24,7 @@ def main() -> None:
     parser.add_argument("--backbone", type=Path, default=Path("backbone-small"))
     parser.add_argument("--fields", type=int, default=24)
     parser.add_argument("--minutes", type=float, default=8.0)
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=1e-3,
-        help="10x the default of `livedenoise finetune`: thin filaments are new to the backbone, and at "
-        "1e-4 the model kept blurring them even at 16 averages",
-    )
+    parser.add_argument("--lr", type=float, default=FinetuneSettings().lr)
     parser.add_argument(
         "--line-averages",
         default="1,2,3,4,6,8,12,16",

@@ -35,6 +35,12 @@ def finetune(
         float | None,
         typer.Option(min=0.01, help="Stop after this many passes over the training pixels."),
     ] = None,
+    lr: Annotated[
+        float,
+        typer.Option(
+            min=0.0, min_open=True, help="Learning rate (AdamW); what matters most after time."
+        ),
+    ] = FinetuneSettings().lr,
     frames: Annotated[
         int, typer.Option(min=1, help="T: frames per training window (time series, z-stacks).")
     ] = 1,
@@ -56,7 +62,7 @@ def finetune(
             f"no backbone model at {backbone} ({weights} not found). Run "
             "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
         )
-    settings = FinetuneSettings(minutes=minutes, epochs=epochs)
+    settings = FinetuneSettings(minutes=minutes, epochs=epochs, lr=lr)
     settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
     try:
         card, report = finetune_folder(
