@@ -340,6 +340,15 @@ def test_finetune_refuses_an_output_it_cannot_write_before_training(backbone: Pa
     assert code == 1 and "cannot save a model in /proc" in output
 
 
+def test_finetune_refuses_a_learning_rate_that_cannot_train(backbone: Path, tmp_path) -> None:
+    pairs = write_pairs(tmp_path / "pairs")
+    for lr in ("0", "-1"):
+        args = (str(pairs), "--out", str(tmp_path / "m"), "--backbone", str(backbone), "--lr", lr)
+        code, output = run_cli(*args)
+        assert code == 1 and "a learning rate must be above 0" in output
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_ctrl_c_ends_finetuning_with_the_best_weights_saved(backbone: Path, tmp_path: Path) -> None:
     """SIGINT to a real `livedenoise finetune`: the model so far is saved and says so."""
     import time

@@ -37,9 +37,7 @@ def finetune(
     ] = None,
     lr: Annotated[
         float,
-        typer.Option(
-            min=0.0, min_open=True, help="Learning rate (AdamW); what matters most after time."
-        ),
+        typer.Option(help="Learning rate (AdamW), above 0; what matters most after time."),
     ] = FinetuneSettings().lr,
     frames: Annotated[
         int, typer.Option(min=1, help="T: frames per training window (time series, z-stacks).")
@@ -61,6 +59,10 @@ def finetune(
         raise fail(
             f"no backbone model at {backbone} ({weights} not found). Run "
             "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
+        )
+    if not lr > 0:
+        raise fail(
+            f"--lr {lr}: a learning rate must be above 0 (the default is {FinetuneSettings().lr:g})."
         )
     settings = FinetuneSettings(minutes=minutes, epochs=epochs, lr=lr)
     settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
