@@ -60,11 +60,10 @@ def finetune(
             f"no backbone model at {backbone} ({weights} not found). Run "
             "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
         )
-    if not lr > 0:
-        raise fail(
-            f"--lr {lr}: a learning rate must be above 0 (the default is {FinetuneSettings().lr:g})."
-        )
-    settings = FinetuneSettings(minutes=minutes, epochs=epochs, lr=lr)
+    try:
+        settings = FinetuneSettings(minutes=minutes, epochs=epochs, lr=lr)
+    except ValueError as err:  # the only value it checks is the learning rate
+        raise fail(f"--{err}") from None
     settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
     try:
         card, report = finetune_folder(

@@ -65,6 +65,12 @@ class FinetuneSettings:
     patience: int = 12
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(
+                f"lr {self.lr}: a learning rate must be above 0 (the default is {FinetuneSettings.lr:g})."
+            )
+
 
 @dataclass(frozen=True)
 class FinetuneReport:
