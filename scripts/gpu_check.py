@@ -28,8 +28,8 @@ What the GPU machine must be given: the checkout, and wheels (for its Python, 3.
 image) of the project's dependencies it lacks, installed without dependencies onto PYTHONPATH before
 running this script. On that image they are annotated-types donfig google-crc32c numcodecs ome-types
 ome-writers platformdirs psygnal pydantic pydantic-core pydantic-extra-types pymmcore pymmcore-plus
-shapely typing-inspection useq-schema xsdata yaozarrs zarr (73 MiB installed, less as wheels). Step 1
-names any still missing.
+shapely typing-inspection useq-schema xsdata yaozarrs zarr (73 MiB installed, less as wheels);
+``scripts/gpu_bundle.py`` packs them with a ``run.sh`` that installs them. Step 1 names any still missing.
 """
 
 from __future__ import annotations

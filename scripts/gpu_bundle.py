@@ -1,0 +1,108 @@
+"""Pack what an offline GPU machine needs to train or check livedenoise: wheels and training data.
+
+    python scripts/gpu_bundle.py [--out gpu-bundle] [--python 3.12] [--data ../shared/data]
+
+A GPU machine with a CUDA build of torch but no network (a cluster node, a lent cloud box) lacks some of
+the project's pure-Python and small binary dependencies. This downloads, here where pip can reach an
+index, the wheels of ``--packages`` for the GPU machine's Python (x86-64 Linux), at the versions
+installed in this environment (the versions the tests ran with), without their dependencies, and copies
+the backbone's training data (``fmd_test`` and ``clean``). ``--out`` then holds ``wheels/``, ``data/``
+and ``run.sh``, which installs the wheels onto ``PYTHONPATH`` and runs the command it is given in the
+checkout's root:
+
+    bash gpu-bundle/run.sh python3 scripts/gpu_check.py
+    bash gpu-bundle/run.sh python3 scripts/train_backbone.py --data gpu-bundle/data --resume \\
+        livedenoise/weights/backbone-small --minutes 7 --frames 1,2,4,4 --out "$OUT/backbone-small"
+
+The default package list is what the team's H200 image (torch 2.11, Python 3.12) lacked; step 1 of
+``scripts/gpu_check.py`` names any package still missing on another machine.
+
+Raises SystemExit (pip's message) when a wheel for that Python and platform does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MISSING_ON_GPU_IMAGE = [
+    "annotated-types",
+    "donfig",
+    "google-crc32c",
+    "numcodecs",
+    "ome-types",
+    "ome-writers",
+    "platformdirs",
+    "psygnal",
+    "pydantic",
+    "pydantic-core",
+    "pydantic-extra-types",
+    "pymmcore",
+    "pymmcore-plus",
+    "shapely",
+    "typing-inspection",
+    "useq-schema",
+    "xsdata",
+    "yaozarrs",
+    "zarr",
+]
+# pip matches a manylinux tag exactly: offer the ones current wheels are built for.
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+DATA_FOLDERS = ("fmd_test", "clean")
+RUN_SH = """#!/usr/bin/env bash
+# Install the bundled wheels onto PYTHONPATH (nothing else is touched) and run "$@" in the checkout.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+site="${TMPDIR:-/tmp}/livedenoise-site"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
+    --target "$site" "$here"/wheels/*.whl
+export PYTHONPATH="$site:$(dirname "$here")${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+exec "$@"
+"""
+
+
+def download(packages: list[str], python: str, wheels: Path) -> None:
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in packages]
+    platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
+    command = [
+        *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+        *("--only-binary=:all:", "--python-version", python, "--implementation", "cp"),
+        *platforms,
+        *("--dest", str(wheels), *pins),
+    ]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(f"pip could not download wheels for Python {python}: {' '.join(pins)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "gpu-bundle")
+    parser.add_argument("--python", default="3.12", help="the GPU machine's Python version")
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="folder holding fmd_test/ and clean/"
+    )
+    parser.add_argument("--packages", nargs="+", default=MISSING_ON_GPU_IMAGE)
+    args = parser.parse_args()
+    missing = [name for name in DATA_FOLDERS if not (args.data / name).is_dir()]
+    if missing:
+        raise SystemExit(f"{args.data} has no {', '.join(missing)}: pass --data")
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    download(args.packages, args.python, args.out / "wheels")
+    for name in DATA_FOLDERS:
+        shutil.copytree(args.data / name, args.out / "data" / name)
+    (args.out / "run.sh").write_text(RUN_SH)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(
+        f"{args.out}: {len(list((args.out / 'wheels').glob('*.whl')))} wheels and data, {size / 2**20:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
