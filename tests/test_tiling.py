@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from livedenoise.inference import Engine, Tiling, receptive_radius, run_tiled
+from livedenoise.inference.base import Limits, tiles_per_call
 from livedenoise.inference.memory import bytes_per_pixel
 from livedenoise.inference.torch_engine import TorchBackend
 from livedenoise.model import load_model
@@ -140,3 +142,45 @@ def test_tile_borders_show_no_step(small_model_path: Path) -> None:
 
     assert steps(blended)[blend_zone].max() <= steps(blended)[elsewhere].max()
     assert steps(hard)[191] > steps(hard)[elsewhere].max()
+
+
+class _Counting(TorchBackend):
+    """The torch backend on the CPU (one tile a call), recording the shape of every call."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.calls: list[tuple[int, ...]] = []
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append(x.shape)
+        return super().run(x)
+
+
+class _GPULikeTorch(_Counting):
+    """Taking any batch, as the CUDA and TensorRT backends do."""
+
+    def limits(self, frames: int) -> Limits:
+        return replace(super().limits(frames), max_batch=None)
+
+
+def test_a_backend_that_batches_gets_all_tiles_of_a_frame_in_one_call(
+    small_model_path: Path,
+) -> None:
+    """On a GPU one call of all the tiles of a frame costs about what one tile does: same output."""
+    net, card = load_model(small_model_path)
+    card = card.model_copy(update={"tile": 128})
+    window = np.stack([cells(300, 300, seed=s) for s in range(3)])  # [T, H, W]
+    one_by_one, batching = _Counting(net), _GPULikeTorch(net)
+    expected = Engine(one_by_one, card).denoise(window)
+    got = Engine(batching, card).denoise(window)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert len(one_by_one.calls) > 1 and all(shape[0] == 1 for shape in one_by_one.calls)
+    assert [shape[0] for shape in batching.calls] == [len(one_by_one.calls)]
+
+
+def test_tiles_a_call_respect_the_backend_limits() -> None:
+    tiling = Tiling(tile=128, margin=8, ramp=16)
+    assert tiles_per_call(Limits(max_batch=8), tiling, windows=2) == 4
+    assert tiles_per_call(Limits(max_size=(256, 512)), tiling, windows=2) == 4  # 8 tiles' pixels
+    assert tiles_per_call(Limits(max_batch=1, max_size=(128, 128)), tiling, windows=1) == 1
+    assert tiles_per_call(Limits(), tiling, windows=1) > 1000

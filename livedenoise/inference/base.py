@@ -21,9 +21,9 @@ the input's intensity units.
 from __future__ import annotations
 
 import logging
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -102,6 +102,17 @@ def denormalise_into(
     return out
 
 
+def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
+    """How many tiles of ``windows`` windows one call takes: the backend's batch limit, and its size
+    limit as a budget of pixels (a call holds no more pixels than the largest frame it takes whole)."""
+    count = sys.maxsize
+    if limits.max_batch is not None:
+        count = limits.max_batch // windows
+    if limits.max_size is not None:
+        count = min(count, limits.max_size[0] * limits.max_size[1] // (windows * tiling.tile**2))
+    return max(1, count)
+
+
 class Engine:
     """A saved CNNT model ready to denoise on one backend; construct it with ``load_engine``."""
 
@@ -150,17 +161,31 @@ class Engine:
             chunk = x[start : start + step]
             # one map per window, taken before tiling, so every tile of a frame shares it
             offset, scale = self.card.normalization.window_affine(chunk)
-            forward = partial(self._forward, offset=offset, scale=scale)
-            y = forward(chunk) if tiling is None else run_tiled(forward, chunk, tiling)
+            if tiling is None:
+                y = self.backend.run(self._normalise(chunk, offset, scale, None))
+            else:
+                normalised = self._normalise(
+                    chunk, offset, scale, np.empty(chunk.shape, np.float32)
+                )
+                per_call = tiles_per_call(limits, tiling, len(chunk))
+                y = run_tiled(self._run, normalised, tiling, per_call)
             denormalise_into(offset, scale, y, out[start : start + step])
         return out.reshape(raw.shape)
 
-    def _forward(self, x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Normalise raw ``x`` into the backend's buffer and run it; normalised output."""
-        buffer = self.backend.input_buffer(x.shape)
-        normalise_into(offset, scale, x, buffer)
+    def _normalise(
+        self, x: np.ndarray, offset: np.ndarray, scale: np.ndarray, out: np.ndarray | None
+    ) -> np.ndarray:
+        """Raw ``x`` normalised into ``out`` (default: the backend's buffer), checked to be finite."""
+        out = self.backend.input_buffer(x.shape) if out is None else out
+        normalise_into(offset, scale, x, out)
         if x.dtype.kind == "f":
-            self._check_finite(buffer)
+            self._check_finite(out)
+        return out
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The network's output for normalised ``x``, passed through the backend's own buffer."""
+        buffer = self.backend.input_buffer(x.shape)
+        np.copyto(buffer, x)
         return self.backend.run(buffer)
 
     @staticmethod

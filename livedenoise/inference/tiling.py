@@ -104,25 +104,37 @@ def choose_tiling(cfg: CNNTConfig, max_size: int, ramp: int = 16) -> Tiling:
     return Tiling(tile=tile, margin=margin, ramp=ramp + (-(2 * margin + ramp)) % SIZE_MULTIPLE)
 
 
-def run_tiled(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tiling: Tiling) -> np.ndarray:
-    """Apply ``fn`` to ``x`` of shape ``[..., H, W]`` tile by tile and blend the outputs (float32).
+def run_tiled(
+    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tiling: Tiling, tiles_per_call: int = 1
+) -> np.ndarray:
+    """Apply ``fn`` to ``x`` of shape ``[B, ..., H, W]`` tile by tile and blend the outputs (float32).
 
     The frame is first padded to a multiple of the stride by repeating its last row and column, as the
     network pads a whole frame, so every tile starts on the same sampling grid as the untiled run.
+    ``fn`` takes up to ``tiles_per_call`` tiles at once, stacked along the batch axis (``[k * B, ...]``,
+    tile by tile): on a GPU one call of all the tiles of a frame costs about what one tile does.
     """
+    if tiles_per_call < 1:
+        raise ValueError(f"tiles_per_call must be at least 1, got {tiles_per_call}")
     h0, w0 = x.shape[-2:]
     pad = [(0, 0)] * (x.ndim - 2) + [(0, _round_up(h0) - h0), (0, _round_up(w0) - w0)]
     x = np.pad(x, pad, mode="edge")
-    h, w = x.shape[-2:]
+    b, (h, w) = x.shape[0], x.shape[-2:]
     th, tw = min(tiling.tile, h), min(tiling.tile, w)
+    regions = [
+        (..., slice(y0, y0 + th), slice(x0, x0 + tw))
+        for y0 in tiling.starts(h)
+        for x0 in tiling.starts(w)
+    ]
     out = np.zeros(x.shape, dtype=np.float32)
     total = np.zeros((h, w), dtype=np.float32)
-    for y0 in tiling.starts(h):
-        wy = tiling.weights(y0, th, h)
-        for x0 in tiling.starts(w):
-            weight = np.outer(wy, tiling.weights(x0, tw, w))
-            region = (..., slice(y0, y0 + th), slice(x0, x0 + tw))
-            out[region] += fn(np.ascontiguousarray(x[region])) * weight
-            total[y0 : y0 + th, x0 : x0 + tw] += weight
+    for first in range(0, len(regions), tiles_per_call):
+        group = regions[first : first + tiles_per_call]
+        y = fn(np.concatenate([x[region] for region in group]))
+        for i, region in enumerate(group):
+            rows, cols = region[1:]
+            weight = np.outer(tiling.weights(rows.start, th, h), tiling.weights(cols.start, tw, w))
+            out[region] += y[i * b : (i + 1) * b] * weight
+            total[rows, cols] += weight
     out /= total
     return out[..., :h0, :w0]
