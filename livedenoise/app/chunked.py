@@ -378,6 +378,9 @@ def denoise_chunked(
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
     job = Job(str(input), str(output), files.sha256, backend, window, block_frames, dtype.name)
     resumed = _resumed_backend(job, len(blocks), overwrite)  # before any worker starts
+    if resumed is not None and _progress_group(output).attrs.get("complete"):
+        done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
+        return ChunkedResult(read, f"{resumed}, before", done_line, len(blocks), 0, {})
     with _client(workers, scheduler) as (client, cluster_line):
         if on_cluster is not None:
             on_cluster(cluster_line)
@@ -544,6 +547,11 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
     if new["backend"] == backend:  # naming the engine that "auto" stood for is the same run
         new["backend"] = old.get("backend")
     changed = [f"{k} {old.get(k)!r} (now {v!r})" for k, v in new.items() if old.get(k) != v]
+    if changed and found.get("complete"):
+        raise DenoiseError(
+            f"{output} is a finished chunked run made with {'; '.join(changed)}; write to another "
+            "OUTPUT, or pass --overwrite to replace it."
+        )
     if changed:
         raise DenoiseError(
             f"{output} is an unfinished chunked run made with {'; '.join(changed)}; rerun with "

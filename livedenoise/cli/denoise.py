@@ -190,6 +190,9 @@ def denoise(
                 f"stopped by Ctrl-C: the input is untouched; {output} was not finished{existed}"
             )
         raise typer.Exit(130) from None
+    if isinstance(result, ChunkedResult) and result.computed == 0:
+        console.print(f"{output} was already complete: nothing to do (--overwrite redoes it)")
+        return
     if isinstance(result, ChunkedResult) and result.computed < result.blocks:
         console.print(f"resumed: {result.blocks - result.computed} block(s) were done before")
     console.print(f"wrote {output}: {result.output}")
