@@ -6,7 +6,9 @@ Each pair in turn is the test image; the backbone is fine-tuned on the other thr
 held out for early stopping) and scored on the test pair, against: the raw input, a Gaussian filter whose
 width is tuned on the same three pairs, and the backbone alone (with the normalisation fine-tuning fits
 to those three pairs, so only the weights differ). PSNR after an affine intensity fit to the clean image
-(livedenoise.metrics), as in the FMD benchmark. The backbone never trained on these pairs.
+(livedenoise.metrics), as in the FMD benchmark. Mind what the backbone saw: these pairs' noisy frames are
+frames of the FMD test fields, and the shipped backbone trained on the confocal BPAE_G, BPAE_R and fish
+fields (only Confocal_MICE is held out of its training), so only the mice fold is new to it.
 """
 
 from __future__ import annotations
