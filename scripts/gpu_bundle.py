@@ -56,13 +56,14 @@ MISSING_ON_GPU_IMAGE = [
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 DATA_FOLDERS = ("fmd_test", "clean")
 RUN_SH = """#!/usr/bin/env bash
-# Install the bundled wheels onto PYTHONPATH (nothing else is touched) and run "$@" in the checkout.
+# Run from the checkout's root: install the bundled wheels into a folder of their own (nothing else is
+# touched), put it and the checkout on PYTHONPATH, and run "$@".
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 site="${TMPDIR:-/tmp}/livedenoise-site"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
     --target "$site" "$here"/wheels/*.whl
-export PYTHONPATH="$site:$(dirname "$here")${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 exec "$@"
 """
 
