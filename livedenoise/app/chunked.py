@@ -24,9 +24,11 @@ import getpass
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -420,6 +422,26 @@ def _is_zarr(path: Path) -> bool:
         return False
 
 
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) pressed inside the block and raise it as KeyboardInterrupt at its end.
+
+    For work that must not stop half-done. Only the main thread receives signals; elsewhere (and
+    for a block that raises on its own) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 class _client:
     """A ``dask.distributed`` client: to the scheduler at an address, or to a new local cluster."""
 
@@ -456,16 +478,24 @@ class _client:
         if self.workers < 1:
             raise DenoiseError(f"--workers {self.workers}: give at least 1 worker.")
         threads = max(1, cpu_threads() // self.workers)
-        # one engine per worker process, the cores shared out: engines never compete for a core
-        self.cluster = LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # a free port: a taken 8787 would only print a warning
-            env={"OMP_NUM_THREADS": str(threads)},
-            silence_logs=logging.CRITICAL,  # a failed block reaches the user as the error it raised
-        )
-        self.client = Client(self.cluster)
+        self.cluster = None
+        try:
+            # a cluster stopped half-started cannot be closed: its workers' state makes Dask's exit
+            # hook fail with a traceback; Ctrl-C waits the second or two until it is up
+            with ctrl_c_held():
+                # one engine per worker process, the cores shared out: engines never compete
+                self.cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # a free port: a taken 8787 would only print a warning
+                    env={"OMP_NUM_THREADS": str(threads)},
+                    silence_logs=logging.CRITICAL,  # a failed block reaches the user as its error
+                )
+                self.client = Client(self.cluster)
+        except KeyboardInterrupt:
+            self.__exit__()
+            raise
         line = f"local Dask cluster: {self.workers} worker process(es), {threads} engine thread(s) each"
         return self.client, line
 
