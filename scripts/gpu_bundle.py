@@ -12,7 +12,8 @@ checkout's root:
 
     bash gpu-bundle/run.sh python3 scripts/gpu_check.py
     bash gpu-bundle/run.sh python3 scripts/train_backbone.py --data gpu-bundle/data --resume \\
-        livedenoise/weights/backbone-small --minutes 7 --frames 1,2,4,4 --out "$OUT/backbone-small"
+        livedenoise/weights/backbone-small --minutes 7 --frames 1,2,4,4 --fields 12 \\
+        --batch-pixels 1179648 --workers 7 --lr 1e-3 --out "$OUT/backbone-small"
 
 The default package list is what the team's H200 image (torch 2.11, Python 3.12) lacked; step 1 of
 ``scripts/gpu_check.py`` names any package still missing on another machine.
