@@ -189,6 +189,25 @@ def test_nan_or_inf_frames_are_named(ort_engine: Engine, bad: float) -> None:
         ort_engine.denoise(x)
 
 
+def test_a_nan_is_named_by_its_frame_under_percentile_normalisation(torch_engine: Engine) -> None:
+    """Percentiles of a window holding a NaN are NaN, so every normalised frame is: the check must
+    look at the raw frames, and a recording's frames are named by their number in it, before any work."""
+    card = torch_engine.card.model_copy(
+        update={"normalization": Normalization(method="percentile")}
+    )
+    engine = Engine(torch_engine.backend, card)
+    x = window(np.float32, (4, 16, 16))
+    x[2, 5, 7] = np.nan
+    with pytest.raises(InputError, match=r"frames \[2\] of the window"):
+        engine.denoise(x)
+    recording = window(np.float32, (20, 16, 16))
+    recording[13, 0, 0] = np.inf
+    with pytest.raises(
+        InputError, match=r"frames \[13\] \(counted from 0\) contain NaN or infinite"
+    ):
+        denoise_stack(engine, recording, 4)
+
+
 def test_auto_picks_a_cpu_backend_here_and_says_why(
     small_model_path: Path, small_onnx_path: Path, cache_dir: Path
 ) -> None:

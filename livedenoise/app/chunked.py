@@ -47,7 +47,14 @@ from livedenoise.imageio import (
     list_images,
     read_zarr,
 )
-from livedenoise.inference import Engine, InputError, denoised_frames, load_engine, window_span
+from livedenoise.inference import (
+    Engine,
+    InputError,
+    denoised_frames,
+    load_engine,
+    nonfinite_frames,
+    window_span,
+)
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
 from livedenoise.model.cnnt import MIN_SIZE
 from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
@@ -277,12 +284,13 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
         first, last = window_span(block.start, block.stop, block.total, t)
         read = np.asarray(source[block.selection(first, last)])
         frames = np.transpose(read, [kept.index(a) for a in order])
-        if frames.dtype.kind == "f" and not np.isfinite(frames).all():
-            bad = np.flatnonzero(~np.isfinite(frames.reshape(len(frames), -1)).all(axis=1))
+        bad = nonfinite_frames(frames)
+        if bad:
+            at = "".join(f", {axis.upper()} = {i}" for axis, i in dict(block.fixed).items())
             raise InputError(
-                f"{block.axis}-frames {[int(first + i) for i in bad]} of {block.source} "
-                f"(at {dict(block.fixed) or 'the only series'}) contain NaN or infinite values; "
-                "replace them (for example with np.nan_to_num) and run again to resume."
+                f"frames {block.axis.upper()} = {[first + i for i in bad]}{at} of the array "
+                f"{block.source} contain NaN or infinite values; replace them (for example with "
+                "np.nan_to_num) and run again to resume."
             )
         denoised = denoised_frames(
             engine,

@@ -6,7 +6,7 @@ denoised = engine.denoise(frames)  # [T, H, W] of any int/float dtype -> float32
 stack = denoise_stack(engine, recording, window=8)  # [N, H, W]: each frame in the window around it
 """
 
-from livedenoise.inference.base import BackendError, Engine, InputError, Limits
+from livedenoise.inference.base import BackendError, Engine, InputError, Limits, nonfinite_frames
 from livedenoise.inference.select import BACKENDS, load_engine
 from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
@@ -24,6 +24,7 @@ __all__ = [
     "denoised_frames",
     "in_memory_engine",
     "load_engine",
+    "nonfinite_frames",
     "receptive_radius",
     "run_tiled",
     "window_span",

@@ -102,6 +102,16 @@ def denormalise_into(
     return out
 
 
+def nonfinite_frames(frames: np.ndarray) -> list[int]:
+    """Indices along the first axis of ``frames`` holding NaN or infinity (none for integer input)."""
+    if frames.dtype.kind != "f" or frames.size == 0:
+        return []
+    if np.isfinite(frames.min()) and np.isfinite(frames.max()):  # NaN and inf propagate, no mask
+        return []
+    finite = np.isfinite(frames.reshape(len(frames), -1)).all(axis=1)
+    return [int(i) for i in np.flatnonzero(~finite)]
+
+
 def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
     """How many tiles of ``windows`` windows one call takes: the backend's batch limit, and its size
     limit as a budget of pixels (a call holds no more pixels than the largest frame it takes whole)."""
@@ -154,6 +164,12 @@ class Engine:
                 f"window has {t} frames but this {self.name} engine was built for at most "
                 f"{limits.max_frames}; build it for a longer window (window={t})."
             )
+        bad = nonfinite_frames(x.swapaxes(0, 1))  # before normalising, which spreads a NaN
+        if bad:
+            raise InputError(
+                f"frames {bad} of the window (counted from 0) contain NaN or infinite values; replace "
+                "them (for example with np.nan_to_num) or drop those frames before denoising."
+            )
         tiling = self.tiling(t, h, w)
         out = np.empty(x.shape, dtype=np.float32)
         step = limits.max_batch or b
@@ -175,29 +191,15 @@ class Engine:
     def _normalise(
         self, x: np.ndarray, offset: np.ndarray, scale: np.ndarray, out: np.ndarray | None
     ) -> np.ndarray:
-        """Raw ``x`` normalised into ``out`` (default: the backend's buffer), checked to be finite."""
+        """Raw ``x`` normalised into ``out`` (default: the backend's buffer)."""
         out = self.backend.input_buffer(x.shape) if out is None else out
-        normalise_into(offset, scale, x, out)
-        if x.dtype.kind == "f":
-            self._check_finite(out)
-        return out
+        return normalise_into(offset, scale, x, out)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The network's output for normalised ``x``, passed through the backend's own buffer."""
         buffer = self.backend.input_buffer(x.shape)
         np.copyto(buffer, x)
         return self.backend.run(buffer)
-
-    @staticmethod
-    def _check_finite(x: np.ndarray) -> None:
-        # min and max propagate NaN and show inf without allocating a mask per frame
-        if np.isfinite(x.min()) and np.isfinite(x.max()):
-            return
-        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(x))[:, 1]})
-        raise InputError(
-            f"frames {bad} of the window contain NaN or infinite values; replace them "
-            "(for example with np.nan_to_num) or drop those frames before denoising."
-        )
 
     def _as_5d(self, x: np.ndarray) -> np.ndarray:
         """View ``x`` as ``[B, T, C, H, W]``, or say why it cannot be a window for this model."""
