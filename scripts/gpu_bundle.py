@@ -7,8 +7,8 @@ the project's pure-Python and small binary dependencies. This downloads, here wh
 index, the wheels of ``--packages`` for the GPU machine's Python (x86-64 Linux), at the versions
 installed in this environment (the versions the tests ran with), without their dependencies, and copies
 the backbone's training data (``fmd_test`` and ``clean``). ``--out`` then holds ``wheels/``, ``data/``
-and ``run.sh``, which installs the wheels onto ``PYTHONPATH`` and runs the command it is given in the
-checkout's root:
+and ``run.sh``, which installs the wheels onto ``PYTHONPATH`` with the working directory and runs the
+command it is given; run it from the checkout's root, wherever the bundle lies:
 
     bash gpu-bundle/run.sh python3 scripts/gpu_check.py
     bash gpu-bundle/run.sh python3 scripts/train_backbone.py --data gpu-bundle/data --resume \\
@@ -28,6 +28,7 @@ import importlib.metadata
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,13 @@ exec "$@"
 
 
 def download(packages: list[str], python: str, wheels: Path) -> None:
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in packages]
+    try:
+        pins = [f"{name}=={importlib.metadata.version(name)}" for name in packages]
+    except importlib.metadata.PackageNotFoundError as err:
+        raise SystemExit(
+            f"{err.name} is not installed in this Python ({sys.executable}), so its version is "
+            "unknown: run this script with the project's environment (.venv/bin/python)."
+        ) from None
     platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
     command = [
         *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
@@ -82,28 +89,53 @@ def download(packages: list[str], python: str, wheels: Path) -> None:
         raise SystemExit(f"pip could not download wheels for Python {python}: {' '.join(pins)}")
 
 
+def is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what this script writes (so it may be replaced)."""
+    return {p.name for p in folder.iterdir()} <= {"wheels", "data", "run.sh"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "gpu-bundle")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "gpu-bundle",
+        help="folder to write; an earlier bundle there is replaced, any other folder refused",
+    )
     parser.add_argument("--python", default="3.12", help="the GPU machine's Python version")
     parser.add_argument(
         "--data", type=Path, default=DATA, help="folder holding fmd_test/ and clean/"
     )
     parser.add_argument("--packages", nargs="+", default=MISSING_ON_GPU_IMAGE)
     args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(
+            f"--data {args.data}: no such folder; give the folder holding fmd_test/ and clean/"
+        )
     missing = [name for name in DATA_FOLDERS if not (args.data / name).is_dir()]
     if missing:
-        raise SystemExit(f"{args.data} has no {', '.join(missing)}: pass --data")
+        raise SystemExit(f"--data {args.data} has no {' or '.join(missing)} folder")
+    out = args.out.resolve()
+    if out.exists() and not (out.is_dir() and is_bundle(out)):
+        raise SystemExit(
+            f"--out {out} exists and is not a bundle this script wrote; name a new folder"
+        )
 
-    shutil.rmtree(args.out, ignore_errors=True)
-    download(args.packages, args.python, args.out / "wheels")
-    for name in DATA_FOLDERS:
-        shutil.copytree(args.data / name, args.out / "data" / name)
-    (args.out / "run.sh").write_text(RUN_SH)
-    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
-    print(
-        f"{args.out}: {len(list((args.out / 'wheels').glob('*.whl')))} wheels and data, {size / 2**20:.0f} MiB"
-    )
+    # built beside it and swapped in at the end: a failed download leaves an earlier bundle as it was
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        download(args.packages, args.python, staging / "wheels")
+        for name in DATA_FOLDERS:
+            shutil.copytree(args.data / name, staging / "data" / name)
+        (staging / "run.sh").write_text(RUN_SH)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    wheels = len(list((out / "wheels").glob("*.whl")))
+    print(f"{out}: {wheels} wheels and data, {size / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
