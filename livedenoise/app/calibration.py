@@ -31,7 +31,12 @@ from livedenoise.calibration.choose import (
 )
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, check_free
-from livedenoise.calibration.repeats import Repeats, acquire_repeats, load_repeats
+from livedenoise.calibration.repeats import (
+    Repeats,
+    acquire_repeats,
+    check_repeat_count,
+    load_repeats,
+)
 from livedenoise.calibration.run import calibrate, save_calibration
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.model import ModelFileError
@@ -128,6 +133,7 @@ def calibrate_on_core(
     check_free(directory, overwrite)
     if recording.positions and not core.getXYStageDevice():
         raise CalibrationError("stage positions were given, but this microscope has no XY stage.")
+    check_repeat_count(recording.repeats)  # the reference below is drawn from them
     control = device_control(core, recording.property)
     reference = reference_value(control, request.reference, recording.repeats // 2)
     engine = _engine(request, (core.getImageHeight(), core.getImageWidth()), progress)

@@ -69,6 +69,14 @@ def load_repeats(path: str | Path) -> Repeats:
     return Repeats(frames, f"stack {Path(path).name}", {"file": str(path)})
 
 
+def check_repeat_count(count: int) -> None:
+    """Raise CalibrationError for fewer repeats than a calibration can compare."""
+    if count < MIN_REPEATS:
+        raise CalibrationError(
+            f"--repeats {count} is too few; calibration needs at least {MIN_REPEATS} (64 is typical)."
+        )
+
+
 def acquire_repeats(
     core: CMMCorePlus,
     count: int,
@@ -80,10 +88,7 @@ def acquire_repeats(
     Frames are snapped one after the other with nothing moved in between. A real sample bleaches while
     it is scanned: the analysis reports the signal lost between the input and reference frames.
     """
-    if count < MIN_REPEATS:
-        raise CalibrationError(
-            f"--repeats {count} is too few; calibration needs at least {MIN_REPEATS} (64 is typical)."
-        )
+    check_repeat_count(count)
     frames = []
     with control.held(core, control.base):
         for done in range(1, count + 1):
