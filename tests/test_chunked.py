@@ -318,7 +318,9 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
     write_image(tmp_path / "in.ome.zarr", Image(noisy((6, 32, 32)), "TYX"))
     options = {"backend": "onnxruntime", "scheduler": cluster.scheduler_address}
     denoise_chunked(small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", **options)
-    with pytest.raises(DenoiseError, match=r"a finished chunked run made with window 8 \(now 2\)"):
+    with pytest.raises(
+        DenoiseError, match=r"a finished chunked run made with --window 8 \(now 2\)"
+    ):
         denoise_chunked(
             small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", window=2, **options
         )

@@ -381,8 +381,6 @@ def denoise_chunked(
     read = ", ".join(
         f"{name} {describe(img)}".strip() for name, img in zip(names, images, strict=True)
     )
-    if on_read is not None:
-        on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
     img = images[0]
     check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
@@ -391,6 +389,8 @@ def denoise_chunked(
     if resumed is not None and _progress_group(output).attrs.get("complete"):
         done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
         return ChunkedResult(read, f"{resumed}, before", done_line, len(blocks), 0, {})
+    if on_read is not None:
+        on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
     with _client(workers, scheduler) as (client, cluster_line):
         if on_cluster is not None:
             on_cluster(cluster_line)
@@ -566,6 +566,16 @@ def _progress_group(output: Path) -> zarr.Group:
     return zarr.open_group(output / PROGRESS.split("/")[0], mode="r+")
 
 
+_CHOICE = {  # Job.key's fields as the user chose them
+    "input": "INPUT",
+    "model_sha256": "model weights (SHA-256)",
+    "backend": "--backend",
+    "window": "--window",
+    "block_frames": "--block-frames",
+    "dtype": "output dtype (--float32)",
+}
+
+
 def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
     """The backend an unfinished run of the same job at ``job.output`` used, or None for a new run.
 
@@ -584,7 +594,10 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
     new = {**job.key(), "blocks": blocks}
     if new["backend"] == backend:  # naming the engine that "auto" stood for is the same run
         new["backend"] = old.get("backend")
-    changed = [f"{k} {old.get(k)!r} (now {v!r})" for k, v in new.items() if old.get(k) != v]
+    differ = {k: v for k, v in new.items() if old.get(k) != v}
+    if len(differ) > 1:  # the block count follows from the others
+        differ.pop("blocks", None)
+    changed = [f"{_CHOICE.get(k, k)} {old.get(k)!r} (now {v!r})" for k, v in differ.items()]
     if changed and found.get("complete"):
         raise DenoiseError(
             f"{output} is a finished chunked run made with {'; '.join(changed)}; write to another "
