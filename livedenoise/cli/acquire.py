@@ -216,7 +216,11 @@ def acquire(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="DEVICE.PROPERTY=VALUE before the run (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="DEVICE.PROPERTY=VALUE",
+            help="DEVICE.PROPERTY=VALUE before the run (repeatable).",
+        ),
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
@@ -235,7 +239,7 @@ def acquire(
         float, typer.Option(min=0.1, help="Live mode, headless: seconds to acquire.")
     ] = 10.0,
     headless: Annotated[
-        bool, typer.Option(help="No viewer: print the statistics table at the end.")
+        bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")
     ] = False,
     calibration: Annotated[
         Path | None,
@@ -263,7 +267,7 @@ def demo(
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     headless: Annotated[
-        bool, typer.Option(help="No viewer: print the statistics table at the end.")
+        bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")
     ] = False,
 ) -> None:
     """The built-in demo on the simulated microscope: a 2x2 tiled, two-channel z-stack, twice."""

@@ -136,8 +136,9 @@ def calibrate_command(
     from_stack: Annotated[
         list[Path] | None,
         typer.Option(
+            metavar="FILE",
             help="Calibrate offline on a recorded repeat stack (.tif, .npy, .ome.zarr); repeat the "
-            "option for more fields."
+            "option for more fields.",
         ),
     ] = None,
     config: Annotated[
@@ -147,8 +148,9 @@ def calibrate_command(
     xy: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="X,Y",
             help="Record a field at stage position X,Y (um); repeat for more fields. Default: the "
-            "current field."
+            "current field.",
         ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Repeated frames to record (R).")] = 64,
@@ -205,14 +207,20 @@ def calibrate_command(
     ] = STRUCTURE_LIMIT,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="DEVICE.PROPERTY=VALUE before recording (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="DEVICE.PROPERTY=VALUE",
+            help="DEVICE.PROPERTY=VALUE before recording (repeatable).",
+        ),
     ] = None,
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
     frame_ms: Annotated[
         float | None,
         typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing calibration.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(metavar="", help="Replace an existing calibration.")
+    ] = False,
 ) -> None:
     """Find the fewest averages at which the model still delivers, and choose the fastest safe setting."""
     microscope_only = {"--config": config, "--set": set_, "--xy": xy, "--property": property_}

@@ -88,9 +88,12 @@ def denoise(
         ),
     ] = None,
     float32: Annotated[
-        bool, typer.Option("--float32", help="Write float32 instead of the input's dtype.")
+        bool,
+        typer.Option("--float32", metavar="", help="Write float32 instead of the input's dtype."),
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(metavar="", help="Replace OUTPUT if it exists.")
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(

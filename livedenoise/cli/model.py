@@ -100,7 +100,8 @@ def export(
         str, typer.Option(help="bioimageio: the weights' licence, an SPDX id.")
     ] = "BSD-3-Clause",
     author: Annotated[
-        list[str] | None, typer.Option(help="bioimageio: who made the model (repeat for each).")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="bioimageio: who made the model (repeat for each)."),
     ] = None,
 ) -> None:
     """Export a model for an inference backend.

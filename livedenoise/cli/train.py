@@ -37,7 +37,9 @@ def finetune(
     ] = None,
     lr: Annotated[
         float,
-        typer.Option(help="Learning rate (AdamW), above 0; what matters most after time."),
+        typer.Option(
+            help="Learning rate (AdamW), above 0: after the minutes, the setting that matters most."
+        ),
     ] = FinetuneSettings().lr,
     frames: Annotated[
         int, typer.Option(min=1, help="T: frames per training window (time series, z-stacks).")
@@ -46,6 +48,7 @@ def finetune(
         bool,
         typer.Option(
             "--self-supervised",
+            metavar="",
             help="No clean images: learn from odd/even repeated frames, or by masking pixels.",
         ),
     ] = False,
