@@ -157,7 +157,9 @@ def test_a_failing_block_stops_the_run_and_is_recorded(
     frames[6, 3, 3] = np.nan
     write_image(tmp_path / "in.ome.zarr", Image(frames, "TYX"))
     out = tmp_path / "dask.ome.zarr"
-    with pytest.raises(InputError, match=r"frames T = \[6\] of the array 0 contain NaN"):
+    with pytest.raises(
+        InputError, match=r"frames \[6\] \(along T; array 0 of the input\) contain NaN"
+    ):
         chunked(
             cluster,
             small_model_path,
@@ -313,7 +315,7 @@ def test_inputs_the_chunked_path_cannot_take_are_refused_before_any_work(
 
 
 def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite(
-    cluster, small_model_path: Path, tmp_path: Path
+    cluster, small_model_path: Path, identity_model_path: Path, tmp_path: Path
 ) -> None:
     write_image(tmp_path / "in.ome.zarr", Image(noisy((6, 32, 32)), "TYX"))
     options = {"backend": "onnxruntime", "scheduler": cluster.scheduler_address}
@@ -323,6 +325,10 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
     ):
         denoise_chunked(
             small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", window=2, **options
+        )
+    with pytest.raises(DenoiseError, match=r"model 'small' \(now 'identity'; the weights differ\)"):
+        denoise_chunked(
+            identity_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", **options
         )
     write_image(tmp_path / "plain.ome.zarr", Image(noisy((6, 32, 32)), "TYX"))
     with pytest.raises(DenoiseError, match="exists; pass --overwrite"):

@@ -254,3 +254,11 @@ def test_omp_num_threads_sets_the_onnxruntime_threads(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     engine = load_engine(small_model_path, "onnxruntime", onnx=small_onnx_path, cache_dir=cache_dir)
     assert engine.describe().startswith("onnxruntime") and ", 1 thread" in engine.describe()
+
+
+def test_many_bad_frames_make_a_one_line_message(torch_engine: Engine) -> None:
+    recording = window(np.float32, (200, 16, 16))
+    recording[::2, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"frames \[0, 2, 4, .*18, \.\.\.\] \(100 frames\)") as err:
+        denoise_stack(torch_engine, recording, 4)
+    assert "198" not in str(err.value)

@@ -51,6 +51,7 @@ from livedenoise.inference import (
     Engine,
     InputError,
     denoised_frames,
+    frame_list,
     load_engine,
     nonfinite_frames,
     window_span,
@@ -288,9 +289,10 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
         if bad:
             at = "".join(f", {axis.upper()} = {i}" for axis, i in dict(block.fixed).items())
             raise InputError(
-                f"frames {block.axis.upper()} = {[first + i for i in bad]}{at} of the array "
-                f"{block.source} contain NaN or infinite values; replace them (for example with "
-                "np.nan_to_num) and run again to resume."
+                f"frames {frame_list([first + i for i in bad])} (along {block.axis.upper()}{at}; "
+                f"array {block.source} of the input) contain NaN or infinite values; replace them in "
+                "the input and run the same command to resume, or denoise a corrected copy into a "
+                "new OUTPUT."
             )
         denoised = denoised_frames(
             engine,
@@ -385,7 +387,7 @@ def denoise_chunked(
     check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
     job = Job(str(input), str(output), files.sha256, backend, window, block_frames, dtype.name)
-    resumed = _resumed_backend(job, len(blocks), overwrite)  # before any worker starts
+    resumed = _resumed_backend(job, len(blocks), overwrite, card.name)  # before workers start
     if resumed is not None and _progress_group(output).attrs.get("complete"):
         done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
         return ChunkedResult(read, f"{resumed}, before", done_line, len(blocks), 0, {})
@@ -568,7 +570,6 @@ def _progress_group(output: Path) -> zarr.Group:
 
 _CHOICE = {  # Job.key's fields as the user chose them
     "input": "INPUT",
-    "model_sha256": "model weights (SHA-256)",
     "backend": "--backend",
     "window": "--window",
     "block_frames": "--block-frames",
@@ -576,7 +577,7 @@ _CHOICE = {  # Job.key's fields as the user chose them
 }
 
 
-def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
+def _resumed_backend(job: Job, blocks: int, overwrite: bool, model: str) -> str | None:
     """The backend an unfinished run of the same job at ``job.output`` used, or None for a new run.
 
     With ``overwrite`` what is there is not looked at (it is removed once the run can start). Raises
@@ -597,7 +598,13 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool) -> str | None:
     differ = {k: v for k, v in new.items() if old.get(k) != v}
     if len(differ) > 1:  # the block count follows from the others
         differ.pop("blocks", None)
-    changed = [f"{_CHOICE.get(k, k)} {old.get(k)!r} (now {v!r})" for k, v in differ.items()]
+
+    def said(key: str, value: object) -> str:
+        if key == "model_sha256":  # named as the user chose it, not by its hash
+            return f"model {found.get('model')!r} (now {model!r}; the weights differ)"
+        return f"{_CHOICE.get(key, key)} {old.get(key)!r} (now {value!r})"
+
+    changed = [said(k, v) for k, v in differ.items()]
     if changed and found.get("complete"):
         raise DenoiseError(
             f"{output} is a finished chunked run made with {'; '.join(changed)}; write to another "
@@ -629,6 +636,7 @@ def _create_output(
     group = zarr.open_group(output, mode="r+").create_group(PROGRESS.split("/")[0])
     group.attrs.update(
         job=job.key(),
+        model=card.name,
         blocks=len(blocks),
         engine={"backend": job.resolved, "describe": engine_line},
         complete=False,

@@ -6,7 +6,14 @@ denoised = engine.denoise(frames)  # [T, H, W] of any int/float dtype -> float32
 stack = denoise_stack(engine, recording, window=8)  # [N, H, W]: each frame in the window around it
 """
 
-from livedenoise.inference.base import BackendError, Engine, InputError, Limits, nonfinite_frames
+from livedenoise.inference.base import (
+    BackendError,
+    Engine,
+    InputError,
+    Limits,
+    frame_list,
+    nonfinite_frames,
+)
 from livedenoise.inference.select import BACKENDS, load_engine
 from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
@@ -22,6 +29,7 @@ __all__ = [
     "choose_tiling",
     "denoise_stack",
     "denoised_frames",
+    "frame_list",
     "in_memory_engine",
     "load_engine",
     "nonfinite_frames",

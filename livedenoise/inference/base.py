@@ -112,6 +112,13 @@ def nonfinite_frames(frames: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(~finite)]
 
 
+def frame_list(indices: list[int], shown: int = 10) -> str:
+    """Frame numbers for a message: all of a few, else the first ``shown`` and how many in all."""
+    if len(indices) <= shown:
+        return str(indices)
+    return f"[{', '.join(map(str, indices[:shown]))}, ...] ({len(indices)} frames)"
+
+
 def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
     """How many tiles of ``windows`` windows one call takes: the backend's batch limit, and its size
     limit as a budget of pixels (a call holds no more pixels than the largest frame it takes whole)."""
@@ -167,8 +174,9 @@ class Engine:
         bad = nonfinite_frames(x.swapaxes(0, 1))  # before normalising, which spreads a NaN
         if bad:
             raise InputError(
-                f"frames {bad} of the window (counted from 0) contain NaN or infinite values; replace "
-                "them (for example with np.nan_to_num) or drop those frames before denoising."
+                f"frames {frame_list(bad)} of the window (counted from 0) contain NaN or infinite "
+                "values; replace them (for example with np.nan_to_num) or drop those frames before "
+                "denoising."
             )
         tiling = self.tiling(t, h, w)
         out = np.empty(x.shape, dtype=np.float32)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from livedenoise.inference.base import Engine, InputError, nonfinite_frames
+from livedenoise.inference.base import Engine, InputError, frame_list, nonfinite_frames
 
 
 def window_start(i: int, n: int, t: int) -> int:
@@ -56,7 +56,8 @@ def denoised_frames(
     bad = nonfinite_frames(frames)  # all at once, before any work, in the recording's numbering
     if bad:
         raise InputError(
-            f"frames {[first + i for i in bad]} (counted from 0) contain NaN or infinite values; "
+            f"frames {frame_list([first + i for i in bad])} (counted from 0) contain NaN or infinite "
+            "values; "
             "replace them (for example with np.nan_to_num) or drop those frames before denoising."
         )
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
