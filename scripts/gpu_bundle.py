@@ -62,9 +62,15 @@ RUN_SH = """#!/usr/bin/env bash
 # touched), put it and the checkout on PYTHONPATH, and run "$@".
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+have="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$have" != "@PYTHON@" ]; then
+    echo "error: this bundle holds wheels for Python @PYTHON@, but python3 here is $have;" \\
+        "make one with: python scripts/gpu_bundle.py --python $have" >&2
+    exit 1
+fi
 site="${TMPDIR:-/tmp}/livedenoise-site"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
-    --target "$site" "$here"/wheels/*.whl
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-index --no-deps --no-compile \\
+    --no-cache-dir --upgrade --target "$site" "$here"/wheels/*.whl
 export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 exec "$@"
 """
@@ -75,8 +81,8 @@ def download(packages: list[str], python: str, wheels: Path) -> None:
         pins = [f"{name}=={importlib.metadata.version(name)}" for name in packages]
     except importlib.metadata.PackageNotFoundError as err:
         raise SystemExit(
-            f"{err.name} is not installed in this Python ({sys.executable}), so its version is "
-            "unknown: run this script with the project's environment (.venv/bin/python)."
+            f"error: run this script with the project's environment (.venv/bin/python): {err.name} is "
+            f"not installed in {sys.executable}, so the version to bundle is unknown."
         ) from None
     platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
     command = [
@@ -86,7 +92,9 @@ def download(packages: list[str], python: str, wheels: Path) -> None:
         *("--dest", str(wheels), *pins),
     ]
     if subprocess.run(command).returncode != 0:
-        raise SystemExit(f"pip could not download wheels for Python {python}: {' '.join(pins)}")
+        raise SystemExit(
+            f"error: pip could not download wheels for Python {python}: {' '.join(pins)}"
+        )
 
 
 def is_bundle(folder: Path) -> bool:
@@ -95,7 +103,9 @@ def is_bundle(folder: Path) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -106,20 +116,24 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=DATA, help="folder holding fmd_test/ and clean/"
     )
-    parser.add_argument("--packages", nargs="+", default=MISSING_ON_GPU_IMAGE)
+    parser.add_argument(
+        "--packages",
+        nargs="+",
+        default=MISSING_ON_GPU_IMAGE,
+        help="distributions to bundle, at the versions installed here",
+    )
     args = parser.parse_args()
+    out = args.out.resolve()
+    if out.exists() and not (out.is_dir() and is_bundle(out)):
+        parser.error(f"--out {out} exists and is not a bundle this script wrote; name a new folder")
     if not args.data.is_dir():
-        raise SystemExit(
-            f"--data {args.data}: no such folder; give the folder holding fmd_test/ and clean/"
+        parser.error(
+            f"the training data folder {args.data} does not exist; pass --data with the folder "
+            "holding fmd_test/ and clean/"
         )
     missing = [name for name in DATA_FOLDERS if not (args.data / name).is_dir()]
     if missing:
-        raise SystemExit(f"--data {args.data} has no {' or '.join(missing)} folder")
-    out = args.out.resolve()
-    if out.exists() and not (out.is_dir() and is_bundle(out)):
-        raise SystemExit(
-            f"--out {out} exists and is not a bundle this script wrote; name a new folder"
-        )
+        parser.error(f"--data {args.data} has no {' or '.join(missing)} folder")
 
     # built beside it and swapped in at the end: a failed download leaves an earlier bundle as it was
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -127,7 +141,7 @@ def main() -> None:
         download(args.packages, args.python, staging / "wheels")
         for name in DATA_FOLDERS:
             shutil.copytree(args.data / name, staging / "data" / name)
-        (staging / "run.sh").write_text(RUN_SH)
+        (staging / "run.sh").write_text(RUN_SH.replace("@PYTHON@", args.python))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
