@@ -28,7 +28,7 @@ from livedenoise.imageio import (
     read_image,
     write_image,
 )
-from livedenoise.inference import Engine, denoise_stack, load_engine
+from livedenoise.inference import Engine, check_finite, denoise_stack, load_engine
 from livedenoise.model import load_card
 from livedenoise.model.cnnt import MIN_SIZE
 from livedenoise.storage import RunStore, StoredRun, open_run
@@ -83,6 +83,7 @@ def denoise_file(
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
     if output.resolve() == input.resolve():
         raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
+    card = load_card(model)  # a missing or broken model fails before the input is read
     run = _run_store(input) if image is None else None
     if run is not None:
         if image_format(Path(output.name)) != "zarr" or output.exists():
@@ -98,6 +99,7 @@ def denoise_file(
     if axes:
         source = source.with_axes(axes)
     frames = as_frames(source)
+    check_finite(frames)  # before the engine loads and measures itself
     n, c, h, w = frames.shape
     read = f"{describe(source)} as {n} frame(s) of {c} channel(s)"
     if source.axes_guessed:
@@ -112,9 +114,7 @@ def denoise_file(
         )
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
-    check_channels(
-        input, c, load_card(model).config.channels, ", or --axes if the axes were misread"
-    )
+    check_channels(input, c, card.config.channels, ", or --axes if the axes were misread")
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())

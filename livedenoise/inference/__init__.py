@@ -15,7 +15,7 @@ from livedenoise.inference.base import (
     nonfinite_frames,
 )
 from livedenoise.inference.select import BACKENDS, load_engine
-from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
+from livedenoise.inference.stack import check_finite, denoise_stack, denoised_frames, window_span
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
 from livedenoise.inference.torch_engine import in_memory_engine
 
@@ -26,6 +26,7 @@ __all__ = [
     "InputError",
     "Limits",
     "Tiling",
+    "check_finite",
     "choose_tiling",
     "denoise_stack",
     "denoised_frames",

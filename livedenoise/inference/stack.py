@@ -29,6 +29,18 @@ def window_span(start: int, stop: int, n: int, t: int) -> tuple[int, int]:
     return window_start(start, n, t), window_start(stop - 1, n, t) + t
 
 
+def check_finite(frames: np.ndarray, first: int = 0) -> None:
+    """Raise InputError naming the frames (along the first axis, numbered from ``first``) that hold
+    NaN or infinity, as a recording numbers them."""
+    bad = nonfinite_frames(frames)
+    if bad:
+        raise InputError(
+            f"frames {frame_list([first + i for i in bad])} (counted from 0) contain NaN or infinite "
+            "values; replace them (for example with np.nan_to_num) or drop those frames before "
+            "denoising."
+        )
+
+
 def denoised_frames(
     engine: Engine,
     frames: np.ndarray,
@@ -53,13 +65,7 @@ def denoised_frames(
         )
     if window < 1:
         raise InputError(f"window of {window} frames; a window holds at least 1 frame.")
-    bad = nonfinite_frames(frames)  # all at once, before any work, in the recording's numbering
-    if bad:
-        raise InputError(
-            f"frames {frame_list([first + i for i in bad])} (counted from 0) contain NaN or infinite "
-            "values; "
-            "replace them (for example with np.nan_to_num) or drop those frames before denoising."
-        )
+    check_finite(frames, first)  # all at once, before any work
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
     n = stack.shape[0] if total is None else total
     t = min(window, n)
