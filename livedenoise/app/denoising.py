@@ -83,7 +83,6 @@ def denoise_file(
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
     if output.resolve() == input.resolve():
         raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
-    card = load_card(model)  # a missing or broken model fails before the input is read
     run = _run_store(input) if image is None else None
     if run is not None:
         if image_format(Path(output.name)) != "zarr" or output.exists():
@@ -114,7 +113,9 @@ def denoise_file(
         )
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
-    check_channels(input, c, card.config.channels, ", or --axes if the axes were misread")
+    check_channels(
+        input, c, load_card(model).config.channels, ", or --axes if the axes were misread"
+    )
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())
