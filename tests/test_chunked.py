@@ -213,7 +213,7 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     write_image(tmp_path / "in.ome.zarr", Image(noisy((200, 128, 128), seed=4), "TYX"))
     out = tmp_path / "dask.ome.zarr"
     args = [str(tiny_model), str(tmp_path / "in.ome.zarr"), str(out)]
-    options = ["--workers", "2", "--block-frames", "2", "--backend", "onnxruntime", "-t", "4"]
+    options = ["--workers", "2", "--block-frames", "2", "--backend", "auto", "-t", "4"]
     run = LivedenoiseProcess("denoise", *args, *options)
     deadline = time.monotonic() + 300
     done = 0
@@ -238,6 +238,7 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
     assert f"resumed: {len(finished)} block(s) were done before" in text
+    assert "(the backend this run began with; auto was asked for)" in text
     assert f"{100 - len(finished)} computed now" in text
     assert {path: path.stat().st_mtime_ns for path in chunks} == written  # not rewritten
     expected = read_image(single(tiny_model, tmp_path / "in.ome.zarr", tmp_path))

@@ -266,10 +266,11 @@ def worker_engine(
 
 def resolve_backend(
     model: ModelFiles, backend: str, window: int, frame_size: tuple[int, int]
-) -> tuple[str, str]:
-    """What ``backend`` stands for on a worker, and its description; every block then uses it."""
+) -> tuple[str, str, str]:
+    """What ``backend`` stands for on a worker, its description and why it was chosen; every block
+    then uses it."""
     engine = worker_engine(model, backend, window, frame_size)
-    return engine.name, engine.describe()
+    return engine.name, engine.backend.describe(), engine.reason
 
 
 def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResult:
@@ -401,7 +402,10 @@ def denoise_chunked(
         probe = client.submit(
             resolve_backend, files, resumed or backend, min(window, first.total), frame_size
         )
-        name, engine_line = probe.result()
+        name, where, reason = probe.result()
+        if resumed is not None and resumed != backend:
+            reason = f"the backend this run began with; {backend} was asked for"
+        engine_line = f"{where} ({reason})"
         if on_loaded is not None:
             on_loaded(engine_line)
         job = replace(job, resolved=name)
