@@ -36,6 +36,8 @@ def test_demo_runs_from_a_folder_outside_the_checkout(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    said = " ".join(result.stdout.split())
+    assert "4 grid tiles, 2 channels, 3 z-slices (48 frames" in said  # what the demo runs, first
 
     (store,) = (tmp_path / "runs").glob("*.ome.zarr")
     run = open_run(store)

@@ -262,6 +262,15 @@ def acquire(
     _acquire(seq, config, set_ or [], request, duration, headless)
 
 
+SIZE_NAMES = {
+    "t": "timepoints",
+    "p": "positions",
+    "g": "grid tiles",
+    "c": "channels",
+    "z": "z-slices",
+}
+
+
 def demo(
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
@@ -274,7 +283,13 @@ def demo(
     request = RunRequest(
         model=model, backend=backend.value, window=3, policy=Policy.record, out=out
     )
-    _acquire(demo_sequence(), None, DEMO_SETTINGS, request, 0, headless)
+    sequence = demo_sequence()
+    sizes = ", ".join(f"{n} {SIZE_NAMES[axis]}" for axis, n in sequence.sizes.items() if n > 1)
+    console.print(
+        f"demo on the simulated microscope: {sizes} ({len(list(sequence))} frames; "
+        f"{', '.join(DEMO_SETTINGS)}), denoised by {model} in windows of {request.window}"
+    )
+    _acquire(sequence, None, DEMO_SETTINGS, request, 0, headless)
 
 
 def register(app: typer.Typer) -> None:
