@@ -11,11 +11,12 @@ from livedenoise.inference.base import (
     Engine,
     InputError,
     Limits,
+    check_finite,
     frame_list,
     nonfinite_frames,
 )
 from livedenoise.inference.select import BACKENDS, load_engine
-from livedenoise.inference.stack import check_finite, denoise_stack, denoised_frames, window_span
+from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
 from livedenoise.inference.torch_engine import in_memory_engine
 

@@ -119,6 +119,18 @@ def frame_list(indices: list[int], shown: int = 10) -> str:
     return f"[{', '.join(map(str, indices[:shown]))}, ...] ({len(indices)} frames)"
 
 
+def check_finite(frames: np.ndarray, first: int = 0, of: str = "") -> None:
+    """Raise InputError naming the frames (along the first axis, numbered from ``first``) that hold
+    NaN or infinity; ``of`` says of what (" of the window")."""
+    bad = nonfinite_frames(frames)
+    if bad:
+        raise InputError(
+            f"frames {frame_list([first + i for i in bad])}{of} (counted from 0) contain NaN or "
+            "infinite values; replace them (for example with np.nan_to_num) or drop those frames "
+            "before denoising."
+        )
+
+
 def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
     """How many tiles of ``windows`` windows one call takes: the backend's batch limit, and its size
     limit as a budget of pixels (a call holds no more pixels than the largest frame it takes whole)."""
@@ -171,13 +183,7 @@ class Engine:
                 f"window has {t} frames but this {self.name} engine was built for at most "
                 f"{limits.max_frames}; build it for a longer window (window={t})."
             )
-        bad = nonfinite_frames(x.swapaxes(0, 1))  # before normalising, which spreads a NaN
-        if bad:
-            raise InputError(
-                f"frames {frame_list(bad)} of the window (counted from 0) contain NaN or infinite "
-                "values; replace them (for example with np.nan_to_num) or drop those frames before "
-                "denoising."
-            )
+        check_finite(x.swapaxes(0, 1), of=" of the window")  # before normalising spreads a NaN
         tiling = self.tiling(t, h, w)
         out = np.empty(x.shape, dtype=np.float32)
         step = limits.max_batch or b
@@ -186,22 +192,14 @@ class Engine:
             # one map per window, taken before tiling, so every tile of a frame shares it
             offset, scale = self.card.normalization.window_affine(chunk)
             if tiling is None:
-                y = self.backend.run(self._normalise(chunk, offset, scale, None))
+                buffer = self.backend.input_buffer(chunk.shape)
+                y = self.backend.run(normalise_into(offset, scale, chunk, buffer))
             else:
-                normalised = self._normalise(
-                    chunk, offset, scale, np.empty(chunk.shape, np.float32)
-                )
+                normalised = normalise_into(offset, scale, chunk, np.empty(chunk.shape, np.float32))
                 per_call = tiles_per_call(limits, tiling, len(chunk))
                 y = run_tiled(self._run, normalised, tiling, per_call)
             denormalise_into(offset, scale, y, out[start : start + step])
         return out.reshape(raw.shape)
-
-    def _normalise(
-        self, x: np.ndarray, offset: np.ndarray, scale: np.ndarray, out: np.ndarray | None
-    ) -> np.ndarray:
-        """Raw ``x`` normalised into ``out`` (default: the backend's buffer)."""
-        out = self.backend.input_buffer(x.shape) if out is None else out
-        return normalise_into(offset, scale, x, out)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The network's output for normalised ``x``, passed through the backend's own buffer."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from livedenoise.inference.base import Engine, InputError, frame_list, nonfinite_frames
+from livedenoise.inference.base import Engine, InputError, check_finite
 
 
 def window_start(i: int, n: int, t: int) -> int:
@@ -27,18 +27,6 @@ def window_span(start: int, stop: int, n: int, t: int) -> tuple[int, int]:
     What a block of a larger recording reads: its own frames and the halo its windows reach into.
     """
     return window_start(start, n, t), window_start(stop - 1, n, t) + t
-
-
-def check_finite(frames: np.ndarray, first: int = 0) -> None:
-    """Raise InputError naming the frames (along the first axis, numbered from ``first``) that hold
-    NaN or infinity, as a recording numbers them."""
-    bad = nonfinite_frames(frames)
-    if bad:
-        raise InputError(
-            f"frames {frame_list([first + i for i in bad])} (counted from 0) contain NaN or infinite "
-            "values; replace them (for example with np.nan_to_num) or drop those frames before "
-            "denoising."
-        )
 
 
 def denoised_frames(
