@@ -11,6 +11,8 @@ from livedenoise.cli import app
 from livedenoise.model import ModelCard, Normalization, build_model, preset, save_model
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MM_ADAPTERS = SHARED_DATA.parent / "micromanager"  # Micro-Manager's DemoCamera + Utilities builds
+MM_DEMO_CFG = MM_ADAPTERS / "MMConfig_demo.cfg"
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +50,30 @@ def identity_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     save_model(model, card, path)
     return path
+
+
+@pytest.fixture
+def mm_adapters(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Micro-Manager's own DemoCamera and Utilities adapters on the adapter search path
+    (``MICROMANAGER_PATH``, read by pymmcore-plus) for this test and its subprocesses."""
+    assert MM_DEMO_CFG.is_file(), f"Micro-Manager's demo adapters are missing: {MM_ADAPTERS}"
+    monkeypatch.setenv("MICROMANAGER_PATH", str(MM_ADAPTERS))
+    return MM_ADAPTERS
+
+
+@pytest.fixture
+def demo_core(mm_adapters: Path):
+    """A pymmcore-plus core with Micro-Manager's demo configuration (DemoCamera devices).
+
+    Devices are unloaded after the test: a process that exits with them loaded can abort.
+    """
+    from pymmcore_plus import CMMCorePlus
+
+    core = CMMCorePlus()
+    core.setDeviceAdapterSearchPaths([str(mm_adapters)])
+    core.loadSystemConfiguration(str(MM_DEMO_CFG))
+    yield core
+    core.unloadAllDevices()
 
 
 @pytest.fixture
