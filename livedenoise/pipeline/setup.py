@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import useq
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pymmcore_plus import CMMCorePlus, PropertyType
+
+from livedenoise.acquisition.detector import BASE_PIXEL_UM
 
 
 class SetupError(ValueError):
@@ -71,8 +75,8 @@ def _is_number(text: str) -> bool:
 def load_sequence(path: str | Path) -> useq.MDASequence:
     """A useq MDA sequence from YAML or JSON, with the file named in any error.
 
-    Keys that are not ``MDASequence`` fields are refused (useq would ignore them, and a misspelt
-    plan would silently acquire less than asked).
+    Keys that are not fields of the useq model they sit in are refused, at every level (useq would
+    ignore them, and a misspelt plan key would silently acquire less than asked).
     """
     path = Path(path)
     if not path.is_file():
@@ -89,9 +93,8 @@ def load_sequence(path: str | Path) -> useq.MDASequence:
         raise SetupError(
             f"{path}: a sequence is a mapping of plans, e.g. 'time_plan: {{loops: 3}}'"
         )
-    if unknown := sorted(set(data) - set(useq.MDASequence.model_fields)):
-        known = ", ".join(sorted(useq.MDASequence.model_fields))
-        raise SetupError(f"{path}: unknown key(s) {', '.join(unknown)}; a sequence has {known}")
+    if unknown := _unknown_keys(data, [useq.MDASequence]):
+        raise SetupError(f"{path}: {unknown}")
     if zero := _zero_sized(data):
         raise SetupError(f"{path}: {zero} must be 1 or more")
     try:
@@ -100,6 +103,53 @@ def load_sequence(path: str | Path) -> useq.MDASequence:
         raise SetupError(f"{path}: not a valid useq MDA sequence:\n{err}") from None
     check_sequence(sequence, str(path))
     return sequence
+
+
+def _models(annotation: object) -> list[type[BaseModel]]:
+    """The pydantic models a field accepts (through Optional, unions and tuples of them)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by every key that sets them: name and alias."""
+    by_key = dict(model.model_fields)
+    by_key.update({f.alias: f for f in model.model_fields.values() if f.alias})
+    return by_key
+
+
+def _unknown_keys(data: object, models: list[type[BaseModel]], where: str = "") -> str | None:
+    """The first mapping in ``data`` with a key that none of ``models`` has, said with the keys allowed.
+
+    A field that takes several kinds of plan (a grid from rows and columns, or from edges...) accepts
+    a mapping that one kind fits; otherwise the kinds sharing the most keys name the allowed ones.
+    """
+    if isinstance(data, list):
+        problems = (_unknown_keys(item, models, f"{where}[{i}]") for i, item in enumerate(data))
+        return next((p for p in problems if p), None)
+    if not isinstance(data, dict) or not models:
+        return None
+    found = None
+    for fields in (f for f in map(_fields, models) if set(data) <= set(f)):
+        problems = (
+            _unknown_keys(value, _models(fields[key].annotation), _at(where, key))
+            for key, value in data.items()
+        )
+        if (found := next((p for p in problems if p), None)) is None:
+            return None
+    if found is not None:
+        return found
+    shared = [len(set(data) & set(_fields(m))) for m in models]
+    closest = [m for m, n in zip(models, shared, strict=True) if n == max(shared)]
+    allowed = {key for m in closest for key in _fields(m)}
+    unknown = ", ".join(_at(where, str(key)) for key in data if key not in allowed)
+    known = sorted({name for m in closest for name in m.model_fields})
+    return f"unknown key(s) {unknown}; {where or 'a sequence'} has {', '.join(known)}"
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _zero_sized(data: object, where: str = "") -> str | None:
@@ -156,20 +206,34 @@ def check_presets(core: CMMCorePlus, sequence: useq.MDASequence) -> None:
                 )
 
 
+DEMO_FRAME = 256  # pixels, square
+DEMO_ZOOM = 2
+DEMO_SETTINGS = [
+    f"Detector.FrameWidth={DEMO_FRAME}",
+    f"Detector.FrameHeight={DEMO_FRAME}",
+    "Detector.LineAverage=2",
+    f"Detector.Zoom={DEMO_ZOOM}",
+]
+
+
 def demo_sequence() -> useq.MDASequence:
-    """The built-in demo: a 2x2 tiled scan with overlap, two channels, a 3-slice z-stack, 2 timepoints."""
+    """The built-in demo: a 2x2 tiled scan with overlap, two channels, a 3-slice z-stack, 2 timepoints.
+
+    The grid carries the field of view at the demo's zoom and frame size: useq fixes tile positions
+    the first time a sequence is iterated (the demo counts its frames first), so a field of view
+    filled in later by the MDA runner would come too late and every tile would be the same field.
+    """
+    fov_um = DEMO_FRAME * BASE_PIXEL_UM / DEMO_ZOOM
     return useq.MDASequence(
         axis_order="tpgcz",
         time_plan={"interval": 0, "loops": 2},
-        grid_plan={"rows": 2, "columns": 2, "overlap": 10},
+        grid_plan={
+            "rows": 2,
+            "columns": 2,
+            "overlap": 10,
+            "fov_width": fov_um,
+            "fov_height": fov_um,
+        },
         channels=["FITC", "TRITC"],
         z_plan={"range": 2.0, "step": 1.0},
     )
-
-
-DEMO_SETTINGS = [
-    "Detector.FrameWidth=256",
-    "Detector.FrameHeight=256",
-    "Detector.LineAverage=2",
-    "Detector.Zoom=2",
-]

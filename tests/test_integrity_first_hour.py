@@ -1,0 +1,88 @@
+"""The first hour of a new user (issue 28): the demo tiles, YAML typos, the viewer's system libraries,
+adapters that are not installed, and calibration profiles made under other conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from livedenoise.acquisition import make_core
+from livedenoise.cli import app
+from livedenoise.pipeline.setup import DEMO_SETTINGS, apply_assignments, demo_sequence
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_demo_tiles_step_by_the_field_of_view() -> None:
+    """The demo's 2x2 grid, counted first as the demo command does, then run on the simulated
+    microscope at the demo's settings: neighbouring tiles lie 90% of a field of view apart (the
+    plan's 10% overlap), so the mosaic shows four fields, not one field four times."""
+    core = make_core()
+    apply_assignments(core, [*DEMO_SETTINGS, "Detector.TimeScale=0"])
+    fov_um = core.getPixelSizeUm() * core.getImageWidth()
+    sequence = demo_sequence()
+    assert len(list(sequence)) == 48
+    tiles: dict[int, tuple[float, float]] = {}
+    core.mda.events.frameReady.connect(
+        lambda frame, event, meta: tiles.setdefault(event.index["g"], (event.x_pos, event.y_pos))
+    )
+    core.mda.run(sequence)
+    assert len(tiles) == 4
+    for axis in (0, 1):
+        low, high = sorted({round(xy[axis], 6) for xy in tiles.values()})
+        assert high - low == pytest.approx(0.9 * fov_um)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "allowed"),
+    [
+        ("grid_plan: {rows: 2, colums: 2}\n", "grid_plan.colums", "grid_plan has columns"),
+        (
+            "stage_positions:\n  - {x: 0, y: 0, sequence: {z_plan: {range: 2, stepp: 1}}}\n",
+            "stage_positions[0].sequence.z_plan.stepp",
+            "has go_up, range, step",
+        ),
+        (
+            "channels: [FITC, {config: DAPI, exposur: 5}]\n",
+            "channels[1].exposur",
+            "has acquire_every, camera, config",
+        ),
+        ("time_plan: {interval: 0, loop: 3}\n", "time_plan.loop", "interval, loops"),
+    ],
+)
+def test_a_misspelt_key_at_any_level_is_refused_before_acquiring(
+    text: str, key: str, allowed: str, tmp_path: Path, small_model_path: Path
+) -> None:
+    sequence = tmp_path / "seq.yaml"
+    sequence.write_text(text)
+    out = tmp_path / "never.ome.zarr"
+    code, output = _cli(
+        "acquire", sequence, "--model", small_model_path, "--headless", "--out", out
+    )
+    assert code == 1, output
+    assert f"seq.yaml: unknown key(s) {key};" in output and allowed in output
+    assert "Traceback" not in output and not out.exists()
+
+
+def test_a_well_spelt_nested_sequence_still_runs(tmp_path: Path, small_model_path: Path) -> None:
+    sequence = tmp_path / "seq.yaml"
+    sequence.write_text(
+        "grid_plan: {rows: 1, columns: 2, overlap: 10}\nchannels: [{config: FITC, exposure: 5}]\n"
+    )
+    out = tmp_path / "run.ome.zarr"
+    code, output = _cli(
+        "acquire",
+        sequence,
+        *("--set", "Detector.FrameWidth=32", "--set", "Detector.FrameHeight=32"),
+        *("--set", "Detector.TimeScale=0"),
+        *("--model", small_model_path, "--backend", "torch", "--headless", "--out", out),
+    )
+    assert code == 0, output
+    assert "frames acquired / denoised │ 2 / 2" in output
