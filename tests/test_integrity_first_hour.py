@@ -86,3 +86,49 @@ def test_a_well_spelt_nested_sequence_still_runs(tmp_path: Path, small_model_pat
     )
     assert code == 0, output
     assert "frames acquired / denoised │ 2 / 2" in output
+
+
+@pytest.mark.parametrize("command", ["acquire", "devices"])
+def test_a_configuration_naming_an_adapter_not_installed_says_which_and_how_to_get_it(
+    command: str, mm_adapters: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Micro-Manager's DemoCamera adapter is found; the other adapter is not installed."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "scope.cfg"
+    config.write_text(
+        "Device,Camera,DemoCamera,DCam\nDevice,Cam2,NotInstalledAdapter,DCam\n"
+        "Property,Core,Initialize,1\nProperty,Core,Camera,Camera\n"
+    )
+    code, output = _cli(command, "--config", config, *(["--headless"] * (command == "acquire")))
+    assert code == 1, output
+    assert "adapter(s) NotInstalledAdapter, not installed" in output
+    assert f"looked in {mm_adapters}; found: DemoCamera, Utilities" in output
+    assert "mmcore install" in output and "MICROMANAGER_PATH" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# nothing here\nProperty,Core,Initialize,1\n", "loads no devices"),
+        (
+            "Device,Z,DemoCamera,DStage\nProperty,Core,Initialize,1\n",
+            "sets no camera: add the line Property,Core,Camera,LABEL naming a camera device",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["acquire", "devices"])
+def test_a_configuration_with_no_camera_is_refused_in_one_line(
+    command: str, text: str, message: str, mm_adapters: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # whatever happens, nothing is written in the checkout
+    config = tmp_path / "scope.cfg"
+    config.write_text(text)
+    code, output = _cli(command, "--config", config, *(["--headless"] * (command == "acquire")))
+    assert code == 1 and message in output and "Traceback" not in output, output
+
+
+def test_micromanagers_demo_configuration_still_lists_its_devices(mm_adapters: Path) -> None:
+    code, output = _cli("devices", "--config", mm_adapters / "MMConfig_demo.cfg")
+    assert code == 0, output
+    assert "White Light Shutter" in output  # a device of the demo configuration

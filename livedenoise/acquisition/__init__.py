@@ -9,6 +9,7 @@ from livedenoise.acquisition.cores import (
     SIMULATED_CFG,
     XY_STAGE,
     Z_STAGE,
+    ConfigError,
     make_core,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "SIMULATED_CFG",
     "XY_STAGE",
     "Z_STAGE",
+    "ConfigError",
     "make_core",
 ]

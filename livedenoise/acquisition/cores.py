@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pymmcore
-from pymmcore_plus import CMMCorePlus
+from pymmcore_plus import CMMCorePlus, DeviceType
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from livedenoise.acquisition.detector import BASE_PIXEL_UM, ZOOMS, ScanningDetector
@@ -102,25 +102,92 @@ def make_core(config: str | Path | None = None) -> CMMCorePlus:
     a Micro-Manager configuration file: that configuration, through UniMMCore when it declares
     Python devices (`#py` lines, like `simulated.cfg` here) and through plain CMMCorePlus otherwise
     (real hardware, or Micro-Manager's demo configuration).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ConfigError`` for one that names adapters
+    that are not installed, fails to load, or sets no camera.
     """
     if config is None:
-        with _quiet_discovery():
-            core = PyDeviceCore()
+        core = _new_core(PyDeviceCore)
         _load_simulated(core, rig=f"sim-{uuid.uuid4().hex[:12]}")
-    else:
-        path = Path(config).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no Micro-Manager configuration file at {path}")
+        return core
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no Micro-Manager configuration file at {path}")
+    try:
         lines = [line.strip() for line in path.read_text().splitlines()]
-        if any(line.startswith(_PY_LINE) for line in lines):
-            needs_adapters = any(line.startswith("Device,") for line in lines)
-            with _quiet_discovery(not needs_adapters):
-                core = PyDeviceCore()
-        else:
-            core = CMMCorePlus()
-        core.loadSystemConfiguration(str(path))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"{path}: cannot read it as a Micro-Manager configuration ({err})"
+        ) from None
+    python_devices = any(line.startswith(_PY_LINE) for line in lines)
+    core = _new_core(PyDeviceCore if python_devices else CMMCorePlus)
+    _load_config(core, path, lines)
+    return core
+
+
+def _new_core(kind: type[CMMCorePlus]) -> CMMCorePlus:
+    """A bare core, released at exit. pymmcore-plus' search for a Micro-Manager install is silenced:
+    Python devices need none, and a configuration's missing adapters are said with what to do."""
+    with _quiet_discovery():
+        core = kind()
     _release_at_exit(core)
     return core
+
+
+class ConfigError(ValueError):
+    """A Micro-Manager configuration file that gives no usable microscope; the message says why."""
+
+
+def _load_config(core: CMMCorePlus, path: Path, lines: list[str]) -> None:
+    """Load ``path`` on ``core``, refusing in one line what would fail or leave no camera.
+
+    On refusal every device is unloaded again (a process exiting with devices loaded can abort).
+    """
+    adapters = {
+        line.split(",")[2].strip()
+        for line in lines
+        if line.count(",") >= 3 and line.startswith("Device,")
+    }
+    if missing := sorted(adapters - set(core.getDeviceAdapterNames())):
+        raise ConfigError(_missing_adapters(core, path, missing))
+    try:
+        core.loadSystemConfiguration(str(path))
+        _check_loaded(core, path)
+    except (OSError, RuntimeError, ConfigError) as err:  # MMCore's errors are several lines each
+        with suppress(Exception):
+            core.unloadAllDevices()
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(
+            f"{path}: Micro-Manager could not load it: {' '.join(str(err).split())}"
+        ) from None
+
+
+def _check_loaded(core: CMMCorePlus, path: Path) -> None:
+    """Refuse a configuration that loaded no devices, or no camera to acquire with."""
+    if not [device for device in core.getLoadedDevices() if device != "Core"]:
+        raise ConfigError(
+            f"{path} loads no devices: a configuration names them in Device,LABEL,ADAPTER,DEVICE "
+            "lines (Micro-Manager's Hardware Configuration Wizard writes such a file)"
+        )
+    if not core.getCameraDevice():
+        cameras = ", ".join(core.getLoadedDevicesOfType(DeviceType.Camera))
+        which = f"one of its cameras ({cameras})" if cameras else "a camera device"
+        raise ConfigError(
+            f"{path} sets no camera: add the line Property,Core,Camera,LABEL naming {which}"
+        )
+
+
+def _missing_adapters(core: CMMCorePlus, path: Path, missing: list[str]) -> str:
+    """Which adapters ``path`` names that are not installed, where Micro-Manager looked, what to do."""
+    found = ", ".join(core.getDeviceAdapterNames()) or "none"
+    looked = ", ".join(core.getDeviceAdapterSearchPaths()) or "nowhere"
+    return (
+        f"{path} needs the Micro-Manager device adapter(s) {', '.join(missing)}, not installed "
+        f"(looked in {looked}; found: {found}). Get Micro-Manager's adapters with `mmcore install` "
+        "(pymmcore-plus), or set MICROMANAGER_PATH to a Micro-Manager folder that has them; a "
+        "vendor's adapter may come with its driver."
+    )
 
 
 def _load_simulated(core: PyDeviceCore, rig: str) -> None:
@@ -154,12 +221,11 @@ def _load_simulated(core: PyDeviceCore, rig: str) -> None:
 
 
 @contextmanager
-def _quiet_discovery(quiet: bool = True) -> Iterator[None]:
-    """Silence pymmcore-plus' search for a Micro-Manager install (not needed for Python devices)."""
+def _quiet_discovery() -> Iterator[None]:
+    """Silence pymmcore-plus' logging while a core looks for a Micro-Manager install."""
     logger = logging.getLogger("pymmcore-plus")
     level = logger.level
-    if quiet:
-        logger.setLevel(logging.CRITICAL)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ import useq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from livedenoise.acquisition import ConfigError
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.cli.common import Backend, console, fail
@@ -114,6 +115,7 @@ def _prepare(
         with console.status("loading the engine (a model's first use exports it once)"):
             engine = acquisition.engine()
     except (
+        ConfigError,
         SetupError,
         CalibrationError,
         ModelFileError,

@@ -10,7 +10,7 @@ import typer
 from pymmcore_plus import CMMCorePlus
 from rich.table import Table
 
-from livedenoise.acquisition import make_core
+from livedenoise.acquisition import ConfigError, make_core
 from livedenoise.app import release_microscope
 from livedenoise.cli.common import console, fail
 
@@ -27,8 +27,8 @@ def devices(
     """List every device and property: value, limits or allowed values, and whether it is settable."""
     try:
         core = make_core(config)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise fail(f"could not load {config}: {err}") from None
+    except (FileNotFoundError, ConfigError) as err:
+        raise fail(str(err)) from None
     try:
         console.print(_property_table(core, title=str(config or "simulated microscope")))
         console.print(_group_table(core))
