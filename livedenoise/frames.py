@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
+
 
 class FrameIndex(NamedTuple):
     """Where a frame belongs: timepoint, stage position (grid tiles included), channel, z slice."""
@@ -23,8 +25,9 @@ class FrameIndex(NamedTuple):
 class FrameInfo:
     """What travels with a frame: its sequence number, place in the run, arrival time and metadata.
 
-    ``metadata`` may name the frame's ``channel`` (preset) and ``position`` (e.g. ``"p1 g2"``), which
-    the store records with its image.
+    ``metadata`` may name the frame's ``channel`` (preset), ``position`` (e.g. ``"p1 g2"``), the
+    ``position_name`` the sequence gave it and its ``z_step_um``, which the store records with its
+    image.
     """
 
     seq: int
@@ -49,3 +52,17 @@ class RunLayout:
     pixel_size_um: float = 1.0
     z_step_um: float = 1.0
     interval_s: float | None = None
+
+
+def grey_planes(frame: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The grey planes a camera frame is stored and denoised as, each with what it is (``""`` for a
+    grey frame, ``"R"``, ``"G"``, ``"B"`` for a colour one's planes, which become channels).
+
+    Micro-Manager hands 32-bit grey frames (4 bytes a pixel, one component: DemoCamera's ``32bit``,
+    sCMOS flat-fielded and photon-counting modes) over as the uint32 bit patterns of float32 values;
+    they are viewed as the float32 they are, never cast. Colour frames arrive as height x width x 3.
+    """
+    if frame.ndim == 3:
+        names = "RGB" if frame.shape[2] == 3 else [str(k) for k in range(frame.shape[2])]
+        return [(name, frame[:, :, k]) for k, name in enumerate(names)]
+    return [("", frame.view(np.float32) if frame.dtype == np.uint32 else frame)]

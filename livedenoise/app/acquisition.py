@@ -28,12 +28,17 @@ from livedenoise.calibration.choose import Control, device_control, set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, apply_profile
 from livedenoise.frames import FrameInfo
-from livedenoise.inference import Engine, load_engine
+from livedenoise.inference import Engine, InputError, check_frame_size, load_engine
 from livedenoise.pipeline.acquire import AcquisitionRun, LiveAcquisition
 from livedenoise.pipeline.live import LivePipeline, Policy
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings
-from livedenoise.pipeline.setup import apply_assignments, check_presets, check_sequence
+from livedenoise.pipeline.setup import (
+    SetupError,
+    apply_assignments,
+    check_presets,
+    check_sequence,
+)
 from livedenoise.pipeline.stats import RunSummary
 from livedenoise.storage import check_new_store
 
@@ -61,6 +66,27 @@ def release_microscope(core: CMMCorePlus) -> None:
         core.unloadAllDevices()
     with suppress(Exception):
         super(CMMCorePlus, core).registerCallback(None)
+
+
+def check_camera(core: CMMCorePlus) -> None:
+    """Refuse a camera a run cannot take, before anything is acquired: none chosen, or frames
+    smaller than the model's minimum (the rule offline denoising applies). Raises SetupError.
+
+    Any pixel type is taken: 32-bit float frames are stored as float32, colour frames as one channel
+    per colour, each physical camera of a Multi Camera as channels of its own.
+    """
+    camera = core.getCameraDevice()
+    if not camera:
+        raise SetupError("no camera is chosen: choose one with --set Core.Camera=NAME")
+    try:
+        check_frame_size(
+            core.getImageHeight(),
+            core.getImageWidth(),
+            f"camera {camera}: ",
+            " (make its ROI or frame size larger)",
+        )
+    except InputError as err:
+        raise SetupError(str(err)) from None
 
 
 def default_store_name() -> str:
@@ -245,9 +271,11 @@ class Acquisition:
     # -- runs ----------------------------------------------------------------------------------------
 
     def check(self, sequence: useq.MDASequence | None = None) -> None:
-        """Refuse what would fail, before anything is acquired or written: a sequence with no events
-        or a zero-size plan, a channel preset this microscope lacks, an output that exists or cannot
-        be written. Raises SetupError, FileExistsError or OutputPathError."""
+        """Refuse what would fail, before anything is acquired or written: no camera or frames too
+        small (``check_camera``), a sequence with no events or a zero-size plan, a channel preset
+        this microscope lacks, an output that exists or cannot be written. Raises SetupError,
+        FileExistsError or OutputPathError."""
+        check_camera(self.core)
         if sequence is not None:
             check_sequence(sequence)
             check_presets(self.core, sequence)
@@ -270,8 +298,10 @@ class Acquisition:
         self.runFinished.emit(summary)
 
     def start_live(self) -> None:
-        """Continuous acquisition until ``stop``; raises RuntimeError if a run is in progress."""
+        """Continuous acquisition until ``stop``; raises RuntimeError if a run is in progress,
+        SetupError for a camera ``check_camera`` refuses."""
         self._check_idle()
+        check_camera(self.core)
         engine = self.engine()
         self.last_error = None
         self._live = LiveAcquisition(self.core, engine, self._settings(True), self._attrs(engine))

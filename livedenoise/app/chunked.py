@@ -50,6 +50,7 @@ from livedenoise.imageio import (
 from livedenoise.inference import (
     Engine,
     InputError,
+    check_frame_size,
     denoised_frames,
     frame_list,
     load_engine,
@@ -57,7 +58,6 @@ from livedenoise.inference import (
     window_span,
 )
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
-from livedenoise.model.cnnt import MIN_SIZE
 from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
 
 PROGRESS = "progress/blocks"
@@ -183,8 +183,8 @@ def plan_blocks(
     """The blocks of a run, the images they read (lazy) and those images' names in the input.
 
     A run store (no ``image``): every raw image, denoised along t (z where no image has more than one
-    time point), plus copy blocks for the raw images themselves. Raises DenoiseError or
-    ImageFileError for an input this path cannot take.
+    time point), plus copy blocks for the raw images themselves. Raises DenoiseError,
+    ImageFileError or InputError (frames too small) for an input this path cannot take.
     """
     run_store = image is None and _is_run_store(input)
     names = [n for n in list_images(input) if n.startswith("raw/")] if run_store else [image]
@@ -223,8 +223,7 @@ def _blocks(
 ) -> list[Block]:
     axes = img.axes.lower()
     shape = dict(zip(axes, img.data.shape, strict=True))
-    if min(shape["y"], shape["x"]) < MIN_SIZE:
-        raise DenoiseError(f"{source}: frames smaller than the model's {MIN_SIZE} px.")
+    check_frame_size(shape["y"], shape["x"], f"{source}: ")
     looped = [a for a in axes if a not in (axis, "y", "x") and (a != "c" or channels == 1)]
     n = shape[axis]
     blocks = []

@@ -28,15 +28,20 @@ from livedenoise.imageio import (
     read_image,
     write_image,
 )
-from livedenoise.inference import Engine, check_finite, denoise_stack, load_engine
+from livedenoise.inference import (
+    Engine,
+    check_finite,
+    check_frame_size,
+    denoise_stack,
+    load_engine,
+)
 from livedenoise.model import load_card
-from livedenoise.model.cnnt import MIN_SIZE
 from livedenoise.storage import RunStore, StoredRun, open_run
 
 
 class DenoiseError(ValueError):
-    """A request the files rule out (the output exists or is the input, channels the model lacks,
-    frames too small for the model)."""
+    """A request the files rule out (the output exists or is the input, channels the model lacks);
+    frames too small for the model are the engine's ``InputError``, the same rule as live runs."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,7 @@ def denoise_file(
         read += " (axes guessed: the file does not name them; --axes overrides)"
     if on_read is not None:
         on_read(read)
-    if min(h, w) < MIN_SIZE:
-        raise DenoiseError(
-            f"{input}: frames of {h}x{w} px are smaller than the model's minimum of "
-            f"{MIN_SIZE}x{MIN_SIZE} px, where it would make them worse; denoise whole frames "
-            "(or check --axes if the axes were misread)."
-        )
+    check_frame_size(h, w, f"{input}: ", " (or check --axes if the axes were misread)")
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
     check_channels(
@@ -158,8 +158,7 @@ def _denoise_run(
     if on_read is not None:
         on_read(read)
     for name, image in zip(names, images, strict=True):
-        if min(image.data.shape[-2:]) < MIN_SIZE:
-            raise DenoiseError(f"{input}/{name}: frames smaller than the model's {MIN_SIZE} px.")
+        check_frame_size(*image.data.shape[-2:], f"{input}/{name}: ")
     layout = RunLayout(**run.attrs["layout"])
     axis = "t" if max(image.data.shape[0] for image in images) > 1 else "z"
     engine = load_engine(model, backend, window=window, frame_size=tuple(images[0].data.shape[-2:]))
@@ -209,7 +208,10 @@ def _frame_infos(run: StoredRun, p: int, image: Image) -> list[FrameInfo]:
         index = FrameIndex(t, p, c, z)
         recorded = all(i < n for i, n in zip((t, p, c, z), acquired.shape, strict=True))
         arrived = acquired[t, p, c, z] if recorded else np.nan
-        metadata = {"channel": channels[c], "position": described.get("position", "")}
+        metadata = {
+            "channel": channels[c],
+            **{k: described.get(k) for k in ("position", "position_name", "z_step_um")},
+        }
         infos.append(FrameInfo(seq, index, float(arrived), stage, metadata))
     return infos
 

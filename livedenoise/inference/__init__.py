@@ -12,6 +12,7 @@ from livedenoise.inference.base import (
     InputError,
     Limits,
     check_finite,
+    check_frame_size,
     frame_list,
     nonfinite_frames,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Limits",
     "Tiling",
     "check_finite",
+    "check_frame_size",
     "choose_tiling",
     "denoise_stack",
     "denoised_frames",

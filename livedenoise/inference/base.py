@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 
 from livedenoise.inference.tiling import Tiling, choose_tiling, run_tiled
 from livedenoise.model import ModelCard
+from livedenoise.model.cnnt import MIN_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,17 @@ def check_finite(frames: np.ndarray, first: int = 0, of: str = "") -> None:
         )
 
 
+def check_frame_size(height: int, width: int, of: str = "", hint: str = "") -> None:
+    """Raise InputError for frames smaller than the model's minimum: padded up to it, they come out
+    worse than they went in. The one rule for live runs, sequences and offline denoising; ``of``
+    names whose frames (``"input.tif: "``), ``hint`` ends the message."""
+    if min(height, width) < MIN_SIZE:
+        raise InputError(
+            f"{of}frames of {height}x{width} px are smaller than the model's minimum of "
+            f"{MIN_SIZE}x{MIN_SIZE} px, where it would make them worse; denoise whole frames{hint}."
+        )
+
+
 def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
     """How many tiles of ``windows`` windows one call takes: the backend's batch limit, and its size
     limit as a budget of pixels (a call holds no more pixels than the largest frame it takes whole)."""
@@ -183,6 +195,7 @@ class Engine:
                 f"window has {t} frames but this {self.name} engine was built for at most "
                 f"{limits.max_frames}; build it for a longer window (window={t})."
             )
+        check_frame_size(h, w)
         check_finite(x.swapaxes(0, 1), of=" of the window")  # before normalising spreads a NaN
         tiling = self.tiling(t, h, w)
         out = np.empty(x.shape, dtype=np.float32)

@@ -22,7 +22,7 @@ import useq
 from psygnal import Signal
 from pydantic import BaseModel, ConfigDict, Field
 
-from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
+from livedenoise.frames import FrameIndex, FrameInfo, RunLayout, grey_planes
 from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.ring import FrameRing
@@ -80,6 +80,30 @@ def current_preset(meta: dict[str, Any], group: str) -> str | None:
     return None
 
 
+def z_step_um(sequence: useq.MDASequence) -> float:
+    """The z-step of a sequence's z plan (1 um without one, or for a plan of listed positions)."""
+    return float(getattr(sequence.z_plan, "step", None) or 1.0)
+
+
+def position_plan(sequence: useq.MDASequence, p: int) -> tuple[str | None, float]:
+    """Stage position ``p``'s name and z-step: from its own sub-sequence's z plan where it has one,
+    else the sequence's."""
+    if p >= len(sequence.stage_positions):
+        return None, z_step_um(sequence)
+    position = sequence.stage_positions[p]
+    own = position.sequence is not None and position.sequence.z_plan is not None
+    return position.name, z_step_um(position.sequence if own else sequence)
+
+
+def planes_per_event(meta: dict[str, Any]) -> int:
+    """Frames the pipeline takes in per image event: one per physical camera (Micro-Manager's
+    Multi Camera delivers each), times three for a colour camera (see ``grey_planes``)."""
+    info = meta["image_infos"][0]
+    cameras = int(info.get("num_camera_adapter_channels") or 1)
+    shape = info.get("plane_shape", ())
+    return cameras * (shape[2] if len(shape) == 3 else 1)
+
+
 def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLayout:
     """Sizes to allocate first and the physical scale, from the sequence and the run's metadata.
 
@@ -87,13 +111,12 @@ def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLay
     sequence whose sub-sequences or presets change sizes is stored as delivered.
     """
     info = meta["image_infos"][0]
-    z_step = getattr(sequence.z_plan, "step", 1.0) if sequence.z_plan else 1.0
     return RunLayout(
         timepoints=axis_size(sequence, "t"),
-        channels=axis_size(sequence, "c"),
+        channels=axis_size(sequence, "c") * planes_per_event(meta),
         slices=axis_size(sequence, "z"),
         pixel_size_um=float(info.get("pixel_size_um") or 1.0),
-        z_step_um=float(z_step or 1.0),
+        z_step_um=z_step_um(sequence),
     )
 
 
@@ -137,6 +160,7 @@ class DenoisingOutput:
         self.device_errors: list[str] = []  # filled by whoever watches the devices
         self.stopped_by_user = False  # set by whoever cancels the run on the user's word
         self.expected = 0  # frames the sequence will deliver, known once it started
+        self._sequence = useq.MDASequence()
         self._images: dict[tuple[Any, ...], int] = {}  # (position, shape, dtype) -> image
         self._channels: dict[int, dict[str, int]] = {}  # image -> preset -> channel slot
         self._default_channel = "default"
@@ -150,7 +174,8 @@ class DenoisingOutput:
 
     def sequenceStarted(self, sequence: useq.MDASequence, meta: dict[str, Any]) -> None:
         layout = layout_from_meta(sequence, meta)
-        self.expected = expected_frames(sequence)
+        self.expected = expected_frames(sequence) * planes_per_event(meta)
+        self._sequence = sequence
         self._tiled = is_tiled(sequence)
         self._pixel_size_um = layout.pixel_size_um
         group = next(
@@ -189,27 +214,36 @@ class DenoisingOutput:
         pipeline.start()
         self.started.emit(pipeline)
 
-    def _index(self, img: np.ndarray, event: useq.MDAEvent) -> tuple[FrameIndex, dict[str, str]]:
-        """Where a frame goes: its image (a stage position or tile, and a frame shape and dtype) and
+    def _index(
+        self, plane: np.ndarray, event: useq.MDAEvent, channel_name: str
+    ) -> tuple[FrameIndex, dict[str, Any]]:
+        """Where a plane goes: its image (a stage position or tile, and a frame shape and dtype) and
         its channel slot in that image, in the order they first appear."""
         i = event.index
         position = (i.get("p", 0), i.get("g"))
-        key = (position, img.shape, img.dtype.str)
+        key = (position, plane.shape, plane.dtype.str)
         image = self._images.setdefault(key, len(self._images))
-        preset = event.channel.config if event.channel else self._default_channel
         slots = self._channels.setdefault(image, {})
-        channel = slots.setdefault(preset, len(slots))
+        channel = slots.setdefault(channel_name, len(slots))
         label = f"p{position[0]}" + (f" g{position[1]}" if position[1] is not None else "")
         index = FrameIndex(i.get("t", 0), image, channel, i.get("z", 0))
-        return index, {"channel": preset, "position": label}
+        name, z_step = position_plan(self._sequence, position[0])
+        names = {"channel": channel_name, "position": label, "z_step_um": z_step}
+        return index, names | ({"position_name": name} if name else {})
 
     def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]) -> None:
+        """Take a frame in: each physical camera's (Multi Camera) and each colour's plane is a
+        channel of its own, named after the preset, the camera and the colour."""
         assert self.pipeline is not None, "frameReady before sequenceStarted"
         try:
-            index, names = self._index(img, event)
+            preset = event.channel.config if event.channel else self._default_channel
+            camera = meta.get("camera_device") if "cam" in event.index else None
             stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
-            extra = {"exposure_ms": meta.get("exposure_ms"), **names}
-            self.pipeline.put_frame(img, index, stage, extra)
+            for colour, plane in grey_planes(img):
+                channel_name = " ".join(filter(None, (preset, camera, colour)))
+                index, names = self._index(plane, event, channel_name)
+                extra = {"exposure_ms": meta.get("exposure_ms"), **names}
+                self.pipeline.put_frame(plane, index, stage, extra)
         except Exception as err:  # the runner only logs a handler's error: make it the run's
             self.pipeline.report_error(f"frame {dict(event.index)} could not be taken in: {err}")
             raise

@@ -84,6 +84,8 @@ class _Image:
     denoised: zarr.Array
     translation_um: tuple[float, float]  # (y, x) of the first pixel
     position: str
+    z_step_um: float  # its own: a stage position's sub-sequence may have its own z plan
+    position_name: str | None = None  # the name the sequence gave its stage position
     channels: list[str] = field(default_factory=list)
     low: dict[int, float] = field(default_factory=dict)  # per channel, for the display window
     high: dict[int, float] = field(default_factory=dict)
@@ -93,6 +95,8 @@ class _Image:
         return {
             "name": f"p{self.number}",
             "position": self.position,
+            "position_name": self.position_name,
+            "z_step_um": self.z_step_um,
             "shape": list(self.raw.shape[-2:]),
             "dtype": str(self.raw.dtype),
             "channels": self.channels,
@@ -132,10 +136,10 @@ class RunStore:
 
     # -- images ------------------------------------------------------------------------------------
 
-    def _scale(self, interval_s: float | None = None) -> tuple[float, ...]:
+    def _scale(self, image: _Image, interval_s: float | None = None) -> tuple[float, ...]:
         layout = self.layout
         t = interval_s or layout.interval_s or 1.0
-        return (t, 1.0, layout.z_step_um, layout.pixel_size_um, layout.pixel_size_um)
+        return (t, 1.0, image.z_step_um, layout.pixel_size_um, layout.pixel_size_um)
 
     def _image_attrs(self, image: _Image, kind: str, interval_s: float | None = None) -> dict:
         """NGFF attributes of one image: scale, the stage translation, channels and their windows."""
@@ -143,7 +147,7 @@ class RunStore:
         attrs = image_attrs(
             f"{kind} p{image.number}",
             "tczyx",
-            self._scale(interval_s),
+            self._scale(image, interval_s),
             image.channels or ["default"],
             (min(image.low.values(), default=0.0), high),
         )
@@ -179,8 +183,15 @@ class RunStore:
                     dimension_names=list("tczyx"),
                 )
             )
+        meta = info.metadata
         image = _Image(
-            number, arrays[0], arrays[1], translation, str(info.metadata.get("position", ""))
+            number,
+            arrays[0],
+            arrays[1],
+            translation,
+            str(meta.get("position") or ""),
+            float(meta.get("z_step_um") or self.layout.z_step_um),
+            meta.get("position_name"),
         )
         for kind in ("raw", "denoised"):
             self._root[f"{kind}/p{number}"].attrs.update(self._image_attrs(image, kind))
@@ -288,7 +299,7 @@ class RunStore:
                 size_t=t,
                 physical_size_x=layout.pixel_size_um,
                 physical_size_y=layout.pixel_size_um,
-                physical_size_z=layout.z_step_um,
+                physical_size_z=image.z_step_um,
                 time_increment=interval_s,
                 channels=[
                     Channel(id=f"Channel:{path}:{i}", name=names[i], samples_per_pixel=1)
