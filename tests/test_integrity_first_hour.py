@@ -3,6 +3,9 @@ adapters that are not installed, and calibration profiles made under other condi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,46 @@ def test_micromanagers_demo_configuration_still_lists_its_devices(mm_adapters: P
     code, output = _cli("devices", "--config", mm_adapters / "MMConfig_demo.cfg")
     assert code == 0, output
     assert "White Light Shutter" in output  # a device of the demo configuration
+
+
+def test_the_missing_viewer_libraries_are_named_with_their_apt_get_line() -> None:
+    from livedenoise.gui.display import XCB_LIBRARIES, missing_libraries, missing_message
+
+    assert missing_libraries(["libc.so.6", "libnot-installed-xcb-test.so.0"]) == [
+        "libnot-installed-xcb-test.so.0"
+    ]
+    message = missing_message(["libxcb-icccm.so.4", "libxcb-keysyms.so.1"], XCB_LIBRARIES)
+    assert "libxcb-icccm.so.4, libxcb-keysyms.so.1" in message
+    assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in message
+    assert "--headless" in message
+
+
+FAKE_MISSING = (
+    "import livedenoise.gui.display as d; "
+    "d.XCB_LIBRARIES['libnot-installed-xcb-test.so.0'] = 'libnot-installed-xcb-test0'; "
+    "from livedenoise.cli import app; app()"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb platform is Linux's")
+def test_the_viewer_says_what_is_missing_instead_of_qt_aborting(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    """A viewer run where a library Qt's xcb platform needs is missing (one that exists nowhere is
+    added to the list, so that the test holds on any Linux machine): one line naming it and the
+    package to install, exit 1, before anything is loaded or written; Qt never gets to abort."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":99", "COLUMNS": "300"}
+    env.pop("WAYLAND_DISPLAY", None)
+    out = tmp_path / "run.ome.zarr"
+    result = subprocess.run(
+        [sys.executable, "-c", FAKE_MISSING, "acquire", "--model", small_model_path, "--out", out],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, said
+    assert "libnot-installed-xcb-test.so.0" in said and "apt-get install" in said
+    assert "libnot-installed-xcb-test0" in said and not out.exists()

@@ -16,6 +16,7 @@ from livedenoise.acquisition import ConfigError
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.cli.common import Backend, console, fail
+from livedenoise.gui.display import DisplayError, check_display
 from livedenoise.inference import BackendError
 from livedenoise.model import ModelFileError
 from livedenoise.pipeline.live import Policy
@@ -198,6 +199,11 @@ def _acquire(
     duration: float,
     headless: bool,
 ) -> None:
+    if not headless:
+        try:
+            check_display()  # before anything loads: Qt aborts the process without a window
+        except DisplayError as err:
+            raise fail(str(err)) from None
     acquisition = _prepare(config, settings, request, sequence)
     try:
         if headless:
