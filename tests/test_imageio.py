@@ -52,6 +52,20 @@ def test_imagej_z_stack_with_origin(tmp_path: Path) -> None:
     assert image.translation == pytest.approx({"X": -5.0, "Y": 2.0})
 
 
+def test_imagej_plain_stack_of_slices_is_a_z_stack(tmp_path: Path) -> None:
+    """A stack as ImageJ saves one (slices=, no hyperstack flag) is read as the z-stack it says it is."""
+    description = "ImageJ=1.54f\nimages=60\nslices=60\nunit=micron\nspacing=0.5\nloop=false\n"
+    tifffile.imwrite(
+        tmp_path / "z.tif",
+        np.zeros((60, 8, 10), np.uint16),
+        photometric="minisblack",
+        description=description,
+        metadata=None,
+    )
+    image = read_image(tmp_path / "z.tif")
+    assert image.axes == "ZYX" and not image.axes_guessed and image.scale["Z"] == 0.5
+
+
 def test_plain_tiff_stack_axes_are_a_guess(tmp_path: Path) -> None:
     tifffile.imwrite(
         tmp_path / "pages.tif", np.zeros((5, 8, 10), np.uint16), photometric="minisblack"
@@ -59,10 +73,11 @@ def test_plain_tiff_stack_axes_are_a_guess(tmp_path: Path) -> None:
     image = read_image(tmp_path / "pages.tif")
     assert image.axes == "TYX" and image.axes_guessed and image.scale == {}
     assert image.with_axes("zyx").axes == "ZYX"
-    # tifffile stores 3 planes as RGB unless told otherwise, as in ImageJ's HeLa sample
+    # tifffile stores 3 planes as RGB unless told otherwise, as in ImageJ's HeLa sample: the file
+    # says they are the colours of one image
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((3, 8, 10), np.uint16), photometric="rgb")
     image = read_image(tmp_path / "rgb.tif")
-    assert image.axes == "CYX" and image.axes_guessed
+    assert image.axes == "CYX" and image.rgb and not image.axes_guessed
 
 
 def test_ome_zarr_0_4_image_in_a_group_without_suffix(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from livedenoise.pipeline.setup import (
     check_presets,
     check_sequence,
 )
-from livedenoise.pipeline.stats import RunSummary
+from livedenoise.pipeline.stats import STOPPED_BY_USER, RunSummary
 from livedenoise.storage import check_new_store
 
 
@@ -366,17 +366,20 @@ class Acquisition:
         """Frames of the current run acquired but not yet denoised."""
         return self.pipeline.backlog if self.pipeline is not None and self.running else 0
 
-    def stop_acquiring(self) -> None:
+    def stop_acquiring(self, ended: str | None = None) -> None:
         """Stop acquiring now, without waiting: acquired frames are still saved and, under the
-        record policy, denoised (``skip_backlog`` leaves them raw-only). ``wait`` for the end."""
+        record policy, denoised (``skip_backlog`` leaves them raw-only). ``wait`` for the end.
+
+        ``ended``: how the store says the run ended (``TERMINATED`` for a SIGTERM); by default a
+        sequence was stopped by the user and live mode completed."""
         if self._live is not None and not self._live_ending:
             self._live_ending = True
-            self._live.stop_acquiring()
+            self._live.stop_acquiring(ended)
             self._background(
                 self._live.stop, "ending live mode failed", "livedenoise-live-end", self._live_ended
             )
         elif self._run is not None:
-            self._run.cancel()
+            self._run.cancel(ended or STOPPED_BY_USER)
 
     def _live_ended(self) -> None:
         self._live, self._live_ending = None, False

@@ -91,6 +91,11 @@ class RecordedStack(BaseModel):
     frame_ms: float | None = Field(
         None, ge=0, description="their frame time, to report frame times"
     )
+    image: str | None = Field(
+        None,
+        description="the image inside each file that holds several: a run store's raw/p0, a "
+        "multi-series TIFF's series",
+    )
 
 
 class CalibrationProgress:
@@ -169,7 +174,7 @@ def calibrate_from_stack(
     """
     progress = progress or CalibrationProgress()
     check_free(directory, overwrite)
-    fields = [load_repeats(path) for path in stack.paths]
+    fields = [load_repeats(path, stack.image) for path in stack.paths]
     sizes = {f.frames.shape[1:] for f in fields}
     if len(sizes) > 1:
         raise CalibrationError(

@@ -23,6 +23,7 @@ from livedenoise.imageio import (
     check_writable,
     describe,
     from_frames,
+    guess_note,
     image_format,
     list_images,
     read_image,
@@ -107,7 +108,7 @@ def denoise_file(
     n, c, h, w = frames.shape
     read = f"{describe(source)} as {n} frame(s) of {c} channel(s)"
     if source.axes_guessed:
-        read += " (axes guessed: the file does not name them; --axes overrides)"
+        read += f" ({guess_note(source)})"
     if on_read is not None:
         on_read(read)
     check_frame_size(h, w, f"{input}: ", " (or check --axes if the axes were misread)")

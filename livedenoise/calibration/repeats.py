@@ -50,10 +50,14 @@ def check_frames(frames: np.ndarray, origin: str) -> None:
         )
 
 
-def load_repeats(path: str | Path) -> Repeats:
-    """A recorded repeat stack (TIFF, .npy or OME-Zarr) with one time (or z) axis and one channel."""
+def load_repeats(path: str | Path, image_name: str | None = None) -> Repeats:
+    """A recorded repeat stack (TIFF, .npy or OME-Zarr) with one time (or z) axis and one channel.
+
+    ``image_name`` chooses the image in a file of several (``read_image``'s ``name``: ``raw/p0`` of a
+    run store, a TIFF's series).
+    """
     try:
-        image = read_image(path)
+        image = read_image(path, image_name)
     except ImageFileError as err:
         raise CalibrationError(str(err)) from None
     stacked = [

@@ -141,6 +141,13 @@ def calibrate_command(
             "option for more fields.",
         ),
     ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Offline: the image inside each --from-stack file that holds several, e.g. raw/p0 "
+            "of a run store or a multi-series TIFF's series number.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="Micro-Manager config file; none = the simulated microscope."),
@@ -226,7 +233,7 @@ def calibrate_command(
     microscope_only = {"--config": config, "--set": set_, "--xy": xy, "--property": property_}
     try:
         directory = out_directory(out)
-        _check_options(from_stack, frame_ms, microscope_only)
+        _check_options(from_stack, {"--frame-ms": frame_ms, "--image": image}, microscope_only)
         if frames is not None and sequence is not None:
             raise CalibrationError("give --frames or --sequence, not both.")
         request = CalibrationRequest(
@@ -240,7 +247,7 @@ def calibrate_command(
         )
         with _Bars() as progress:
             if from_stack:
-                stack = RecordedStack(paths=from_stack, frame_ms=frame_ms)
+                stack = RecordedStack(paths=from_stack, frame_ms=frame_ms, image=image)
                 profile = calibrate_from_stack(
                     stack, request, directory, overwrite=overwrite, progress=progress
                 )
@@ -261,14 +268,19 @@ def calibrate_command(
 
 
 def _check_options(
-    from_stack: list[Path] | None, frame_ms: float | None, microscope_only: dict[str, object]
+    from_stack: list[Path] | None,
+    stack_only: dict[str, object],
+    microscope_only: dict[str, object],
 ) -> None:
     """Refuse options that do not apply to the source."""
     if from_stack:
         if given := [name for name, value in microscope_only.items() if value]:
             raise CalibrationError(f"{', '.join(given)} apply to the microscope, not --from-stack.")
-    elif frame_ms is not None:
-        raise CalibrationError("--frame-ms is for --from-stack; the microscope reports its own.")
+    elif given := [name for name, value in stack_only.items() if value is not None]:
+        raise CalibrationError(
+            f"{', '.join(given)} apply to --from-stack files, not the microscope (it reports its "
+            "own frame time and records one field at a time)."
+        )
 
 
 def _tolerance(psnr_db: float, ssim: float, structure: float) -> Tolerance:

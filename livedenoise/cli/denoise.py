@@ -75,7 +75,10 @@ def denoise(
     ],
     image: Annotated[
         str | None,
-        typer.Option(help="The image inside an OME-Zarr collection or run store, e.g. raw/p0."),
+        typer.Option(
+            help="The image inside an OME-Zarr collection or run store (e.g. raw/p0), or the "
+            "series of a multi-series TIFF (its number from 0, or its name)."
+        ),
     ] = None,
     backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
     window: Annotated[

@@ -3,9 +3,11 @@
 An image is an array plus one axis letter per dimension from ``TZCYX`` (time, z, channel, y, x) and
 what the file said about it: pixel size, z step and time interval with their units, the first pixel's
 position, channel names (``Image``). Axes come from the file's metadata; where it names none (a plain
-TIFF stack, a ``.npy``) they are guessed (``Image.axes_guessed``). Writers keep all of it, axes in the
-standard order: TIFF as an ImageJ hyperstack (OME-TIFF for names ending ``.ome.tif``), OME-Zarr as an
-NGFF 0.5 image with scale and translation; ``.npy`` keeps the array alone.
+TIFF stack, a ``.npy``) they are guessed (``Image.axes_guessed``, ``guess_note`` says so). A file of
+several images (an OME-Zarr collection, a TIFF of several series) is read one image at a time, chosen
+by name. Writers keep all of it, axes in the standard order: TIFF as an ImageJ hyperstack (OME-TIFF
+for names ending ``.ome.tif``; an RGB image stays RGB), OME-Zarr as an NGFF 0.5 image with scale and
+translation; ``.npy`` keeps the array alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from livedenoise.imageio.image import (
     default_axes,
     describe,
     from_frames,
+    guess_note,
 )
 from livedenoise.imageio.omezarr import NGFF_ORDER, create_zarr, list_images, read_zarr, write_zarr
 from livedenoise.imageio.tiff import check_tiff_dtype, read_tiff, write_tiff
@@ -38,6 +41,7 @@ __all__ = [
     "create_zarr",
     "describe",
     "from_frames",
+    "guess_note",
     "image_format",
     "list_images",
     "read_image",
@@ -67,20 +71,24 @@ def image_format(path: Path) -> str:
 def read_image(path: str | Path, name: str | None = None) -> Image:
     """Read a TIFF, ``.npy`` or OME-Zarr (0.4 or 0.5) image into memory.
 
-    ``name`` chooses an image inside an OME-Zarr collection (``raw/p0`` of a run store). Raises
-    ImageFileError for a missing or unreadable file, one that holds no intensities, or a ``name``
-    that is not there.
+    ``name`` chooses an image inside an OME-Zarr collection (``raw/p0`` of a run store) or a series of
+    a TIFF (its number from 0, or its name). Raises ImageFileError for a missing or unreadable file,
+    one that holds no intensities, a ``name`` that is not there, or a file of several images without
+    ``name`` (the message lists them).
     """
     path = Path(path)
     if not path.exists():
         raise ImageFileError(f"{path}: no such file.")
     kind = image_format(path)
-    if name is not None and kind != "zarr":
-        raise ImageFileError(f"{path}: --image chooses an image inside an OME-Zarr collection.")
+    if name is not None and kind == "npy":
+        raise ImageFileError(
+            f"{path}: a .npy holds one image; --image chooses one inside an OME-Zarr collection "
+            "or a TIFF of several series."
+        )
     if kind == "zarr":
         image = read_zarr(path, name)
     else:
-        image = _read_npy(path) if kind == "npy" else read_tiff(path)
+        image = _read_npy(path) if kind == "npy" else read_tiff(path, name)
     if image.data.dtype.kind not in "uif":
         raise ImageFileError(
             f"{path}: holds {image.data.dtype} values, not integer or floating-point intensities."

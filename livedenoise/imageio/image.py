@@ -31,9 +31,12 @@ class Image:
     translation: dict[str, float] = field(default_factory=dict)
     channels: list[str] = field(default_factory=list)
     axes_guessed: bool = False
+    rgb: bool = False
 
     def __post_init__(self) -> None:
         check_axes(self.axes, self.data.shape)
+        if self.rgb and ("C" not in self.axes or self.data.shape[self.axes.index("C")] != 3):
+            raise ImageFileError(f"an RGB image has 3 channels (C); this one is {describe(self)}.")
         self.scale = {a: v for a, v in self.scale.items() if a in self.axes}
         self.units = {a: v for a, v in self.units.items() if a in self.axes}
         self.translation = {a: v for a, v in self.translation.items() if a in self.axes}
@@ -50,6 +53,7 @@ class Image:
             units={a: v for a, v in self.units.items() if a in kept},
             translation={a: v for a, v in self.translation.items() if a in kept},
             axes_guessed=False,
+            rgb=self.rgb and "C" in kept,
         )
 
     def in_order(self, order: str = AXES) -> Image:
@@ -126,6 +130,18 @@ def _stack_axes(image: Image) -> str:
 
 def _size(image: Image, axes: str) -> tuple[int, ...]:
     return tuple(image.data.shape[image.axes.index(a)] for a in axes)
+
+
+def guess_note(image: Image) -> str:
+    """What was guessed and how to override it, for an image whose file names no axes; else ``""``."""
+    if not image.axes_guessed:
+        return ""
+    other = image.axes.translate(str.maketrans("TZ", "ZT"))
+    example = f" (e.g. --axes {other})" if other != image.axes else ""
+    return (
+        f"axes {image.axes} guessed: the file does not name them; if they are wrong, give them "
+        f"with --axes{example}"
+    )
 
 
 def describe(image: Image) -> str:

@@ -1,8 +1,10 @@
 """TIFF files: ImageJ hyperstacks, OME-TIFF and plain stacks, read and written with tifffile.
 
-Axes and calibration come from tifffile's first series and its ImageJ or OME metadata: pixel size
+Axes and calibration come from tifffile's series and its ImageJ or OME metadata: pixel size
 (ImageJ resolution and unit, OME PhysicalSize), z spacing, frame interval and origin (ImageJ
-``xorigin``, OME plane positions). A plain TIFF says nothing of either; its axes are guessed.
+``xorigin``, OME plane positions). A plain TIFF says nothing of either; its axes are guessed. A file of
+several series (positions of an OME-TIFF) is read one series at a time, chosen by number or name:
+never silently the first. RGB samples are the channels of a colour image and are written back as RGB.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from livedenoise.imageio.image import AXES, Image, ImageFileError
 # the dtypes an ImageJ hyperstack holds
 IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
-# tifffile's letters that name an axis of ours; any other letter (I: pages, Q: unknown, S: samples,
-# as tifffile stores any 3-plane stack as RGB planes unless told otherwise) is guessed: T, then C, Z
+# tifffile's letters that name an axis of ours; any other letter (I: pages, Q: unknown, S: samples
+# that are not RGB, as tifffile stores a 4-plane stack as RGB plus one extra sample unless told
+# otherwise) is guessed: T, then C, Z
 _TIFF_LETTERS = {"T": "T", "Z": "Z", "C": "C", "Y": "Y", "X": "X"}
 
 # units as TIFF metadata spells them -> NGFF names; ImageJ's and OME's spelling for writing
@@ -45,36 +48,71 @@ def is_ome_name(path: Path) -> bool:
     return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
 
 
-def read_tiff(path: Path) -> Image:
-    """The first series of a TIFF, with its axes and calibration. Raises ImageFileError."""
+def read_tiff(path: Path, series: str | None = None) -> Image:
+    """One series of a TIFF, with its axes and calibration. Raises ImageFileError.
+
+    ``series`` is the series' number (from 0) or name; it may be left out only for a file of one series.
+    """
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            data = series.asarray()
+            index = _series_index(path, tif.series, series)
+            chosen = tif.series[index]
+            data = chosen.asarray()
+            rgb = _is_rgb(chosen)
             if tif.is_ome:
-                calibration = _ome_calibration(tif.ome_metadata or "")
+                calibration = _ome_calibration(tif.ome_metadata or "", index)
             elif tif.is_imagej:
                 calibration = _imagej_calibration(tif.imagej_metadata or {}, tif.pages.first)
             else:
                 calibration = {}
+    except ImageFileError:
+        raise
     except (tifffile.TiffFileError, ValueError, IndexError) as err:
         raise ImageFileError(f"{path}: not a readable TIFF image ({err}).") from None
-    axes, guessed = _letters(series.axes)
+    axes, guessed = _letters(chosen.axes, rgb)
     try:
-        return Image(data, axes, axes_guessed=guessed, **calibration)
+        return Image(data, axes, axes_guessed=guessed, rgb=rgb, **calibration)
     except ImageFileError as err:
         raise ImageFileError(
-            f"{path}: TIFF axes {series.axes!r} read as {axes!r}: {err} Give the axes with --axes."
+            f"{path}: TIFF axes {chosen.axes!r} read as {axes!r}: {err} Give the axes with --axes."
         ) from None
 
 
-def _letters(tiff_axes: str) -> tuple[str, bool]:
-    """Our axes for tifffile's letters, and whether any had to be guessed (T, then C, then Z)."""
-    known = [_TIFF_LETTERS.get(a) for a in tiff_axes]
-    spare = [a for a in "TCZ" if a not in known]
-    if "S" in tiff_axes and "C" in spare:  # samples (RGB) are channels more likely than frames
-        spare.insert(0, spare.pop(spare.index("C")))
-    guesses = iter(spare)
+def _series_index(path: Path, series: list[tifffile.TiffPageSeries], chosen: str | None) -> int:
+    """The index of the series ``chosen`` names (number or name); the only one when it is None."""
+    if chosen is None and len(series) == 1:
+        return 0
+    names = [s.name for s in series]
+    if chosen is not None and chosen in names:
+        return names.index(chosen)
+    if chosen is not None and chosen.isdigit() and int(chosen) < len(series):
+        return int(chosen)
+    listed = "; ".join(
+        f"{i}: {_letters(s.axes, _is_rgb(s))[0]} {'x'.join(map(str, s.shape))}"
+        + (f" {s.name!r}" if s.name else "")
+        for i, s in enumerate(series)
+    )
+    wrong = "" if chosen is None else f"has no series {chosen!r}: it "
+    raise ImageFileError(
+        f"{path} {wrong}holds {len(series)} series (images: {listed}); choose one with --image, "
+        f"e.g. --image {len(series) - 1}."
+    )
+
+
+def _is_rgb(series: tifffile.TiffPageSeries) -> bool:
+    """Whether the series' samples (S) are the red, green and blue of a colour image."""
+    page = series.keyframe
+    return (
+        "S" in series.axes
+        and page.photometric == tifffile.PHOTOMETRIC.RGB
+        and page.samplesperpixel == 3
+    )
+
+
+def _letters(tiff_axes: str, rgb: bool) -> tuple[str, bool]:
+    """Our axes for tifffile's letters (RGB samples are channels), and whether any had to be guessed."""
+    known = [_TIFF_LETTERS.get(a, "C" if a == "S" and rgb else None) for a in tiff_axes]
+    guesses = iter(a for a in "TCZ" if a not in known)
     axes = "".join(a or next(guesses, "?") for a in known)
     return axes, None in known
 
@@ -105,9 +143,11 @@ def _imagej_calibration(meta: dict[str, Any], page: tifffile.TiffPage) -> dict[s
     return {"scale": scale, "units": units, "translation": translation}
 
 
-def _ome_calibration(xml: str) -> dict[str, Any]:
-    image = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
-    pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+def _ome_calibration(xml: str, index: int) -> dict[str, Any]:
+    """Calibration of the OME image ``index`` (one per series)."""
+    images = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
+    images = images if isinstance(images, list) else [images]
+    pixels = images[index].get("Pixels", {}) if index < len(images) else {}
     scale: dict[str, float] = {}
     units: dict[str, str] = {}
     translation: dict[str, float] = {}
@@ -146,16 +186,19 @@ def check_tiff_dtype(path: Path, dtype: np.dtype) -> None:
 def write_tiff(path: Path, image: Image) -> None:
     """An ImageJ hyperstack, or OME-TIFF for a name ending ``.ome.tif``, axes in TZCYX order.
 
-    Raises ImageFileError for a dtype an ImageJ hyperstack cannot hold (see ``check_tiff_dtype``).
+    An RGB image stays RGB (samples last, photometric RGB); as ImageJ holds RGB as 8 bits only, other
+    RGB images are written with OME metadata whatever the name. Raises ImageFileError for a dtype an
+    ImageJ hyperstack cannot hold (see ``check_tiff_dtype``).
     """
-    image = image.in_order(AXES)
+    image = image.in_order("TZYXC" if image.rgb else AXES)
     check_tiff_dtype(path, image.data.dtype)
-    if is_ome_name(path):
-        tifffile.imwrite(
-            path, image.data, ome=True, photometric="minisblack", metadata=_ome_metadata(image)
-        )
+    axes = image.axes.replace("C", "S") if image.rgb else image.axes
+    photometric = "rgb" if image.rgb else "minisblack"
+    if is_ome_name(path) or (image.rgb and image.data.dtype != np.uint8):
+        metadata = _ome_metadata(image, axes)
+        tifffile.imwrite(path, image.data, ome=True, photometric=photometric, metadata=metadata)
         return
-    metadata: dict[str, Any] = {"axes": image.axes}
+    metadata: dict[str, Any] = {"axes": axes}
     resolution = None
     unit = _IMAGEJ_UNIT.get(image.units.get("X", ""))
     if unit and {"X", "Y"} <= image.scale.keys():
@@ -168,11 +211,19 @@ def write_tiff(path: Path, image: Image) -> None:
                 metadata[f"{axis.lower()}origin"] = -offset / image.scale[axis]
     if "T" in image.scale and image.units.get("T") in _SECONDS:
         metadata["finterval"] = image.scale["T"] * _SECONDS[image.units["T"]]
-    tifffile.imwrite(path, image.data, imagej=True, resolution=resolution, metadata=metadata)
+    tifffile.imwrite(
+        path,
+        image.data,
+        imagej=True,
+        photometric=photometric,
+        resolution=resolution,
+        metadata=metadata,
+    )
 
 
-def _ome_metadata(image: Image) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"axes": image.axes}
+def _ome_metadata(image: Image, axes: str) -> dict[str, Any]:
+    """OME metadata of ``image`` written with tifffile's ``axes`` (S for RGB samples)."""
+    metadata: dict[str, Any] = {"axes": axes}
     for axis in "XYZ":
         if axis in image.scale and image.units.get(axis) in _OME_UNIT:
             metadata[f"PhysicalSize{axis}"] = image.scale[axis]
@@ -180,9 +231,9 @@ def _ome_metadata(image: Image) -> dict[str, Any]:
     if "T" in image.scale and image.units.get("T") in _OME_UNIT:
         metadata["TimeIncrement"] = image.scale["T"]
         metadata["TimeIncrementUnit"] = _OME_UNIT[image.units["T"]]
-    if image.channels and "C" in image.axes:
+    if image.channels and "C" in axes:
         metadata["Channel"] = {"Name": list(image.channels)}
-    planes = int(np.prod(image.data.shape[:-2]))
+    planes = int(np.prod([n for a, n in zip(axes, image.data.shape, strict=True) if a in "TZC"]))
     for axis, offset in image.translation.items():
         if axis in "XYZ" and image.units.get(axis) in _OME_UNIT:
             metadata.setdefault("Plane", {})[f"Position{axis}"] = [offset] * planes

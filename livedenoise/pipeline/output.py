@@ -26,7 +26,7 @@ from livedenoise.frames import FrameIndex, FrameInfo, RunLayout, grey_planes
 from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.ring import FrameRing
-from livedenoise.pipeline.stats import RunSummary
+from livedenoise.pipeline.stats import AutofocusFailure, RunSummary
 from livedenoise.pipeline.windows import WindowAssembler, WindowAxis, default_axis
 from livedenoise.storage import RunStore, check_new_store
 
@@ -47,13 +47,19 @@ def axis_size(sequence: useq.MDASequence, axis: str) -> int:
     return max(1, sequence.sizes.get(axis, 0))
 
 
+def is_image_event(event: useq.MDAEvent) -> bool:
+    """An event that acquires a frame: not an autofocus step or another action (the MDA engine
+    acquires only for these)."""
+    return event.action is None or isinstance(event.action, useq.AcquireImage)
+
+
 def expected_frames(sequence: useq.MDASequence) -> int:
-    """Frames a sequence will deliver, counted over its events (sub-sequences included).
+    """Frames a sequence will deliver, counted over its image events (sub-sequences included).
 
     Count only once the run has started: the MDA engine sets a grid's field of view from the camera
     then, which decides how many tiles a grid with bounds has.
     """
-    return sum(1 for _ in sequence)
+    return sum(1 for event in sequence if is_image_event(event))
 
 
 def device_state(meta: dict[str, Any]) -> list[list[str]]:
@@ -158,7 +164,13 @@ class DenoisingOutput:
         self.mosaic: Mosaic | None = None
         self.summary: RunSummary | None = None
         self.device_errors: list[str] = []  # filled by whoever watches the devices
-        self.stopped_by_user = False  # set by whoever cancels the run on the user's word
+        self.run_error: str | None = None  # why the MDA runner failed, from whoever ran it
+        self.autofocus_failures: list[AutofocusFailure] = []  # filled by whoever watches the log
+        self.stopped: str | None = None  # how the run was stopped early (STOPPED_BY_USER...)
+        self.canceled = False  # the MDA runner was canceled (by whoever drives the core)
+        # False when whoever runs the sequence closes the store itself, after recording errors the
+        # runner raises only after ``sequenceFinished``
+        self.finish_on_sequence_finished = True
         self.expected = 0  # frames the sequence will deliver, known once it started
         self._sequence = useq.MDASequence()
         self._images: dict[tuple[Any, ...], int] = {}  # (position, shape, dtype) -> image
@@ -248,8 +260,12 @@ class DenoisingOutput:
             self.pipeline.report_error(f"frame {dict(event.index)} could not be taken in: {err}")
             raise
 
+    def sequenceCanceled(self, sequence: useq.MDASequence) -> None:
+        self.canceled = True
+
     def sequenceFinished(self, sequence: useq.MDASequence) -> None:
-        self.finish()
+        if self.finish_on_sequence_finished:
+            self.finish()
 
     def finish(self) -> RunSummary | None:
         """Denoise what is left, save the mosaic, close the store; the run's summary.
@@ -266,19 +282,34 @@ class DenoisingOutput:
     def _close(self, pipeline: LivePipeline) -> RunSummary:
         pipeline.drain()
         acquired = pipeline.stats.acquired
-        if self.device_errors:
-            pipeline.report_error(
-                f"the run stopped after {acquired} of {self.expected} frames because a device "
-                f"failed: {self.device_errors[0]}. Every frame acquired before that is saved in "
-                f"{self.path}."
-            )
+        missing = max(0, self.expected - acquired)
+        if error := self._failure(acquired, missing):
+            pipeline.report_error(error)
         extra: dict[str, Any] = {
-            "missing": max(0, self.expected - acquired),
-            "ended": "stopped by the user" if self.stopped_by_user else "completed",
+            "missing": missing,
+            "ended": self.stopped or ("canceled" if self.canceled else "completed"),
+            "autofocus_failures": self.autofocus_failures,
         }
         if self.mosaic is not None and self.mosaic.tiles:
             extra["mosaic"] = str(self.mosaic.save(mosaic_path(self.path)))
         return pipeline.close(extra)
+
+    def _failure(self, acquired: int, missing: int) -> str | None:
+        """Why the run failed, if it did: a device, the MDA runner, or frames that never arrived
+        although nobody stopped the run (a camera's buffer overflowed, it stopped delivering)."""
+        saved = f"Every frame acquired before that is saved in {self.path}."
+        if self.device_errors:
+            reason = f"because a device failed: {self.device_errors[0]}"
+        elif self.run_error:
+            reason = f"because {self.run_error}"
+        elif missing and self.stopped is None and not self.canceled:
+            reason = (
+                f"({missing} never arrived): the camera stopped delivering or its buffer "
+                "overflowed; see pymmcore-plus's log"
+            )
+        else:
+            return None
+        return f"the run stopped after {acquired} of {self.expected} frames {reason}. {saved}"
 
     def _place_tile(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
         """Blend a denoised tile into the mosaic (tiles of the first tile's shape; others stay out)."""

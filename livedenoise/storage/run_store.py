@@ -5,9 +5,12 @@ Layout (OME-NGFF 0.5, bioformats2raw collection, one image per stage position or
     run.ome.zarr/            ome: bioformats2raw.layout; livedenoise: model card, settings, images, stats
       OME/                   ome.series: ["raw/p0", "denoised/p0", "raw/p1", ...]
         METADATA.ome.xml     one OME Image per series, ID "Image:raw/p0" etc. (napari-ome-zarr's list)
-      raw/p0/0               (t, c, z, y, x) acquired frames, the detector's own dtype
+      raw/p0/0               (t, c, z, y, x) acquired frames, the detector's own dtype; a frame
+                             never written reads as the fill value (``unwritten_value``)
       denoised/p0/0          (t, c, z, y, x) float32, NaN until denoised
-      timing/                acquired_s, denoised_s, latency_ms: (t, p, c, z) float64 per frame
+      timing/                acquired_s, denoised_s, latency_ms: (t, p, c, z) float64 per frame;
+                             acquired_s is NaN for every frame never written: the record of
+                             which frames a stopped or failed run holds
 
 An image is created by its first frame, which sets its frame shape and dtype, and grows along t, c and z
 as frames arrive: the store holds what the run delivers, whatever the camera said before it started. A
@@ -53,6 +56,14 @@ def _larger(needed: tuple[int, ...], shape: tuple[int, ...]) -> bool:
 
 def _grown(shape: tuple[int, ...], needed: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(m if n <= m else max(n, 2 * m) for m, n in zip(shape, needed, strict=True))
+
+
+def unwritten_value(dtype: np.dtype) -> float | int:
+    """What a frame never written reads as, never a real zero: NaN for float frames, the type's
+    largest value for integer ones (a frame saturated everywhere, not data). The timings' NaN
+    ``acquired_s`` says for certain which frames were never written."""
+    dtype = np.dtype(dtype)
+    return np.nan if dtype.kind == "f" else int(np.iinfo(dtype).max)
 
 
 class OutputPathError(ValueError):
@@ -170,7 +181,8 @@ class RunStore:
         translation = (stage[1] - h / 2 * px, stage[0] - w / 2 * px)
         shape = (self.layout.timepoints, self.layout.channels, self.layout.slices, h, w)
         arrays = []
-        for kind, dtype, fill in (("raw", frame.dtype, 0), ("denoised", "float32", np.nan)):
+        raw_fill = unwritten_value(frame.dtype)
+        for kind, dtype, fill in (("raw", frame.dtype, raw_fill), ("denoised", "float32", np.nan)):
             group = self._root.create_group(f"{kind}/p{number}")
             arrays.append(
                 group.create_array(
