@@ -21,6 +21,7 @@ from livedenoise.inference import BackendError
 from livedenoise.model import ModelFileError
 from livedenoise.pipeline.live import Policy
 from livedenoise.pipeline.setup import DEMO_SETTINGS, SetupError, demo_sequence, load_sequence
+from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
 from livedenoise.storage import OutputPathError
 
 DEFAULT_MODEL = Path("backbone-small")
@@ -59,10 +60,10 @@ class _Interrupts:
         self.acquisition = acquisition
         self.count = 0
 
-    def __call__(self, why: str = "stopping") -> None:
+    def __call__(self, why: str = "stopping", ended: str | None = None) -> None:
         self.count += 1
         if self.count == 1:
-            self.acquisition.stop_acquiring()
+            self.acquisition.stop_acquiring(ended)
             pipeline = self.acquisition.pipeline
             waiting = self.acquisition.backlog
             if pipeline is not None and pipeline.policy is Policy.live:
@@ -80,27 +81,41 @@ class _Interrupts:
 
 
 def _follow(acquisition: Acquisition, live_seconds: float | None) -> None:
-    """Wait for the run to end while rich bars follow it; Ctrl-C as ``_Interrupts`` says.
+    """Wait for the run to end while rich bars follow it; Ctrl-C, and SIGTERM (a job scheduler,
+    ``kill``) alike, as ``_Interrupts`` says.
 
     ``live_seconds``: live mode ends after that long, then its backlog is denoised (announced).
     """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     interrupts = _Interrupts(acquisition)
     end = None if live_seconds is None else time.monotonic() + live_seconds
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
-        acquired = progress.add_task("acquired", total=None)
-        denoised = progress.add_task("denoised", total=None)
-        while acquisition.running:
-            try:
-                acquisition.wait(0.1)
-                if end is not None and time.monotonic() >= end and interrupts.count == 0:
-                    interrupts(f"{live_seconds:g} s of live mode done")
-                if (pipeline := acquisition.pipeline) is not None:
-                    total = acquisition.expected or None
-                    progress.update(acquired, completed=pipeline.stats.acquired, total=total)
-                    progress.update(denoised, completed=pipeline.stats.denoised, total=total)
-            except KeyboardInterrupt:
-                interrupts()
+    announced = False
+    previous = signal.signal(
+        signal.SIGTERM, lambda *_: interrupts("SIGTERM received", ended=TERMINATED)
+    )
+    try:
+        with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+            acquired = progress.add_task("acquired", total=None)
+            denoised = progress.add_task("denoised", total=None)
+            while acquisition.running:
+                try:
+                    acquisition.wait(0.1)
+                    if end is not None and time.monotonic() >= end and interrupts.count == 0:
+                        interrupts(f"{live_seconds:g} s of live mode done")
+                    if (pipeline := acquisition.pipeline) is not None:
+                        total = acquisition.expected or None
+                        progress.update(acquired, completed=pipeline.stats.acquired, total=total)
+                        progress.update(denoised, completed=pipeline.stats.denoised, total=total)
+                        if not announced and pipeline.stats.acquired:
+                            announced = True
+                            console.print(
+                                f"acquiring into {acquisition.last_out} (Ctrl-C or SIGTERM "
+                                "stops; every frame acquired is kept)"
+                            )
+                except KeyboardInterrupt:
+                    interrupts()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _prepare(
@@ -157,10 +172,19 @@ def _report(acquisition: Acquisition, summary: RunSummary | None) -> None:
     console.print(stats_table(summary))
     mosaic = f"; mosaic: {summary.mosaic}" if summary.mosaic else ""
     console.print(f"saved: {acquisition.last_out}{mosaic} ({summary.ended})")
+    for failure in summary.autofocus_failures:
+        console.print(f"autofocus failed at {failure.where()}: {failure.message}", soft_wrap=True)
     if error := summary.error or acquisition.last_error:
         raise fail(error)
-    if summary.ended == "stopped by the user":
+    if summary.ended == TERMINATED:
+        raise typer.Exit(143)  # 128 + SIGTERM, as a shell reports a process it terminated
+    if summary.ended == STOPPED_BY_USER:
         raise typer.Exit(130)  # the shell's code for Ctrl-C: the run did not do all it was asked
+    if failures := len(summary.autofocus_failures):
+        raise fail(
+            f"autofocus failed {failures} time(s) (listed above and in the store's summary): "
+            "frames after a failed autofocus may be out of focus"
+        )
 
 
 def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
@@ -177,6 +201,12 @@ def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
     viewer = LiveWindow(acquisition)
     viewer.show()
     previous = signal.signal(signal.SIGINT, lambda *_: viewer.close())
+
+    def terminate(*_: object) -> None:  # as closing the window, the store saying SIGTERM ended it
+        acquisition.stop_acquiring(TERMINATED)
+        viewer.close()
+
+    previous_term = signal.signal(signal.SIGTERM, terminate)
     wake = QTimer()  # Qt's loop runs in C++: return to Python now and then so Ctrl-C is seen
     wake.timeout.connect(lambda: None)
     wake.start(200)
@@ -188,6 +218,7 @@ def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
         app.exec()
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     _report(acquisition, acquisition.last_summary)
 
 
@@ -253,6 +284,14 @@ def acquire(
         Path | None,
         typer.Option(help="A calibration profile.json to apply (sets its averaging property)."),
     ] = None,
+    accept_calibration: Annotated[
+        bool,
+        typer.Option(
+            metavar="",
+            help="Apply --calibration even if it was made with another model or at other camera "
+            "settings (pixel size, frame size, binning, bit depth).",
+        ),
+    ] = False,
 ) -> None:
     """Acquire a sequence (or live), denoising every frame as it arrives; raw and denoised are saved."""
     try:
@@ -266,6 +305,7 @@ def acquire(
         policy=policy,
         out=out,
         calibration=calibration,
+        accept_calibration=accept_calibration,
     )
     _acquire(seq, config, set_ or [], request, duration, headless)
 

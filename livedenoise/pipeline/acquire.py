@@ -22,7 +22,7 @@ from livedenoise.frames import FrameIndex, RunLayout
 from livedenoise.pipeline.live import Denoiser, LivePipeline
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings
 from livedenoise.pipeline.ring import FrameRing
-from livedenoise.pipeline.stats import RunSummary
+from livedenoise.pipeline.stats import STOPPED_BY_USER, AutofocusFailure, RunSummary
 from livedenoise.pipeline.windows import WindowAssembler
 from livedenoise.storage import RunStore
 
@@ -76,6 +76,44 @@ class _DeviceFailures(logging.Handler):
         threading.excepthook = self._previous_hook
 
 
+class _AutofocusFailures(logging.Handler):
+    """Records each autofocus step the MDA engine reports as failed (or could not run for want of
+    an autofocus device), with the step's place in the sequence. The engine logs it and acquires
+    on; the run then says so, since the frames after it may be out of focus.
+
+    Log records and ``eventStarted`` both come from the runner's thread, so the step in hand is the
+    one that failed.
+    """
+
+    def __init__(self, core: CMMCorePlus, failures: list[AutofocusFailure]) -> None:
+        super().__init__(logging.WARNING)
+        self.core = core
+        self.failures = failures
+        self._event: useq.MDAEvent | None = None
+
+    def _started(self, event: useq.MDAEvent) -> None:
+        self._event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        lowered = message.lower()
+        if "autofocus failed" not in lowered and "no autofocus device" not in lowered:
+            return
+        index = self._event.index if self._event is not None else {}
+        self.failures.append(
+            AutofocusFailure(t=index.get("t"), p=index.get("p"), z=index.get("z"), message=message)
+        )
+
+    def __enter__(self) -> _AutofocusFailures:
+        self.core.mda.events.eventStarted.connect(self._started)
+        logging.getLogger("pymmcore-plus").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("pymmcore-plus").removeHandler(self)
+        self.core.mda.events.eventStarted.disconnect(self._started)
+
+
 class AcquisitionRun:
     """One MDA sequence through the pipeline: frames to disk as they arrive, denoised as they can be."""
 
@@ -90,6 +128,8 @@ class AcquisitionRun:
         self.core = core
         self.sequence = sequence
         self.output = DenoisingOutput(settings, engine, attrs)
+        # the runner raises its error after ``sequenceFinished``: close the store here, with it
+        self.output.finish_on_sequence_finished = False
 
     @property
     def pipeline(self) -> LivePipeline | None:
@@ -99,26 +139,47 @@ class AcquisitionRun:
     def run(self) -> RunSummary:
         """Acquire in this thread (it becomes the acquisition thread) and return the run's summary.
 
-        Any failure (a device, the engine, the disk) stops the acquisition: the run ends with what it
-        saved and says why.
+        Any failure (a device, the engine, the disk, the MDA runner: a camera buffer that
+        overflowed) stops the acquisition: the run ends with what it saved and says why. Failed
+        autofocus steps are in the summary.
         """
-        self.output.failed.connect(self._stop_on_failure)
+        output = self.output
+        output.failed.connect(self._stop_on_failure)
         try:
-            with _DeviceFailures(self.core.mda.cancel, self.output.device_errors):
-                self.core.mda.run(self.sequence, output=self.output)
+            with (
+                _DeviceFailures(self.core.mda.cancel, output.device_errors),
+                _AutofocusFailures(self.core, output.autofocus_failures),
+            ):
+                self.core.mda.run(self.sequence, output=output)
+        except Exception as err:  # the runner's own failure: the store records it
+            output.run_error = self._runner_failure(err)
         finally:
-            self.output.failed.disconnect(self._stop_on_failure)
-        summary = self.output.finish()
+            output.failed.disconnect(self._stop_on_failure)
+        summary = output.finish()
         if summary is None:  # the run ended before it started
-            raise RuntimeError(f"the run did not start: {self.output.device_errors or 'see log'}")
+            why = output.run_error or output.device_errors or "see log"
+            raise RuntimeError(f"the run did not start: {why}")
         return summary
+
+    def _runner_failure(self, err: Exception) -> str:
+        """What the MDA runner's exception means for the user, and what to do."""
+        if self.core.isBufferOverflowed():
+            return (
+                f"the camera's circular buffer overflowed ({err}): frames came faster than they "
+                "were taken out. Give it more memory (Micro-Manager: Tools > Options > sequence "
+                "buffer size; pymmcore-plus: core.setCircularBufferMemoryFootprint(MB)) or lower "
+                "the frame rate"
+            )
+        return f"the acquisition failed: {err}"
 
     def _stop_on_failure(self, message: str) -> None:
         self.core.mda.cancel()
 
-    def cancel(self) -> None:
-        """Stop acquiring at the user's word; frames already acquired are saved (and denoised)."""
-        self.output.stopped_by_user = True
+    def cancel(self, ended: str = STOPPED_BY_USER) -> None:
+        """Stop acquiring at the user's word (or a SIGTERM: ``ended`` says which, the first one
+        given is kept); frames already acquired are saved (and denoised)."""
+        if self.output.stopped is None:
+            self.output.stopped = ended
         self.core.mda.cancel()
 
     def skip_backlog(self) -> None:
@@ -158,6 +219,7 @@ class LiveAcquisition:
         self._stop = threading.Event()  # the camera is stopped: drain what it delivered, then end
         self._thread = threading.Thread(target=self._pump, name="livedenoise-live")
         self.summary: RunSummary | None = None
+        self.ended = "completed"  # live mode ends when stopped; a SIGTERM says so (TERMINATED)
 
     def _pump(self) -> None:
         try:
@@ -194,8 +256,11 @@ class LiveAcquisition:
         self.core.startContinuousSequenceAcquisition(0)
         self._thread.start()
 
-    def stop_acquiring(self) -> None:
-        """Stop the camera; the frames it already delivered are still taken in."""
+    def stop_acquiring(self, ended: str | None = None) -> None:
+        """Stop the camera; the frames it already delivered are still taken in. ``ended``: how
+        the store says live mode ended, if not "completed" (the first one given is kept)."""
+        if ended is not None and not self._stopping.is_set():
+            self.ended = ended
         self._stopping.set()
         self.core.stopSequenceAcquisition()
         self._stop.set()
@@ -203,5 +268,6 @@ class LiveAcquisition:
     def stop(self) -> RunSummary:
         self.stop_acquiring()
         self._thread.join()
-        self.summary = self.pipeline.finish()
+        self.pipeline.drain()
+        self.summary = self.pipeline.close({"ended": self.ended})
         return self.summary

@@ -9,6 +9,24 @@ from collections import defaultdict, deque
 import numpy as np
 from pydantic import BaseModel
 
+STOPPED_BY_USER = "stopped by the user"  # Ctrl-C, the viewer's stop, ``Acquisition.stop``
+TERMINATED = "terminated by SIGTERM"  # a job scheduler, systemd or ``kill``: a clean stop too
+
+
+class AutofocusFailure(BaseModel):
+    """An autofocus step that failed; the run acquired on, so the frames after it may be out of
+    focus. ``t``, ``p`` and ``z`` are the step's place in the sequence (None: not on that axis)."""
+
+    t: int | None = None
+    p: int | None = None
+    z: int | None = None
+    message: str
+
+    def where(self) -> str:
+        """``p1 t0``: the axes the step was on, as the sequence numbers them."""
+        axes = {"p": self.p, "t": self.t, "z": self.z}
+        return " ".join(f"{a}{i}" for a, i in axes.items() if i is not None) or "start"
+
 
 class RunSummary(BaseModel):
     """What a run did: the numbers the status line, the statistics table and the store record.
@@ -30,8 +48,9 @@ class RunSummary(BaseModel):
     stage_mean_ms: dict[str, float] = {}
     elapsed_s: float = 0.0
     raw_only: int = 0  # frames saved raw but never denoised (skipped, failed, or a skipped backlog)
-    missing: int = 0  # frames the sequence asked for that never arrived (a stopped run)
-    ended: str = "completed"  # or "stopped by the user", "failed"
+    missing: int = 0  # image frames the sequence asked for that never arrived
+    ended: str = "completed"  # or STOPPED_BY_USER, TERMINATED, "canceled" (a script), "failed"
+    autofocus_failures: list[AutofocusFailure] = []  # the run went on; frames may be out of focus
     mosaic: str | None = None  # the stitched preview of a tiled run
     error: str | None = None  # why the run failed, for the user; None when it did not
 

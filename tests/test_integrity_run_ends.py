@@ -1,0 +1,217 @@
+"""How a run ends when it does not complete, and what its store then says (issue 28, items 4, 7, 8).
+
+A camera buffer that overflows, a SIGTERM, a failing autofocus: each is recorded in the store's
+summary, told on screen and gives a non-zero exit; frames never written never read as real data.
+Micro-Manager's own DemoCamera (sequence acquisition, an autofocus, a Z stage with a travel range)
+where the item is about a camera or a focus device; the simulated microscope elsewhere.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import useq
+from conftest import MM_DEMO_CFG, LivedenoiseProcess
+from typer.testing import CliRunner
+
+from livedenoise.app import Acquisition, RunRequest, denoising_output
+from livedenoise.cli import app
+from livedenoise.pipeline.stats import TERMINATED
+from livedenoise.storage import open_run
+
+runner = CliRunner()
+LOOPS = 40  # a hardware-sequenced time-lapse of 512x512 frames into a 1 MB (two-frame) buffer
+
+
+def _small_slow_buffer(core) -> None:
+    """A 1 MB circular buffer (two 512x512 16-bit frames) and a consumer that takes 0.1 s a frame
+    (a busy computer) for a camera that delivers one every 1 ms: it overflows within frames."""
+    core.setExposure(1)
+    core.setCircularBufferMemoryFootprint(1)
+    core.mda.events.frameReady.connect(lambda *_: time.sleep(0.1))
+
+
+def test_a_buffer_overflow_in_a_script_is_a_failed_run_in_the_store(
+    demo_core, small_model_path, tmp_path
+) -> None:
+    _small_slow_buffer(demo_core)
+    out = tmp_path / "overflow.ome.zarr"
+    output = denoising_output(out, small_model_path, backend="torch")
+    sequence = useq.MDASequence(time_plan={"interval": 0, "loops": LOOPS})
+    with pytest.raises(MemoryError, match="Buffer overflowed"):
+        demo_core.mda.run(sequence, output=output)
+    summary = output.finish()
+    assert summary is not None and summary.ended == "failed"
+    assert 0 < summary.acquired < LOOPS and summary.missing == LOOPS - summary.acquired
+    assert f"{summary.missing} never arrived" in summary.error
+    stored = open_run(out)
+    assert stored.attrs["complete"]
+    assert stored.attrs["summary"]["ended"] == "failed"
+    assert stored.attrs["summary"]["missing"] == summary.missing
+    assert stored.attrs["summary"]["error"] == summary.error
+    assert stored.raw[0].shape[0] == summary.acquired
+
+
+def test_a_buffer_overflow_fails_the_acquire_command(
+    mm_adapters, small_model_path, tmp_path, monkeypatch
+) -> None:
+    """The command on Micro-Manager's demo configuration, its core given the small buffer."""
+    from livedenoise.cli import acquire as acquire_cli
+
+    open_microscope = acquire_cli.open_microscope
+
+    def with_small_buffer(*args, **kwargs):
+        core = open_microscope(*args, **kwargs)
+        _small_slow_buffer(core)
+        return core
+
+    seq = tmp_path / "timelapse.yaml"
+    seq.write_text(f"time_plan: {{interval: 0, loops: {LOOPS}}}\n")
+    out = tmp_path / "overflow.ome.zarr"
+    monkeypatch.setattr(acquire_cli, "open_microscope", with_small_buffer)
+    result = runner.invoke(
+        app,
+        [
+            "acquire",
+            str(seq),
+            "--config",
+            str(MM_DEMO_CFG),
+            "--model",
+            str(small_model_path),
+            "--backend",
+            "torch",
+            "--headless",
+            "--out",
+            str(out),
+        ],
+        terminal_width=200,
+    )
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, output
+    assert "circular buffer overflowed" in output and "Traceback" not in output
+    summary = open_run(out).attrs["summary"]
+    assert summary["ended"] == "failed" and "circular buffer overflowed" in summary["error"]
+    assert 0 < summary["acquired"] < LOOPS and summary["missing"] == LOOPS - summary["acquired"]
+
+
+def test_frames_never_written_do_not_read_as_data(sim_core, small_model_path, tmp_path) -> None:
+    """A time-lapse of z-stacks terminated after four frames: the second stack holds one slice;
+    its other two read as the type's largest value, with no acquisition time, never as zeros."""
+    acquisition = Acquisition(
+        sim_core,
+        RunRequest(model=small_model_path, backend="torch", out=tmp_path / "cut.ome.zarr"),
+    )
+    frames = []
+
+    def stop_after_four(img, event, meta) -> None:
+        frames.append(img)
+        if len(frames) == 4:
+            acquisition.stop_acquiring(TERMINATED)
+
+    sim_core.mda.events.frameReady.connect(stop_after_four)
+    sequence = useq.MDASequence(
+        time_plan={"interval": 0, "loops": 3}, z_plan={"range": 2, "step": 1}
+    )
+    summary = acquisition.run_sequence(sequence)
+    assert summary.ended == TERMINATED and summary.error is None
+    assert summary.acquired == 4 and summary.missing == 5
+    stored = open_run(tmp_path / "cut.ome.zarr")
+    assert stored.attrs["complete"] and stored.attrs["summary"]["ended"] == TERMINATED
+    raw = np.asarray(stored.raw[0])
+    assert raw.shape[:3] == (2, 1, 3)
+    written = np.isfinite(stored.timing["acquired_s"][:, 0, 0, :])
+    assert written.tolist() == [[True, True, True], [True, False, False]]
+    top = np.iinfo(raw.dtype).max
+    assert (raw[1, 0, 1:] == top).all()
+    assert all(np.array_equal(raw[t, 0, z], frames[3 * t + z]) for t, z in np.argwhere(written))
+
+
+def test_sigterm_mid_acquisition_is_a_clean_stop(small_model_path, tmp_path) -> None:
+    """SIGTERM (a job scheduler, ``kill``) to a real `livedenoise acquire`: the store is closed
+    with its summary, says SIGTERM ended it and holds every frame acquired; exit code 143."""
+    seq = tmp_path / "long.yaml"
+    seq.write_text("time_plan: {interval: 0, loops: 2000}\nz_plan: {range: 2, step: 1}\n")
+    out = tmp_path / "terminated.ome.zarr"
+    args = ["acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args += ["--set", "Detector.FrameWidth=48", "--set", "Detector.FrameHeight=40"]
+    run = LivedenoiseProcess(*args, "--headless", "--out", str(out))
+    run.wait_for("acquiring into")
+    run.proc.send_signal(signal.SIGTERM)
+    run.wait_for("SIGTERM received")
+    if any("Ctrl-C again" in line for line in run.lines):  # a backlog waits for the engine
+        run.proc.send_signal(signal.SIGTERM)  # a second SIGTERM leaves it raw-only
+        run.wait_for("skipping the denoise backlog")
+    code, output = run.finish()
+    assert code == 143, output
+    assert "Traceback" not in output and f"({TERMINATED})" in output
+    stored = open_run(out)
+    summary = stored.attrs["summary"]
+    assert stored.attrs["complete"] and summary["ended"] == TERMINATED
+    assert 0 < summary["acquired"] < 6000 and summary["dropped"] == 0
+    assert summary["missing"] == 6000 - summary["acquired"]
+    raw = np.asarray(stored.raw[0])
+    written = np.isfinite(stored.timing["acquired_s"][:, 0, 0, :])
+    assert written.sum() == summary["acquired"]
+    assert (raw[:, 0][~written] == np.iinfo(raw.dtype).max).all()
+
+
+AUTOFOCUS_SEQUENCE = """\
+stage_positions: [{x: 0, y: 0, z: 0}, {x: 10, y: 10, z: 0}]
+z_plan: {range: 2, step: 1}
+autofocus_plan: {autofocus_device_name: Z, autofocus_motor_offset: OFFSET, axes: [p]}
+"""
+SMALL_DEMO = ["--set", "Camera.OnCameraCCDXSize=64", "--set", "Camera.OnCameraCCDYSize=64"]
+IMAGE_FRAMES = 6  # two positions of three z-slices; the autofocus steps are not frames
+
+
+def _acquire_with_autofocus(offset: float, model: Path, tmp_path: Path) -> tuple[int, str, dict]:
+    """The command on Micro-Manager's demo configuration (its Z stage, autofocus and camera)."""
+    seq = tmp_path / "autofocus.yaml"
+    seq.write_text(AUTOFOCUS_SEQUENCE.replace("OFFSET", str(offset)))
+    out = tmp_path / "autofocus.ome.zarr"
+    result = runner.invoke(
+        app,
+        [
+            "acquire",
+            str(seq),
+            "--config",
+            str(MM_DEMO_CFG),
+            "--model",
+            str(model),
+            *SMALL_DEMO,
+            "--backend",
+            "torch",
+            "--headless",
+            "--out",
+            str(out),
+        ],
+        terminal_width=200,
+    )
+    return result.exit_code, " ".join(result.output.split()), open_run(out).attrs["summary"]
+
+
+def test_a_failing_autofocus_is_recorded_shown_and_fails_the_command(
+    mm_adapters, small_model_path, tmp_path
+) -> None:
+    """The autofocus offset lies beyond the Z stage's travel, so every autofocus step fails (how
+    many attempts pymmcore-plus makes is its own affair); the frames are all acquired."""
+    code, output, summary = _acquire_with_autofocus(1e6, small_model_path, tmp_path)
+    assert code == 1, output
+    failures = summary["autofocus_failures"]
+    assert len(failures) >= 1
+    for failure in failures:
+        where = " ".join(f"{a}{failure[a]}" for a in "ptz" if failure[a] is not None)
+        assert f"autofocus failed at {where}: {failure['message']}" in output
+    assert "may be out of focus" in output and "Traceback" not in output
+    assert summary["acquired"] == IMAGE_FRAMES and summary["missing"] == 0
+
+
+def test_a_working_autofocus_is_no_missing_frame(mm_adapters, small_model_path, tmp_path) -> None:
+    code, output, summary = _acquire_with_autofocus(0, small_model_path, tmp_path)
+    assert code == 0, output
+    assert summary["ended"] == "completed" and summary["autofocus_failures"] == []
+    assert summary["acquired"] == IMAGE_FRAMES and summary["missing"] == 0
