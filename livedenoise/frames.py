@@ -54,14 +54,20 @@ class RunLayout:
     interval_s: float | None = None
 
 
-def grey_planes(frame: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def grey_planes(frame: np.ndarray, pixel_format: str = "") -> list[tuple[str, np.ndarray]]:
     """The grey planes a camera frame is stored and denoised as, each with what it is (``""`` for a
     grey frame, ``"R"``, ``"G"``, ``"B"`` for a colour one's planes, which become channels).
 
-    Micro-Manager hands 32-bit grey frames (4 bytes a pixel, one component: DemoCamera's ``32bit``,
-    sCMOS flat-fielded and photon-counting modes) over as the uint32 bit patterns of float32 values;
-    they are viewed as the float32 they are, never cast. Colour frames arrive as height x width x 3.
+    ``pixel_format`` is pymmcore-plus's name for the camera's (``"Mono16"``, ``"Mono32"``,
+    ``"RGB8"``...). Micro-Manager hands 32-bit grey frames (4 bytes a pixel, one component:
+    DemoCamera's ``32bit``, sCMOS flat-fielded and photon-counting modes) over as the uint32 bit
+    patterns of float32 values: they are viewed as the float32 they are, never cast. Colour frames
+    arrive as height x width x 3, or, from a colour camera behind a Multi Camera, still packed as
+    one BGRA word a pixel.
     """
+    if frame.ndim == 2 and pixel_format.startswith("RGB"):
+        packed = frame.view(f"u{frame.dtype.itemsize // 4}").reshape(*frame.shape, 4)
+        frame = packed[:, :, [2, 1, 0]]
     if frame.ndim == 3:
         names = "RGB" if frame.shape[2] == 3 else [str(k) for k in range(frame.shape[2])]
         return [(name, frame[:, :, k]) for k, name in enumerate(names)]

@@ -139,6 +139,34 @@ def test_a_colour_camera_is_stored_as_one_channel_per_colour(
     assert np.isfinite(np.asarray(stored.denoised[0])).all()
 
 
+def test_colour_cameras_behind_a_multi_camera_are_stored_as_their_colours(
+    two_cameras, identity_model_path, tmp_path
+):
+    """Issue 28 #2 and #3: a Multi Camera passes its colour cameras' frames on still packed (one
+    32-bit word a pixel, not float); each camera's colours are stored as they are when that camera
+    is used alone, which for DemoCamera's colour test pattern is the same every frame."""
+    for name in ("Cam1", "Cam2"):
+        two_cameras.setProperty(name, "PixelType", "32bitRGB")
+        two_cameras.setProperty(name, "Mode", "Color Test Pattern")
+    two_cameras.setCameraDevice("Cam1")
+    pattern = two_cameras.snap()  # pymmcore-plus unpacks a colour camera's own frames
+    assert pattern.shape == (SIDE, SIDE, 3)
+    two_cameras.setCameraDevice("Multi")
+    out = tmp_path / "colours.ome.zarr"
+    sequence = useq.MDASequence(channels=["DAPI"], time_plan={"interval": 0, "loops": 2})
+    summary, frames = run(two_cameras, sequence, identity_model_path, out)
+    assert len(frames) == 4 and frames[0][0].shape == (SIDE, SIDE)  # packed, as delivered
+    assert summary.error is None
+    assert (summary.acquired, summary.dropped, summary.missing) == (12, 0, 0)
+    stored = open_run(out)
+    names = [f"DAPI {camera} {colour}" for camera in ("Cam1", "Cam2") for colour in "RGB"]
+    assert stored.attrs["images"][0]["channels"] == names
+    raw = np.asarray(stored.raw[0])
+    assert raw.dtype == np.uint8 and raw.shape == (2, 6, 1, SIDE, SIDE)
+    for c in range(6):
+        np.testing.assert_array_equal(raw[:, c, 0], np.stack([pattern[:, :, c % 3]] * 2))
+
+
 def test_frames_smaller_than_the_model_are_refused_as_offline_denoise_refuses(
     demo_core, identity_model_path, tmp_path
 ):

@@ -101,13 +101,29 @@ def position_plan(sequence: useq.MDASequence, p: int) -> tuple[str | None, float
     return position.name, z_step_um(position.sequence if own else sequence)
 
 
-def planes_per_event(meta: dict[str, Any]) -> int:
-    """Frames the pipeline takes in per image event: one per physical camera (Micro-Manager's
-    Multi Camera delivers each), times three for a colour camera (see ``grey_planes``)."""
+def camera_formats(meta: dict[str, Any]) -> dict[str, str]:
+    """Every camera's pixel format by label, in pymmcore-plus's names (see ``grey_planes``)."""
+    return {info["camera_label"]: str(info.get("pixel_format", "")) for info in meta["image_infos"]}
+
+
+def physical_cameras(meta: dict[str, Any]) -> list[str]:
+    """The cameras whose frames a run delivers, in their order: the chosen camera, or those a
+    Utilities Multi Camera names in its ``Physical Camera N`` properties."""
     info = meta["image_infos"][0]
-    cameras = int(info.get("num_camera_adapter_channels") or 1)
-    shape = info.get("plane_shape", ())
-    return cameras * (shape[2] if len(shape) == 3 else 1)
+    label, count = info["camera_label"], int(info.get("num_camera_adapter_channels") or 1)
+    named = [
+        value
+        for device, prop, value in device_state(meta)
+        if device == label and prop.startswith("Physical Camera") and value in camera_formats(meta)
+    ]
+    return named if count > 1 and len(named) == count else [label] * count
+
+
+def planes_per_event(meta: dict[str, Any]) -> int:
+    """Frames the pipeline takes in per image event: one per physical camera (a Multi Camera
+    delivers each), three for a colour camera (see ``grey_planes``)."""
+    formats = camera_formats(meta)
+    return sum(3 if formats[camera].startswith("RGB") else 1 for camera in physical_cameras(meta))
 
 
 def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLayout:
@@ -176,6 +192,8 @@ class DenoisingOutput:
         self._images: dict[tuple[Any, ...], int] = {}  # (position, shape, dtype) -> image
         self._channels: dict[int, dict[str, int]] = {}  # image -> preset -> channel slot
         self._default_channel = "default"
+        self._formats: dict[str, str] = {}  # camera -> pixel format
+        self._camera = ""  # the chosen camera
         self._pixel_size_um = 1.0
         self._tiled = False
         self._finishing = threading.Lock()
@@ -187,6 +205,8 @@ class DenoisingOutput:
     def sequenceStarted(self, sequence: useq.MDASequence, meta: dict[str, Any]) -> None:
         layout = layout_from_meta(sequence, meta)
         self.expected = expected_frames(sequence) * planes_per_event(meta)
+        self._formats = camera_formats(meta)
+        self._camera = meta["image_infos"][0]["camera_label"]
         self._sequence = sequence
         self._tiled = is_tiled(sequence)
         self._pixel_size_um = layout.pixel_size_um
@@ -251,7 +271,8 @@ class DenoisingOutput:
             preset = event.channel.config if event.channel else self._default_channel
             camera = meta.get("camera_device") if "cam" in event.index else None
             stage = (event.x_pos or 0.0, event.y_pos or 0.0, event.z_pos or 0.0)
-            for colour, plane in grey_planes(img):
+            pixel_format = self._formats.get(camera or self._camera, "")
+            for colour, plane in grey_planes(img, pixel_format):
                 channel_name = " ".join(filter(None, (preset, camera, colour)))
                 index, names = self._index(plane, event, channel_name)
                 extra = {"exposure_ms": meta.get("exposure_ms"), **names}
