@@ -278,8 +278,8 @@ def _check_options(
             raise CalibrationError(f"{', '.join(given)} apply to the microscope, not --from-stack.")
     elif given := [name for name, value in stack_only.items() if value is not None]:
         raise CalibrationError(
-            f"{', '.join(given)} apply to --from-stack files, not the microscope (it reports its "
-            "own frame time and records one field at a time)."
+            f"{', '.join(given)}: only for --from-stack files; the microscope reports its own "
+            "frame time and records one field at a time."
         )
 
 
