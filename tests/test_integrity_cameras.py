@@ -8,6 +8,7 @@ where the camera does not matter. Every frame the core emits is recorded and loo
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,41 @@ def test_positions_with_their_own_plans_record_their_own_z_step_and_name(
             for p in (0, 1)
         ]
         assert [s[2] for s in scales] == [0.5, 2.0]
+
+
+def test_live_mode_keeps_each_camera_of_a_multi_camera_apart(
+    two_cameras, identity_model_path, tmp_path
+):
+    """Issue 28 #2 in live mode: frames of two cameras arrive interleaved in the core's buffer; each
+    camera's are its own channel, none stored under the other (Cam1 shows its test pattern, the
+    same every frame; Cam2 noise, which never equals it)."""
+    from livedenoise.app import Acquisition, RunRequest
+
+    for name, mode in (("Cam1", "Color Test Pattern"), ("Cam2", "Noise")):
+        two_cameras.setProperty(name, "PixelType", "16bit")
+        two_cameras.setProperty(name, "Mode", mode)
+    two_cameras.setCameraDevice("Cam1")
+    pattern = two_cameras.snap()
+    two_cameras.setCameraDevice("Multi")
+    two_cameras.setConfig("Channel", "DAPI")
+    out = tmp_path / "live.ome.zarr"
+    request = RunRequest(model=identity_model_path, backend="torch", window=2, out=out)
+    acquisition = Acquisition(two_cameras, request)
+    acquisition.start_live()
+    try:
+        deadline = time.monotonic() + 60
+        while acquisition.pipeline.stats.acquired < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        summary = acquisition.stop()
+    assert summary is not None and summary.error is None and summary.dropped == 0
+    stored = open_run(out)
+    channels = stored.attrs["images"][0]["channels"]
+    assert sorted(channels) == ["DAPI Cam1", "DAPI Cam2"]
+    raw = stored.raw[0]
+    written = np.isfinite(stored.timing["acquired_s"][:, 0, :, 0])  # (t, c): frames taken in
+    assert written.sum() == summary.acquired >= 6
+    for c, name in enumerate(channels):
+        assert written[:, c].any()
+        for t in np.flatnonzero(written[:, c]):
+            assert np.array_equal(raw[t, c, 0], pattern) == (name == "DAPI Cam1"), (name, t)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import useq
 from pymmcore_plus import CMMCorePlus
+from pymmcore_plus.metadata import summary_metadata
 
-from livedenoise.frames import FrameIndex, RunLayout
+from livedenoise.frames import FrameIndex, RunLayout, grey_planes
 from livedenoise.pipeline.live import Denoiser, LivePipeline
-from livedenoise.pipeline.output import DenoisingOutput, RunSettings
+from livedenoise.pipeline.output import DenoisingOutput, RunSettings, camera_formats
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import STOPPED_BY_USER, AutofocusFailure, RunSummary
 from livedenoise.pipeline.windows import WindowAssembler
@@ -197,6 +198,9 @@ class LiveAcquisition:
         self.core = core
         group = core.getChannelGroup()
         self.channel = (core.getCurrentConfig(group) if group else "") or "default"
+        self._formats = camera_formats(summary_metadata(core))  # camera -> pixel format
+        self._slots: dict[str, int] = {}  # channel name -> channel
+        self._counts: list[int] = []  # frames taken in per channel
         layout = RunLayout(timepoints=64, pixel_size_um=core.getPixelSizeUm() or 1.0)
         store = RunStore(
             settings.out,
@@ -231,12 +235,13 @@ class LiveAcquisition:
         """Move frames from the core's buffer to the ring; after stop, drain what is left."""
         t = 0
         core = self.core
+        camera = core.getCameraDevice()
+        several = core.getNumberOfCameraChannels() > 1  # a Multi Camera: frames name their camera
         stage = (
             (core.getXPosition(), core.getYPosition(), core.getPosition())
             if core.getXYStageDevice() and core.getFocusDevice()
             else None
         )
-        names = {"channel": self.channel, "position": "live"}
         while True:
             if core.getRemainingImageCount() == 0:
                 if self._stop.is_set():
@@ -248,8 +253,26 @@ class LiveAcquisition:
                     )
                 time.sleep(0.001)
                 continue
-            self.pipeline.put_frame(core.popNextImage(), FrameIndex(t, 0, 0, 0), stage, names)
+            frame, meta = core.popNextImageAndMD()
+            self._take(frame, meta.get("Camera") or camera, several, stage)
             t += 1
+
+    def _take(
+        self,
+        frame: np.ndarray,
+        camera: str,
+        several: bool,
+        stage: tuple[float, float, float] | None,
+    ) -> None:
+        """Each physical camera's and each colour's plane of a frame into a channel of its own,
+        named as ``DenoisingOutput`` names them, the next time point of that channel."""
+        for colour, plane in grey_planes(frame, self._formats.get(camera, "")):
+            name = " ".join(filter(None, (self.channel, camera if several else "", colour)))
+            c = self._slots.setdefault(name, len(self._slots))
+            self._counts += [0] * (c + 1 - len(self._counts))
+            index = FrameIndex(self._counts[c], 0, c, 0)
+            self.pipeline.put_frame(plane, index, stage, {"channel": name, "position": "live"})
+            self._counts[c] += 1
 
     def start(self) -> None:
         self.pipeline.start()
