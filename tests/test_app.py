@@ -24,10 +24,17 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def line_average_profile(tmp_path: Path) -> Path:
-    """A calibration profile that sets the simulated detector's line average to 5."""
+def line_average_profile(tmp_path: Path, small_model_path: Path) -> Path:
+    """A calibration profile that sets the simulated detector's line average to 5, as measured with
+    the small model (a profile of another model is refused)."""
+    from livedenoise.model import load_card
+
     profile = json.loads((CHECKOUT / "calibration" / "tirf" / "profile.json").read_text())
-    profile.update(device="Detector", property="LineAverage")
+    profile.update(
+        device="Detector",
+        property="LineAverage",
+        model_sha256=load_card(small_model_path).weights_sha256,
+    )
     profile["chosen"].update(value=5, text="5", averages=5)
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile))

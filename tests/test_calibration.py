@@ -306,6 +306,7 @@ def test_denoiser_that_blurs_filaments_away_is_unsafe() -> None:
 
 
 def test_applied_profile_sets_the_property_on_the_core(sim_profile: Path, sim_core) -> None:
+    apply_assignments(sim_core, ["Detector.Zoom=2"])  # as calibrated (another zoom is refused)
     sim_core.setProperty("Detector", "LineAverage", 64)
     profile = apply_profile(sim_core, sim_profile)
     assert str(sim_core.getProperty("Detector", "LineAverage")) == profile.chosen.text
@@ -321,6 +322,7 @@ def test_exposure_can_be_the_averaging_property(
     code, out = run(*args, "--out", "cam")
     assert code == 0, out
     assert "Detector.Exposure = 72" in out  # no benefit: the reference protocol, 8 x 9 ms
+    apply_assignments(sim_core, ["Detector.Zoom=2"])  # as calibrated
     profile = apply_profile(sim_core, in_tmp / "calibration" / "cam")
     assert sim_core.getExposure() == pytest.approx(profile.chosen.frame_ms)
 

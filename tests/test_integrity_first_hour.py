@@ -178,3 +178,78 @@ def test_the_viewer_says_what_is_missing_instead_of_qt_aborting(
     assert result.returncode == 1, said
     assert "libnot-installed-xcb-test.so.0" in said and "apt-get install" in said
     assert "libnot-installed-xcb-test0" in said and not out.exists()
+
+
+SIM_32 = [
+    *("--set", "Detector.FrameWidth=32"),
+    *("--set", "Detector.FrameHeight=32"),
+    *("--set", "Detector.TimeScale=0"),
+    *("--backend", "torch"),
+]
+
+
+@pytest.fixture(scope="module")
+def zoom2_profile(identity_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``livedenoise calibrate`` on the simulated microscope at zoom 2, 32 x 32 px frames."""
+    folder = tmp_path_factory.mktemp("calibration") / "zoom2"
+    code, output = _cli(
+        "calibrate",
+        *("--model", identity_model_path, "--out", folder, "--repeats", 8, "--xy", "22.5,22.5"),
+        *("--set", "Detector.Zoom=2", *SIM_32),
+    )
+    assert code == 0, output
+    return folder / "profile.json"
+
+
+def test_a_profile_records_the_settings_it_was_measured_at(zoom2_profile: Path) -> None:
+    from livedenoise.calibration.profile import load_profile
+
+    settings = load_profile(zoom2_profile).settings
+    assert settings is not None
+    assert settings["pixel size"] == "0.1 um" and settings["frame"] == "32 x 32 px"
+    assert settings["camera"] == "Detector"
+
+
+def _acquire_with(profile: Path, model: Path, zoom: int, out: Path, *extra: str):
+    sequence = out.with_suffix(".yaml")
+    sequence.write_text("time_plan: {interval: 0, loops: 2}\n")
+    return _cli(
+        "acquire",
+        sequence,
+        *("--model", model, "--calibration", profile, "--headless", "--out", out),
+        *("--set", f"Detector.Zoom={zoom}", *SIM_32, *extra),
+    )
+
+
+def test_a_profile_made_with_another_model_and_zoom_is_refused_naming_both(
+    zoom2_profile: Path, small_model_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.ome.zarr"
+    code, output = _acquire_with(zoom2_profile, small_model_path, 1, out)
+    assert code == 1, output
+    assert "measured under other conditions" in output
+    assert "model identity (" in output and ", now small (" in output
+    assert "pixel size 0.1 um, now 0.2 um" in output
+    assert "--accept-calibration" in output and "Traceback" not in output
+    assert not out.exists()
+
+
+def test_accept_calibration_applies_it_anyway_and_a_matching_profile_needs_no_flag(
+    zoom2_profile: Path, identity_model_path: Path, small_model_path: Path, tmp_path: Path
+) -> None:
+    from livedenoise.calibration.profile import load_profile
+    from livedenoise.storage import open_run
+
+    chosen = load_profile(zoom2_profile).chosen.text
+    runs = {
+        "accepted": (small_model_path, 1, "--accept-calibration"),
+        "matching": (identity_model_path, 2),
+    }
+    for name, (model, zoom, *extra) in runs.items():
+        out = tmp_path / f"{name}.ome.zarr"
+        code, output = _acquire_with(zoom2_profile, model, zoom, out, *extra)
+        assert code == 0, output
+        assert "other conditions" not in output
+        attrs = open_run(out).attrs
+        assert ["Detector", "LineAverage", chosen] in attrs["devices"]
+        assert attrs["calibration"]["chosen"]["text"] == chosen

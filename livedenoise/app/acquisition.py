@@ -109,6 +109,9 @@ class RunRequest(BaseModel):
     out: Path | None = Field(None, description="the first run's store; later runs go beside it")
     out_dir: Path = Field(Path("runs"), description="where runs without a name are written")
     calibration: Path | None = Field(None, description="a profile.json applied to the core first")
+    accept_calibration: bool = Field(
+        False, description="apply it even if made with another model or at other camera settings"
+    )
 
 
 def engine_attrs(engine: Engine) -> dict[str, Any]:
@@ -171,7 +174,8 @@ class Acquisition:
     def __init__(self, core: CMMCorePlus, request: RunRequest, engine: Engine | None = None):
         """``engine``, when given, is the engine already loaded for the request's model and backend.
 
-        Raises ``CalibrationError`` when the request's calibration profile cannot be applied.
+        Raises ``CalibrationError`` when the request's calibration profile cannot be applied, or was
+        made with another model or at other camera settings (unless ``accept_calibration``).
         """
         self.core = core
         self.model = Path(request.model)
@@ -180,7 +184,11 @@ class Acquisition:
         self.policy = request.policy
         self.out_dir = request.out.parent if request.out else request.out_dir
         self.profile: Profile | None = (
-            apply_profile(core, request.calibration) if request.calibration else None
+            apply_profile(
+                core, request.calibration, model=self.model, accept=request.accept_calibration
+            )
+            if request.calibration
+            else None
         )
         self.latest = Latest()
         self.pipeline: LivePipeline | None = None

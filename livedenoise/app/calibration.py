@@ -30,7 +30,7 @@ from livedenoise.calibration.choose import (
     reference_value,
 )
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.calibration.profile import Profile, check_free
+from livedenoise.calibration.profile import Profile, check_free, device_settings
 from livedenoise.calibration.repeats import (
     Repeats,
     acquire_repeats,
@@ -153,7 +153,7 @@ def calibrate_on_core(
         fields.append(_record(core, recording.repeats, control, progress))
     profile = _measure(
         engine, request, fields, control, reference, partial(control.frame_ms, core), progress
-    )
+    ).model_copy(update={"settings": device_settings(core)})  # what its choice holds for
     save_calibration(directory, profile, overwrite)
     return profile
 

@@ -22,6 +22,7 @@ from livedenoise.calibration.analysis import Measurement, Scores
 from livedenoise.calibration.breaking import Tolerance, Verdict
 from livedenoise.calibration.choose import set_number
 from livedenoise.calibration.errors import CalibrationError
+from livedenoise.model import load_card
 
 FORMAT = "livedenoise-calibration/2"
 PROFILE = "profile.json"
@@ -87,6 +88,11 @@ class Profile(BaseModel):
     time_saved: float  # fraction of the reference protocol's frame time saved by the chosen setting
     planned_frames: int | None = None  # frames of the user's planned acquisition
     notes: list[str] = Field(default_factory=list)
+    settings: dict[str, str] | None = Field(
+        None,
+        description="the camera settings it was measured at (``device_settings``); None offline, "
+        "and in profiles written before they were recorded",
+    )
 
     @property
     def control_label(self) -> str:
@@ -135,11 +141,50 @@ def load_profile(path: str | Path) -> Profile:
         raise CalibrationError(f"{path}: not a livedenoise calibration profile:\n{err}") from None
 
 
-def apply_profile(core: CMMCorePlus, path: str | Path) -> Profile:
+def device_settings(core: CMMCorePlus) -> dict[str, str]:
+    """What a calibration holds only for, besides the model: the camera, its pixel size (zoom,
+    objective), frame size, binning and bit depth, as the core reports them."""
+    camera = core.getCameraDevice()
+    settings = {
+        "camera": camera,
+        "pixel size": f"{core.getPixelSizeUm():g} um",
+        "frame": f"{core.getImageWidth()} x {core.getImageHeight()} px",
+        "bit depth": str(core.getImageBitDepth()),
+    }
+    if camera and core.hasProperty(camera, "Binning"):
+        settings["binning"] = str(core.getProperty(camera, "Binning"))
+    return settings
+
+
+def differences(profile: Profile, core: CMMCorePlus, model: str | Path | None) -> list[str]:
+    """How this core and ``model`` differ from what ``profile`` was measured with, in words."""
+    found = []
+    if model is not None:
+        card = load_card(model)
+        if card.weights_sha256 != profile.model_sha256:
+            found.append(
+                f"model {profile.model_name} ({profile.model_sha256[:12]}), "
+                f"now {card.name} ({card.weights_sha256[:12]})"
+            )
+    now = device_settings(core)
+    for name, then in (profile.settings or {}).items():
+        if now.get(name, "none") != then:
+            found.append(f"{name} {then}, now {now.get(name, 'none')}")
+    return found
+
+
+def apply_profile(
+    core: CMMCorePlus, path: str | Path, *, model: str | Path | None = None, accept: bool = False
+) -> Profile:
     """Set the chosen value of the profile's property on ``core``; returns the profile.
 
-    Raises ``CalibrationError`` when the profile names no device (an offline calibration) or a device or
-    property this core lacks, or when the device refuses the value.
+    A choice holds for the model and camera settings it was measured with: unless ``accept``, a
+    profile made with another model (``model``: the one about to denoise) or at other settings
+    (pixel size, frame size...) is refused, naming what differs.
+
+    Raises ``CalibrationError`` for those, when the profile names no device (an offline calibration)
+    or a device or property this core lacks, or when the device refuses the value; ``ModelFileError``
+    when ``model`` has no readable card.
     """
     profile = load_profile(path)
     label = profile.control_label
@@ -157,6 +202,12 @@ def apply_profile(core: CMMCorePlus, path: str | Path) -> Profile:
     if not core.hasProperty(profile.device, profile.property):
         raise CalibrationError(
             f"{path} sets {label}, but device {profile.device} has no property {profile.property!r}."
+        )
+    if not accept and (found := differences(profile, core, model)):
+        raise CalibrationError(
+            f"{path} was measured under other conditions: {'; '.join(found)}. Its choice holds "
+            "only for what it measured: calibrate again here, or pass --accept-calibration to "
+            "apply it anyway."
         )
     try:
         set_number(core, profile.device, profile.property, profile.chosen.text)

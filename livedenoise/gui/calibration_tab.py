@@ -29,8 +29,15 @@ from livedenoise.app.calibration import (
 )
 from livedenoise.calibration.analysis import Rung
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.calibration.profile import PROFILE, Profile, apply_profile, load_profile
+from livedenoise.calibration.profile import (
+    PROFILE,
+    Profile,
+    apply_profile,
+    differences,
+    load_profile,
+)
 from livedenoise.calibration.report import summary
+from livedenoise.model import ModelFileError
 
 
 class Controller(Protocol):
@@ -159,11 +166,16 @@ class CalibrationTab(QWidget):
         """Set the profile's averaging property on the core (one click)."""
         if self.profile_path is None:
             return
-        try:
-            profile = apply_profile(self.controller.core, self.profile_path)
-            self.message = f"applied {profile.control_label} = {profile.chosen.text}"
-        except CalibrationError as err:
+        core = self.controller.core
+        try:  # the click is the user's choice: applied, with what differs said beside it
+            profile = apply_profile(core, self.profile_path, accept=True)
+            differ = differences(profile, core, self.controller.model)
+        except (CalibrationError, ModelFileError) as err:
             self.message = str(err)
+            return
+        self.message = f"applied {profile.control_label} = {profile.chosen.text}" + (
+            f" (measured under other conditions: {'; '.join(differ)})" if differ else ""
+        )
 
     def refresh(self) -> None:
         """Redraw when a rung or the verdict arrived (called on the window's timer)."""
