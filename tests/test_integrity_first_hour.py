@@ -91,7 +91,15 @@ def test_a_well_spelt_nested_sequence_still_runs(tmp_path: Path, small_model_pat
     assert "frames acquired / denoised │ 2 / 2" in output
 
 
-@pytest.mark.parametrize("command", ["acquire", "devices"])
+# what each command needs besides --config (calibrate: a model; nothing is measured before the core)
+COMMANDS = {
+    "acquire": ["--headless"],
+    "devices": [],
+    "calibrate": ["--model", "backbone-small", "--out", "never"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_configuration_naming_an_adapter_not_installed_says_which_and_how_to_get_it(
     command: str, mm_adapters: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -102,12 +110,12 @@ def test_a_configuration_naming_an_adapter_not_installed_says_which_and_how_to_g
         "Device,Camera,DemoCamera,DCam\nDevice,Cam2,NotInstalledAdapter,DCam\n"
         "Property,Core,Initialize,1\nProperty,Core,Camera,Camera\n"
     )
-    code, output = _cli(command, "--config", config, *(["--headless"] * (command == "acquire")))
+    code, output = _cli(command, "--config", config, *COMMANDS[command])
     assert code == 1, output
     assert "adapter(s) NotInstalledAdapter, not installed" in output
     assert f"looked in {mm_adapters}; found: DemoCamera, Utilities" in output
     assert "mmcore install" in output and "MICROMANAGER_PATH" in output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and sorted(tmp_path.iterdir()) == [config]
 
 
 @pytest.mark.parametrize(
@@ -120,14 +128,14 @@ def test_a_configuration_naming_an_adapter_not_installed_says_which_and_how_to_g
         ),
     ],
 )
-@pytest.mark.parametrize("command", ["acquire", "devices"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_configuration_with_no_camera_is_refused_in_one_line(
     command: str, text: str, message: str, mm_adapters: Path, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # whatever happens, nothing is written in the checkout
     config = tmp_path / "scope.cfg"
     config.write_text(text)
-    code, output = _cli(command, "--config", config, *(["--headless"] * (command == "acquire")))
+    code, output = _cli(command, "--config", config, *COMMANDS[command])
     assert code == 1 and message in output and "Traceback" not in output, output
 
 

@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from livedenoise.acquisition import ConfigError
 from livedenoise.app import open_microscope, release_microscope
 from livedenoise.app.calibration import (
     CalibrationProgress,
@@ -262,7 +263,7 @@ def calibrate_command(
                     )
                 finally:
                     release_microscope(core)
-    except (CalibrationError, SetupError, FileNotFoundError) as err:
+    except (CalibrationError, ConfigError, SetupError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     _show(profile, directory)
 
