@@ -69,7 +69,10 @@ class _Interrupts:
             if pipeline is not None and pipeline.policy is Policy.live:
                 then = "; the newest frame is denoised, older waiting ones are skipped"
             elif waiting:
-                then = f" and {waiting} waiting frames denoised (Ctrl-C again: leave them raw-only)"
+                then = (
+                    f" and {waiting} waiting frames denoised (Ctrl-C again or another SIGTERM: "
+                    "leave them raw-only)"
+                )
             else:
                 then = ""
             console.print(
