@@ -1,8 +1,10 @@
-"""Output locations checked before the work that fills them (an acquisition, a training)."""
+"""Output locations checked before the work that fills them (an acquisition, a denoising, a training)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -20,3 +22,40 @@ def unwritable_folder(path: Path) -> tuple[Path, str] | None:
             return None
     except OSError as err:
         return folder, str(err.strerror or err)
+
+
+def output_refusal(output: Path, inputs: Iterable[tuple[str, Path]], what: str) -> str | None:
+    """Why ``output`` must not be written, in one line for people, or None if it may.
+
+    Refused: an output that is an input, holds one (writing or replacing it would delete that input)
+    or lies inside one (writing would change it), for every ``(role, path)`` of ``inputs`` (the
+    image read, the model used); and an output whose folder cannot be written. Symlinks and ``..``
+    are resolved first, so another spelling of the same place is the same place. ``what`` names the
+    output in the message (``OUTPUT``, ``--out``).
+    """
+    target = output.resolve()
+    for role, path in inputs:
+        source = path.resolve()
+        if target == source or _same_file(target, source):
+            return f"{what} is the {role} ({path}): write to a new path."
+        if target in source.parents:
+            return (
+                f"{what} {output} holds the {role} ({path}): writing it would delete the {role}; "
+                f"choose an {what} outside it."
+            )
+        if source in target.parents:
+            return (
+                f"{what} {output} lies inside the {role} ({path}): writing it would change the "
+                f"{role}; choose an {what} outside it."
+            )
+    if refused := unwritable_folder(output):
+        return f"cannot write in {refused[0]} ({refused[1]}); choose another {what}."
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` both exist and are one file (hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

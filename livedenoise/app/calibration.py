@@ -13,7 +13,7 @@ thread (a Qt front end reads what it stores on its own timer).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +39,8 @@ from livedenoise.calibration.repeats import (
 )
 from livedenoise.calibration.run import calibrate, save_calibration
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
-from livedenoise.model import ModelFileError
+from livedenoise.model import ModelFileError, find_model, model_paths
+from livedenoise.paths import output_refusal
 
 
 class CalibrationRequest(BaseModel):
@@ -131,11 +132,11 @@ def calibrate_on_core(
     """Record repeats of each field (the current one, or each of ``recording.positions``) and calibrate.
 
     Writes ``directory``; raises ``CalibrationError`` before recording when it exists (unless
-    ``overwrite``), the property, reference or model cannot be used, and after a device fault while
-    recording, with nothing written.
+    ``overwrite``) or cannot be written (``check_out``), the property, reference or model cannot be
+    used, and after a device fault while recording, with nothing written.
     """
     progress = progress or CalibrationProgress()
-    check_free(directory, overwrite)
+    check_out(directory, overwrite, request.model)
     if recording.positions and not core.getXYStageDevice():
         raise CalibrationError("stage positions were given, but this microscope has no XY stage.")
     check_repeat_count(recording.repeats)  # the reference below is drawn from them
@@ -169,11 +170,11 @@ def calibrate_from_stack(
     """Calibrate on recorded repeat stacks, one per field; the control is the number of frames averaged.
 
     Writes ``directory``; raises ``CalibrationError`` before any denoising when it exists (unless
-    ``overwrite``), a stack cannot be used (or its frames differ in size from the others'), or the
-    reference or model cannot be used.
+    ``overwrite``) or cannot be written (``check_out``), a stack cannot be used (or its frames
+    differ in size from the others'), or the reference or model cannot be used.
     """
     progress = progress or CalibrationProgress()
-    check_free(directory, overwrite)
+    check_out(directory, overwrite, request.model, stack.paths)
     fields = [load_repeats(path, stack.image) for path in stack.paths]
     sizes = {f.frames.shape[1:] for f in fields}
     if len(sizes) > 1:
@@ -198,6 +199,17 @@ def calibrate_from_stack(
     )
     save_calibration(directory, profile, overwrite)
     return profile
+
+
+def check_out(directory: Path, overwrite: bool, model: Path, stacks: Sequence[Path] = ()) -> None:
+    """Refuse ``--out`` before any work: a place that is, holds or lies inside the model or a stack
+    (replacing it would delete them), a folder that cannot be written, or an existing calibration
+    (unless ``overwrite``). Raises CalibrationError."""
+    inputs = [("model", path) for path in model_paths(find_model(model))]
+    inputs += [("stack", path) for path in stacks]
+    if refused := output_refusal(directory, inputs, "--out"):
+        raise CalibrationError(refused)
+    check_free(directory, overwrite)
 
 
 def _move_to(core: CMMCorePlus, xy: tuple[float, float]) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from livedenoise.app.denoising import DenoiseError, check_channels, to_dtype
+from livedenoise.app.denoising import DenoiseError, check_channels, check_output, to_dtype
 from livedenoise.cpu import cpu_threads
 from livedenoise.imageio import (
     Image,
@@ -372,8 +372,7 @@ def denoise_chunked(
             )
     if not input.exists():
         raise ImageFileError(f"{input}: no such file.")
-    if output == input:
-        raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
+    check_output(output, input, model)  # before resuming or --overwrite removes anything
     if block_frames < 1:
         raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
     files, card = ModelFiles.read(model)

@@ -36,7 +36,8 @@ from livedenoise.inference import (
     denoise_stack,
     load_engine,
 )
-from livedenoise.model import load_card
+from livedenoise.model import find_model, load_card, model_paths
+from livedenoise.paths import output_refusal
 from livedenoise.storage import RunStore, StoredRun, open_run
 
 
@@ -85,10 +86,9 @@ def denoise_file(
     """
     input, output = Path(input), Path(output)
     image_format(Path(output.name))  # an output name of no known format fails before any work
+    check_output(output, input, model)  # before "exists": --overwrite must not be the way round it
     if output.exists() and not overwrite:
         raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
-    if output.resolve() == input.resolve():
-        raise DenoiseError("OUTPUT is the INPUT; write the denoised image to a new file.")
     run = _run_store(input) if image is None else None
     if run is not None:
         if image_format(Path(output.name)) != "zarr" or output.exists():
@@ -233,6 +233,14 @@ def _denoise_frames(
         progress = None if on_frame is None else (lambda done, k=k: on_frame(k * n + done, c * n))
         out[:, k] = denoise_stack(engine, frames[:, k], window, progress)
     return out
+
+
+def check_output(output: Path, input: Path, model: Path | str) -> None:
+    """Raise DenoiseError for an OUTPUT that is, holds or lies inside the INPUT or the model's files
+    (writing it, or replacing it with --overwrite, would destroy them), or that cannot be written."""
+    inputs = [("INPUT", input), *(("model", path) for path in model_paths(find_model(model)))]
+    if refused := output_refusal(output, inputs, "OUTPUT"):
+        raise DenoiseError(refused)
 
 
 def check_channels(input: Path, count: int, channels: int, hint: str = "") -> None:
