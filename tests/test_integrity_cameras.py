@@ -287,3 +287,37 @@ def test_live_mode_keeps_each_camera_of_a_multi_camera_apart(
         assert written[:, c].any()
         for t in np.flatnonzero(written[:, c]):
             assert np.array_equal(raw[t, c, 0], pattern) == (name == "DAPI Cam1"), (name, t)
+
+
+def test_acquire_with_a_multi_camera_configuration_stores_both_cameras(
+    mm_adapters, identity_model_path, tmp_path
+):
+    """Issue 28 #2 through ``livedenoise acquire``: a configuration with two DemoCamera cameras
+    behind a Utilities Multi Camera (as Micro-Manager's Hardware Configuration Wizard writes it)
+    saves both cameras' frames and says no raw frame was lost."""
+    lines = (mm_adapters / "MMConfig_demo.cfg").read_text().splitlines()
+    devices = [f"Device,{name},DemoCamera,DCam" for name in ("Cam1", "Cam2")]
+    devices.append("Device,Multi,Utilities,Multi Camera")
+    start = lines.index("Property,Core,Initialize,1")
+    settings = [
+        "Property,Multi,Physical Camera 1,Cam1",
+        "Property,Multi,Physical Camera 2,Cam2",
+        "Property,Core,Camera,Multi",
+    ]
+    config = tmp_path / "two-cameras.cfg"
+    config.write_text("\n".join([*lines[:start], *devices, *lines[start:], *settings]) + "\n")
+    sequence = tmp_path / "seq.yaml"
+    sequence.write_text("channels: [DAPI]\ntime_plan: {interval: 0, loops: 2}\n")
+    out = tmp_path / "cli.ome.zarr"
+    sizes = [f"--set=Cam{i}.OnCameraCCD{a}Size={SIDE}" for i in (1, 2) for a in "XY"]
+    model = ["--model", str(identity_model_path), "--backend", "torch", "--out", str(out)]
+    result = CliRunner().invoke(
+        app, ["acquire", str(sequence), "--config", str(config), *sizes, "--headless", *model]
+    )
+    assert result.exit_code == 0, result.output
+    lost = next(line for line in result.output.splitlines() if "raw frames lost" in line)
+    assert lost.split("raw frames lost")[1].strip(" │") == "0", lost
+    stored = open_run(out)
+    assert stored.attrs["images"][0]["channels"] == ["DAPI Cam1", "DAPI Cam2"]
+    assert stored.attrs["summary"]["acquired"] == 4 and stored.attrs["summary"]["missing"] == 0
+    assert np.asarray(stored.raw[0]).shape == (2, 2, 1, SIDE, SIDE)
