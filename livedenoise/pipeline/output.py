@@ -111,10 +111,11 @@ def physical_cameras(meta: dict[str, Any]) -> list[str]:
     Utilities Multi Camera names in its ``Physical Camera N`` properties."""
     info = meta["image_infos"][0]
     label, count = info["camera_label"], int(info.get("num_camera_adapter_channels") or 1)
+    cameras = camera_formats(meta)
     named = [
         value
         for device, prop, value in device_state(meta)
-        if device == label and prop.startswith("Physical Camera") and value in camera_formats(meta)
+        if device == label and prop.startswith("Physical Camera") and value in cameras
     ]
     return named if count > 1 and len(named) == count else [label] * count
 
