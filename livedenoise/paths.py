@@ -25,13 +25,23 @@ def unwritable_folder(path: Path) -> tuple[Path, str] | None:
 
 
 def output_refusal(output: Path, inputs: Iterable[tuple[str, Path]], what: str) -> str | None:
-    """Why ``output`` must not be written, in one line for people, or None if it may.
+    """Why ``output`` must not be written, in one line for people, or None if it may: it would
+    change an input (``input_refusal``) or its folder cannot be written. ``what`` names the output
+    in the message (``OUTPUT``, ``--out``)."""
+    if refused := input_refusal(output, inputs, what):
+        return refused
+    if refused := unwritable_folder(output):
+        return f"cannot write in {refused[0]} ({refused[1]}); choose another {what}."
+    return None
+
+
+def input_refusal(output: Path, inputs: Iterable[tuple[str, Path]], what: str) -> str | None:
+    """Why writing ``output`` would destroy an input, in one line for people, or None.
 
     Refused: an output that is an input, holds one (writing or replacing it would delete that input)
     or lies inside one (writing would change it), for every ``(role, path)`` of ``inputs`` (the
-    image read, the model used); and an output whose folder cannot be written. Symlinks and ``..``
-    are resolved first, so another spelling of the same place is the same place. ``what`` names the
-    output in the message (``OUTPUT``, ``--out``).
+    image read, the model used). Symlinks and ``..`` are resolved first and hard links compared, so
+    another name of the same place is the same place.
     """
     target = output.resolve()
     for role, path in inputs:
@@ -48,8 +58,6 @@ def output_refusal(output: Path, inputs: Iterable[tuple[str, Path]], what: str) 
                 f"{what} {output} lies inside the {role} ({path}): writing it would change the "
                 f"{role}; choose an {what} outside it."
             )
-    if refused := unwritable_folder(output):
-        return f"cannot write in {refused[0]} ({refused[1]}); choose another {what}."
     return None
 
 

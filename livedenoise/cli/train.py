@@ -52,6 +52,9 @@ def finetune(
             help="No clean images: learn from odd/even repeated frames, or by masking pixels.",
         ),
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(metavar="", help="Replace a model already at --out.")
+    ] = False,
 ) -> None:
     """Fine-tune a backbone on noisy/clean pairs (or noisy recordings alone) and save the new model.
 
@@ -70,7 +73,13 @@ def finetune(
     settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
     try:
         card, report = finetune_folder(
-            data, out, backbone, settings, self_supervised=self_supervised, console=console
+            data,
+            out,
+            backbone,
+            settings,
+            self_supervised=self_supervised,
+            console=console,
+            overwrite=overwrite,
         )
     except (PairsError, ModelFileError) as err:
         raise fail(str(err)) from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -11,12 +14,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import CNNTConfig
 from livedenoise.model.onnx_export import file_sha256
-from livedenoise.paths import unwritable_folder
+from livedenoise.paths import input_refusal, unwritable_folder
 
 CARD_FORMAT = "livedenoise-model/1"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -157,26 +160,65 @@ def find_model(path: str | Path) -> Path:
     return stem
 
 
-def check_model_output(path: str | Path) -> None:
+def check_model_output(
+    path: str | Path, inputs: Iterable[tuple[str, Path]] = (), overwrite: bool = False
+) -> None:
     """Refuse a place a model cannot be saved to, before the work that makes it (training).
 
-    Raises ``ModelFileError`` when its folder cannot be created or written.
+    Raises ``ModelFileError`` when its folder cannot be created or written, when its files would
+    replace or lie inside one of ``inputs`` (``(role, path)``: the training data, the backbone), or
+    when a model is there already and ``overwrite`` is not given.
     """
-    if refused := unwritable_folder(model_paths(path)[0]):
+    files = model_paths(path)
+    if refused := unwritable_folder(files[0]):
         raise ModelFileError(
             f"cannot save a model in {refused[0]} ({refused[1]}); choose another --out."
+        )
+    inputs = list(inputs)
+    for file in files:
+        if refused := input_refusal(file, inputs, "--out"):
+            raise ModelFileError(refused)
+    if not overwrite and (found := [file for file in files if file.exists()]):
+        raise ModelFileError(
+            f"{found[0]} exists: pass --overwrite to replace that model, or choose another --out."
         )
 
 
 def save_model(model: CNNT, card: ModelCard, path: str | Path) -> ModelCard:
-    """Write weights and card; the card's hash is set from the bytes actually written."""
+    """Write weights and card; the card's hash is that of the weights' bytes.
+
+    The card is read back as ``load_card`` reads it before anything is written, so a card the loader
+    would refuse (a metric that is not a number) is never written: ModelFileError. Both files are
+    readable as any file the user writes (the umask decides; safetensors' own writer makes weights
+    owner-only, which another user of a shared microscope PC cannot load).
+    """
     weights, card_path = model_paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": CARD_FORMAT})
-    card = card.model_copy(update={"config": model.cfg, "weights_sha256": file_sha256(weights)})
-    card_path.write_text(card.model_dump_json(indent=2) + "\n")
+    data = save(state, metadata={"format": CARD_FORMAT})
+    digest = hashlib.sha256(data).hexdigest()
+    card = card.model_copy(update={"config": model.cfg, "weights_sha256": digest})
+    text = card.model_dump_json(indent=2) + "\n"
+    try:
+        _parse_card(text, card_path)
+    except ModelFileError as err:
+        raise ModelFileError(f"model not saved, it could not be loaded again: {err}") from None
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    _write(weights, data)
+    _write(card_path, text.encode())
     return card
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a new file beside it, renamed into place: a reader never sees
+    half a file, and the file gets the permissions ``open`` gives (the umask's)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)  # a leftover would keep its own permissions
+    try:
+        with open(partial, "xb") as f:
+            f.write(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_card(path: str | Path) -> ModelCard:
@@ -187,8 +229,13 @@ def load_card(path: str | Path) -> ModelCard:
             f"{card_path}: model card not found. A model is NAME.safetensors with NAME.json beside it "
             f"(create one with `livedenoise new`), or a shipped model: {', '.join(shipped_models())}."
         )
+    return _parse_card(card_path.read_bytes(), card_path)
+
+
+def _parse_card(text: str | bytes, card_path: Path) -> ModelCard:
+    """The card in ``text`` (read from ``card_path``), checked; ModelFileError naming the file."""
     try:
-        return ModelCard.model_validate(json.loads(card_path.read_text()))
+        return ModelCard.model_validate(json.loads(text))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{card_path}: model card is not valid JSON ({err}).") from None
     except ValidationError as err:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ from livedenoise.model import (
     ModelCard,
     Normalization,
     check_model_output,
+    find_model,
     load_model,
+    model_paths,
     save_model,
 )
 from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource, Source
@@ -35,7 +38,13 @@ from livedenoise.training.loop import LoopSettings, TrainResult, train
 from livedenoise.training.losses import LossWeights
 from livedenoise.training.noise_law import ResampledSource
 from livedenoise.training.normalize import TRAINED_NORMALIZATION
-from livedenoise.training.pairs import ImagePair, PairsError, load_noisy, load_pairs
+from livedenoise.training.pairs import (
+    ImagePair,
+    PairsError,
+    load_noisy,
+    load_pairs,
+    usable_pairs,
+)
 from livedenoise.training.selfsup import mask_batch, masked, odd_even_pairs
 
 MIN_ROWS = 32  # the smallest held-out band, and the least left to train on
@@ -115,7 +124,10 @@ def finetune_pairs(
     console: Console | None = None,
     show_progress: bool = True,
 ) -> tuple[ModelCard, FinetuneReport]:
-    """Fine-tune ``model`` (in place) on noisy/clean pairs; the card is ready for ``save_model``."""
+    """Fine-tune ``model`` (in place) on noisy/clean pairs; the card is ready for ``save_model``.
+
+    Blank pairs are skipped, saying so on ``console`` (``usable_pairs``)."""
+    pairs = usable_pairs(pairs, _say(console))
     norm = child_normalization(parent)
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     backbone = copy.deepcopy(model)
@@ -191,14 +203,18 @@ def finetune_folder(
     self_supervised: bool = False,
     console: Console | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[ModelCard, FinetuneReport]:
     """Load the backbone and a folder (pairs, or noisy recordings), fine-tune, save as ``out``.
 
-    ``out`` is checked first, so training never ends in a model that cannot be saved; Ctrl-C ends
-    training early and the best weights so far are saved (``report.result.stopped`` says so).
+    ``out`` is checked first, so training never ends in a model that cannot be saved, and never
+    replaces the data, the backbone or (without ``overwrite``) another model; Ctrl-C ends training
+    early and the best weights so far are saved (``report.result.stopped`` says so).
     """
     folder, out = Path(folder), Path(out)
-    check_model_output(out)
+    inputs = [("training data", folder)]
+    inputs += [("backbone", path) for path in model_paths(find_model(backbone))]
+    check_model_output(out, inputs, overwrite)
     model, parent = load_model(backbone)
     if self_supervised:
         stacks = load_noisy(folder)
@@ -207,12 +223,17 @@ def finetune_folder(
             model, parent, stacks, out.stem, settings, trained_on, console, show_progress
         )
     else:
-        pairs = load_pairs(folder)
+        pairs = usable_pairs(load_pairs(folder), _say(console))
         trained_on = [f"{folder}/{{noisy,clean}}/{p.name}" for p in pairs]
         card, report = finetune_pairs(
             model, parent, pairs, out.stem, settings, trained_on, console, show_progress
         )
     return save_model(model, card, out), report
+
+
+def _say(console: Console | None) -> Callable[[str], None] | None:
+    """Plain lines on ``console`` (file names are not markup)."""
+    return None if console is None else partial(console.print, markup=False)
 
 
 def child_normalization(parent: ModelCard) -> Normalization:
@@ -299,6 +320,8 @@ def _card(
         f"{settings.plan.patch_sizes}: process frames in {TILE} px tiles."
     )
     metrics = {**metrics, "finetune_minutes": r.seconds / 60, "finetune_steps": float(r.steps)}
+    # a held-out band of one value scores no finite PSNR; a card with one would not load again
+    metrics = {key: value for key, value in metrics.items() if math.isfinite(value)}
     return ModelCard(
         name=name,
         config=parent.config,

@@ -7,6 +7,7 @@ problem is reported naming the file, because a user fixing a set of 10 pairs nee
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,25 @@ def load_pairs(folder: str | Path) -> list[ImagePair]:
             )
         pairs.append(ImagePair(name, x, y))
     return pairs
+
+
+def usable_pairs(
+    pairs: Sequence[ImagePair], say: Callable[[str], None] | None = None
+) -> list[ImagePair]:
+    """``pairs`` without the blank ones, whose noisy or clean image holds one value throughout (a
+    closed shutter, an empty field): nothing to learn from, and a flat reference scores an infinite
+    PSNR. ``say`` is given one line naming those skipped; PairsError when none is left."""
+    blank = [p.name for p in pairs if np.ptp(p.noisy) == 0 or np.ptp(p.clean) == 0]
+    if blank and len(blank) == len(pairs):
+        raise PairsError(
+            f"every pair is blank (one value throughout): {', '.join(blank)}; nothing to learn from."
+        )
+    if blank and say is not None:
+        say(
+            f"skipped {len(blank)} blank pair(s), one value throughout with nothing to learn from: "
+            f"{', '.join(blank)}"
+        )
+    return [p for p in pairs if p.name not in blank]
 
 
 def load_noisy(folder: str | Path) -> dict[str, np.ndarray]:
