@@ -49,7 +49,11 @@ def open_microscope(config: Path | None = None, settings: Sequence[str] = ()) ->
     Raises ``SetupError`` for a setting the core refuses and ``FileNotFoundError`` for a missing file.
     """
     core = make_core(config)
-    apply_assignments(core, list(settings))
+    try:
+        apply_assignments(core, list(settings))
+    except BaseException:
+        release_microscope(core)
+        raise
     return core
 
 

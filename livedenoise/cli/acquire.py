@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from livedenoise.acquisition import ConfigError
-from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope
+from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope, release_microscope
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.cli.common import Backend, console, fail
 from livedenoise.gui.display import DisplayError, check_display
@@ -129,7 +129,11 @@ def _prepare(
 ) -> Acquisition:
     """The core, the calibration and the engine, or a clear error before anything runs."""
     try:
-        acquisition = Acquisition(open_microscope(config, settings), request)
+        core = open_microscope(config, settings)
+    except (ConfigError, SetupError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    try:
+        acquisition = Acquisition(core, request)
         acquisition.check(sequence)
         with console.status("loading the engine (a model's first use exports it once)"):
             engine = acquisition.engine()
@@ -143,6 +147,7 @@ def _prepare(
         FileExistsError,
         OutputPathError,
     ) as err:
+        release_microscope(core)  # a process that exits with devices loaded can abort
         raise fail(str(err)) from None
     console.print(f"engine: {engine.describe()}")
     if (profile := acquisition.profile) is not None:
