@@ -6,7 +6,7 @@ A GPU machine with a CUDA build of torch but no network (a cluster node, a lent 
 the project's pure-Python and small binary dependencies. This downloads, here where pip can reach an
 index, the wheels of ``--packages`` for the GPU machine's Python (x86-64 Linux), at the versions
 installed in this environment (the versions the tests ran with), without their dependencies, and copies
-the backbone's training data (``fmd_test`` and ``clean``). ``--out`` then holds ``wheels/``, ``data/``
+the backbone's training data (``fmd_test``, ``clean``, ``w2s`` and ``hagen``). ``--out`` then holds ``wheels/``, ``data/``
 and ``run.sh``, which installs the wheels onto ``PYTHONPATH`` with the working directory and runs the
 command it is given; run it from the checkout's root, wherever the bundle lies:
 
@@ -56,7 +56,7 @@ MISSING_ON_GPU_IMAGE = [
 ]
 # pip matches a manylinux tag exactly: offer the ones current wheels are built for.
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-DATA_FOLDERS = ("fmd_test", "clean")
+DATA_FOLDERS = ("fmd_test", "clean", "w2s", "hagen")
 RUN_SH = """#!/usr/bin/env bash
 # Run from the checkout's root: install the bundled wheels into a folder of their own (nothing else is
 # touched), put it and the checkout on PYTHONPATH, and run "$@".
@@ -114,7 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--python", default="3.12", help="the GPU machine's Python version")
     parser.add_argument(
-        "--data", type=Path, default=DATA, help="folder holding fmd_test/ and clean/"
+        "--data", type=Path, default=DATA, help="folder holding fmd_test/, clean/, w2s/ and hagen/"
     )
     parser.add_argument(
         "--packages",
@@ -129,7 +129,7 @@ def main() -> None:
     if not args.data.is_dir():
         parser.error(
             f"the training data folder {args.data} does not exist; pass --data with the folder "
-            "holding fmd_test/ and clean/"
+            "holding fmd_test/, clean/, w2s/ and hagen/"
         )
     missing = [name for name in DATA_FOLDERS if not (args.data / name).is_dir()]
     if missing:
