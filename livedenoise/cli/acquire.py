@@ -346,8 +346,3 @@ def demo(
         f"{', '.join(DEMO_SETTINGS)}), denoised by {model} in windows of {request.window}"
     )
     _acquire(sequence, None, DEMO_SETTINGS, request, 0, headless)
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Acquisition")(acquire)
-    app.command(rich_help_panel="Acquisition")(demo)

@@ -289,7 +289,3 @@ def _tolerance(psnr_db: float, ssim: float, structure: float) -> Tolerance:
         return Tolerance(psnr_db=psnr_db, ssim=ssim, structure=structure)
     except ValidationError as err:
         raise fail(f"tolerances must be positive:\n{err}") from None
-
-
-def register(app: typer.Typer) -> None:
-    app.command("calibrate", rich_help_panel="Acquisition")(calibrate_command)

@@ -202,7 +202,3 @@ def denoise(
     if isinstance(result, ChunkedResult) and result.computed < result.blocks:
         console.print(f"resumed: {result.blocks - result.computed} block(s) were done before")
     console.print(f"wrote {output}: {result.output}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Denoising")(denoise)

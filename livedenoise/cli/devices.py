@@ -100,7 +100,3 @@ def _group_table(core: CMMCorePlus) -> Table:
         core.getCurrentPixelSizeConfig(),
     )
     return table
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Microscope")(devices)

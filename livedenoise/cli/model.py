@@ -176,10 +176,3 @@ def import_package(
     except (ModelFileError, PackageError) as err:
         raise fail(str(err)) from None
     console.print(f"wrote {model_paths(target)[0]} (model {card.lineage})")
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Models")(new)
-    app.command(rich_help_panel="Models")(info)
-    app.command(rich_help_panel="Models")(export)
-    app.command("import", rich_help_panel="Models")(import_package)

@@ -112,7 +112,3 @@ def _report_table(report: FinetuneReport) -> Table:
     table.add_row("backbone", f"{report.backbone_val_psnr:.2f}")
     table.add_row("fine-tuned", f"{report.result.best_psnr:.2f}")
     return table
-
-
-def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Models")(finetune)
