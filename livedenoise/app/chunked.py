@@ -355,8 +355,9 @@ def denoise_chunked(
     ``input`` is an NGFF image (``image`` chooses one inside a collection) or a livedenoise run store,
     which becomes a run store of the same layout with every raw image and its denoised twin, as
     ``denoise_file`` writes it. Blocks hold ``block_frames`` frames (a worker's memory is about
-    ``block_frames + window`` frames, whatever the recording's size). ``scheduler`` is the address of
-    a running ``dask.distributed`` scheduler; without it, a local cluster of ``workers`` processes.
+    ``block_frames + 2 * window`` frames, whatever the recording's size). ``scheduler`` is the
+    address of a running ``dask.distributed`` scheduler; without it, a local cluster of ``workers``
+    processes.
     An unfinished output of the same command is resumed (``overwrite`` starts afresh).
     ``on_read(input line)``, ``on_cluster(cluster line)``, ``on_loaded(engine line)`` and
     ``on_block(done, total)`` (blocks, those done before included) report progress. Raises

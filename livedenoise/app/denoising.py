@@ -1,7 +1,7 @@
 """Offline denoising of an image file (2D, time series or z-stack) with a saved model, start to end.
 
-Checks, reading, the engine, denoising (``inference.denoise_stack``: each frame in the window centred
-on it) and writing, once, for the command line, the viewer and scripts. Front ends follow along through
+Checks, reading, the engine, denoising (``inference.denoise_stack``: overlapping windows, every
+output kept) and writing, once, for the command line, the viewer and scripts. Front ends follow along through
 callbacks and show errors as they are: every one says what is wrong and what to do.
 """
 

@@ -119,12 +119,12 @@ def denoise(
         typer.Option(
             min=1,
             rich_help_panel="Chunked (Dask)",
-            help="Frames per block (a task), default 16: a worker holds about this plus --window "
-            "frames.",
+            help="Frames per block (a task), default 16: a worker holds about this plus twice "
+            "--window frames.",
         ),
     ] = None,
 ) -> None:
-    """Denoise a 2D image, time series or z-stack; each frame sees the T frames centred on it.
+    """Denoise a 2D image, time series or z-stack; in overlapping windows of T frames, all kept.
 
     The output keeps the input's pixel size, interval and position; a single-channel model denoises
     each channel on its own. A run store: --image raw/p0 denoises one image; without it, an OUTPUT

@@ -2,7 +2,7 @@
 
 A model in training is denoised exactly as it will be once saved: through a torch engine
 (``inference.in_memory_engine``), frames tiled at ``TILE`` px, the size the models are trained around
-(see ``batches``), each frame in the window centred on it (``inference.denoise_stack``).
+(see ``batches``), in overlapping windows, every output kept (``inference.denoise_stack``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from livedenoise.training.batches import TILE
 def denoise(
     model: CNNT, norm: Normalization, frames: np.ndarray, window: int = 1, tile: int = TILE
 ) -> np.ndarray:
-    """Denoise ``[N, H, W]`` frames, each in the ``window`` frames centred on it; input units, float32."""
+    """Denoise ``[N, H, W]`` frames, in overlapping ``window``-frame windows; input units, float32."""
     return denoise_stack(in_memory_engine(model, norm, tile), frames, window)
 
 
