@@ -28,11 +28,18 @@ LOOPS = 40  # a hardware-sequenced time-lapse of 512x512 frames into a 1 MB (two
 
 
 def _small_slow_buffer(core) -> None:
-    """A 1 MB circular buffer (two 512x512 16-bit frames) and a consumer that takes 0.1 s a frame
-    (a busy computer) for a camera that delivers one every 1 ms: it overflows within frames."""
+    """A 1 MB circular buffer (two 512x512 16-bit frames) and a consumer stalled at its first frame
+    (a busy computer) until the camera has overflowed the buffer: an overflow on every run, however
+    fast or slow this machine is (a consumer that was merely slow kept up on a loaded machine)."""
     core.setExposure(1)
     core.setCircularBufferMemoryFootprint(1)
-    core.mda.events.frameReady.connect(lambda *_: time.sleep(0.1))
+
+    def stall_until_overflowed(*_: object) -> None:
+        deadline = time.monotonic() + 60
+        while not core.isBufferOverflowed() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    core.mda.events.frameReady.connect(stall_until_overflowed)
 
 
 def test_a_buffer_overflow_in_a_script_is_a_failed_run_in_the_store(
@@ -56,48 +63,21 @@ def test_a_buffer_overflow_in_a_script_is_a_failed_run_in_the_store(
     assert np.isfinite(stored.timing["acquired_s"]).sum() == summary.acquired
 
 
-def test_a_buffer_overflow_fails_the_acquire_command(
-    mm_adapters, small_model_path, tmp_path, monkeypatch
+def test_a_buffer_overflow_fails_the_run_the_acquire_command_makes(
+    demo_core, small_model_path, tmp_path
 ) -> None:
-    """The command on Micro-Manager's demo configuration, its core given the small buffer."""
-    from livedenoise.cli import acquire as acquire_cli
-
-    open_microscope = acquire_cli.open_microscope
-
-    def with_small_buffer(*args, **kwargs):
-        core = open_microscope(*args, **kwargs)
-        _small_slow_buffer(core)
-        return core
-
-    seq = tmp_path / "timelapse.yaml"
-    seq.write_text(f"time_plan: {{interval: 0, loops: {LOOPS}}}\n")
+    """The application layer the acquire command and the viewer run (the command turns a failed
+    summary into its table and exit code 1)."""
+    _small_slow_buffer(demo_core)
     out = tmp_path / "overflow.ome.zarr"
-    monkeypatch.setattr(acquire_cli, "open_microscope", with_small_buffer)
-    result = runner.invoke(
-        app,
-        [
-            "acquire",
-            str(seq),
-            "--config",
-            str(MM_DEMO_CFG),
-            "--model",
-            str(small_model_path),
-            "--backend",
-            "torch",
-            "--window",
-            "1",
-            "--headless",
-            "--out",
-            str(out),
-        ],
-        terminal_width=200,
-    )
-    output = " ".join(result.output.split())
-    assert result.exit_code == 1, output
-    assert "circular buffer overflowed" in output and "Traceback" not in output
-    summary = open_run(out).attrs["summary"]
-    assert summary["ended"] == "failed" and "circular buffer overflowed" in summary["error"]
-    assert summary["acquired"] < LOOPS and summary["missing"] == LOOPS - summary["acquired"]
+    request = RunRequest(model=small_model_path, backend="torch", window=1, out=out)
+    acquisition = Acquisition(demo_core, request)
+    summary = acquisition.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": LOOPS}))
+    assert summary.ended == "failed" and "circular buffer overflowed" in summary.error
+    assert summary.acquired < LOOPS and summary.missing == LOOPS - summary.acquired
+    stored = open_run(out).attrs["summary"]
+    assert stored["ended"] == "failed" and "circular buffer overflowed" in stored["error"]
+    assert stored["missing"] == summary.missing
 
 
 def test_frames_never_written_do_not_read_as_data(sim_core, small_model_path, tmp_path) -> None:
