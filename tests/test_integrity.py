@@ -262,7 +262,10 @@ def camera_runs(draw) -> tuple[int, str, useq.MDASequence]:
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12,
+    deadline=None,
+    derandomize=True,  # the same examples on every machine: a CI run must not hinge on the draw
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(run=camera_runs())
 def test_every_plane_of_every_camera_is_stored_bit_exact(
