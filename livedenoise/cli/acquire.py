@@ -15,7 +15,7 @@ from rich.table import Table
 from livedenoise.acquisition import ConfigError
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope, release_microscope
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.cli.common import Backend, console, fail
+from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
 from livedenoise.gui.display import DisplayError, check_display
 from livedenoise.inference import BackendError
 from livedenoise.model import ModelFileError
@@ -300,8 +300,10 @@ def acquire(
             "settings (pixel size, frame size, binning, bit depth).",
         ),
     ] = False,
+    threads: Threads = None,
 ) -> None:
     """Acquire a sequence (or live), denoising every frame as it arrives; raw and denoised are saved."""
+    use_threads(threads)
     try:
         seq = load_sequence(sequence) if sequence else None
     except SetupError as err:

@@ -41,7 +41,7 @@ from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
-from livedenoise.cli.common import Backend, console, fail
+from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
 from livedenoise.pipeline.output import expected_frames
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
@@ -229,8 +229,10 @@ def calibrate_command(
     overwrite: Annotated[
         bool, typer.Option(metavar="", help="Replace an existing calibration.")
     ] = False,
+    threads: Threads = None,
 ) -> None:
     """Find the fewest averages at which the model still delivers, and choose the fastest safe setting."""
+    use_threads(threads)
     microscope_only = {"--config": config, "--set": set_, "--xy": xy, "--property": property_}
     try:
         directory = out_directory(out)

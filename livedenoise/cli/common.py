@@ -1,8 +1,10 @@
-"""What every command shares: one console and one way to report a user's mistake."""
+"""What every command shares: one console, one way to report a user's mistake, ``--threads``."""
 
 from __future__ import annotations
 
+import os
 from enum import Enum
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,3 +19,20 @@ def fail(message: str) -> typer.Exit:
     """Print a user-facing error (what is wrong, what to do) and return the exit to raise."""
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code=1)
+
+
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for the engine (as OMP_NUM_THREADS); default: one per physical core, "
+        "fewer while other programs keep cores busy.",
+    ),
+]
+
+
+def use_threads(threads: int | None) -> None:
+    """``--threads N``: every engine of this process, and of the Dask workers it starts, runs N CPU
+    threads in all; ``livedenoise.cpu`` lets ``OMP_NUM_THREADS`` override its own count."""
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)

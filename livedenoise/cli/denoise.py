@@ -17,7 +17,7 @@ from rich.progress import (
 
 from livedenoise.app.chunked import ChunkedResult, denoise_chunked
 from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
-from livedenoise.cli.common import Backend, console, fail
+from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
 from livedenoise.imageio import ImageFileError
 from livedenoise.inference import BackendError, InputError
 from livedenoise.model import ModelFileError
@@ -97,6 +97,7 @@ def denoise(
     overwrite: Annotated[
         bool, typer.Option(metavar="", help="Replace OUTPUT if it exists.")
     ] = False,
+    threads: Threads = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -144,6 +145,7 @@ def denoise(
         )
     if chunked and axes:
         raise fail("--axes is for files that do not name their axes; OME-Zarr does: drop --axes.")
+    use_threads(threads)
     common = {"image": image, "backend": backend.value, "window": window}
     common.update(float32=float32, overwrite=overwrite)
     result: DenoiseResult | ChunkedResult

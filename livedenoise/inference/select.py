@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livedenoise.cpu import cpu_threads
 from livedenoise.inference.base import Backend, BackendError, Engine
 from livedenoise.inference.cache import cached_onnx, default_cache_dir
 from livedenoise.inference.cuda_engine import CudaBackend
@@ -47,7 +48,8 @@ class _Recipe:
 
     def make(self, name: str) -> Backend:
         if name == "torch":
-            return TorchBackend(self.net, self.device, self.compile, self.memory_budget)
+            threads = cpu_threads() if self.device == "cpu" else None  # why: livedenoise.cpu
+            return TorchBackend(self.net, self.device, self.compile, self.memory_budget, threads)
         if name == "cuda":
             return CudaBackend(
                 self.net, self.precision, self.compile, memory_budget=self.memory_budget

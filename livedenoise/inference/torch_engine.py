@@ -18,7 +18,8 @@ class TorchBackend(Backend):
 
     ``compile=True`` wraps it in ``torch.compile``: on the 2-core development CPU it cut 15-30 % off a
     call after 30-80 s of compiling per new shape, so it is off by default and meant for long runs of
-    one shape.
+    one shape. ``threads``: on the CPU, torch's threads for the whole process (``load_engine`` gives
+    ``livedenoise.cpu``'s count); None leaves them as they are (a training loop has set them).
     """
 
     name = "torch"
@@ -29,9 +30,12 @@ class TorchBackend(Backend):
         device: str | torch.device = "cpu",
         compile: bool = False,
         memory_budget: int | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
         self.device = torch.device(device)
+        if self.device.type == "cpu" and threads is not None:
+            torch.set_num_threads(threads)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError("torch was asked for CUDA but sees no CUDA GPU; use device='cpu'.")
         if self.device.type != "cpu":  # leave the caller's module on the CPU (ONNX export needs it)

@@ -1,0 +1,81 @@
+"""What a user sees of the engine's set-up: how many CPU threads it runs (``--threads``) and a line
+when a model's first use exports it to ONNX."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from livedenoise.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for this file's tests: each model is exported once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_settings(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This file's cache; OMP_NUM_THREADS and torch's threads as they were, afterwards
+    (``--threads`` sets them for the rest of the process)."""
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(cache))
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # recorded, so that monkeypatch undoes --threads'
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Path:
+    path = tmp_path / "in.npy"
+    np.save(path, (np.random.default_rng(0).random((3, 64, 64)) * 200).astype(np.uint16))
+    return path
+
+
+def denoise(model: Path, recording: Path, *options: str) -> str:
+    out = recording.with_name(f"out{len(list(recording.parent.glob('out*')))}.npy")
+    args = ["denoise", str(model), str(recording), str(out), "-t", "1", *options]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    return result.output
+
+
+def engine_threads(output: str) -> int:
+    """The thread count the printed engine line gives."""
+    line = next(line for line in output.splitlines() if line.startswith("engine:"))
+    found = re.search(r"CPU, (\d+) threads?\b", line)
+    assert found, line
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_threads_option_sets_the_engine_threads(
+    small_model_path: Path, recording: Path, backend: str
+) -> None:
+    for threads in (1, 2):
+        output = denoise(
+            small_model_path, recording, "--backend", backend, "--threads", str(threads)
+        )
+        assert engine_threads(output) == threads
+
+
+def test_default_threads_follow_omp_num_threads_else_the_cores(
+    small_model_path: Path, recording: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = engine_threads(denoise(small_model_path, recording, "--backend", "onnxruntime"))
+    assert 1 <= default <= (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for backend in ("onnxruntime", "torch"):
+        assert engine_threads(denoise(small_model_path, recording, "--backend", backend)) == 1
