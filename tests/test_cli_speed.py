@@ -79,3 +79,14 @@ def test_default_threads_follow_omp_num_threads_else_the_cores(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for backend in ("onnxruntime", "torch"):
         assert engine_threads(denoise(small_model_path, recording, "--backend", backend)) == 1
+
+
+def test_first_use_of_a_model_says_it_is_exported_then_never_again(
+    small_model_path: Path, recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "empty-cache"))
+    first = denoise(small_model_path, recording, "--backend", "onnxruntime")
+    assert "exporting small to ONNX" in first  # the card's name (conftest)
+    assert "first use" in first
+    again = denoise(small_model_path, recording, "--backend", "onnxruntime")
+    assert "ONNX" not in again.replace("onnxruntime", "")

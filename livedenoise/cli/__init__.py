@@ -107,7 +107,10 @@ def _options(
         ),
     ] = False,
 ) -> None:
-    """Options that come before any command."""
+    """Options that come before any command, which runs next: it shows the cache's builds."""
+    from livedenoise.cli.common import show_builds  # heavy; the command has imported it already
+
+    show_builds()
 
 
 def main() -> None:

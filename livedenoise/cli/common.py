@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from enum import Enum
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 
 from livedenoise.inference import BACKENDS
+from livedenoise.inference import cache as engine_cache
 
 console = Console()
 Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
@@ -36,3 +38,19 @@ def use_threads(threads: int | None) -> None:
     threads in all; ``livedenoise.cpu`` lets ``OMP_NUM_THREADS`` override its own count."""
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+class _ConsoleLines(logging.Handler):
+    """Log records a user should see as they happen, printed as console lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(self.format(record), highlight=False, soft_wrap=True)
+
+
+def show_builds() -> None:
+    """Print each export or engine build the cache starts (a model's first use, a new torch): they
+    take seconds to minutes, and a command that sits silent that long looks stuck."""
+    logger = logging.getLogger(engine_cache.__name__)
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(handler, _ConsoleLines) for handler in logger.handlers):
+        logger.addHandler(_ConsoleLines())

@@ -49,7 +49,7 @@ def why_unusable(path: Path, key: Mapping[str, object]) -> str | None:
     """Why the cached ``path`` must not be used for ``key``, or None when it may be."""
     sidecar = _sidecar(path)
     if not path.is_file() or not sidecar.is_file():
-        return "not built yet"
+        return "first use"
     try:
         meta = json.loads(sidecar.read_text())
         stored_key, stored_hash = meta["key"], meta["sha256"]
@@ -63,12 +63,18 @@ def why_unusable(path: Path, key: Mapping[str, object]) -> str | None:
     return None
 
 
-def cached(path: Path, key: Mapping[str, object], build: Callable[[Path], None]) -> Path:
-    """``path``, rebuilt with ``build(tmp_path)`` unless it is a verified build for ``key``."""
+def cached(
+    path: Path, key: Mapping[str, object], build: Callable[[Path], None], what: str = ""
+) -> Path:
+    """``path``, rebuilt with ``build(tmp_path)`` unless it is a verified build for ``key``.
+
+    A build is logged at INFO, as ``what`` (default: building NAME) and why: it takes seconds to
+    minutes, so the command line shows this line rather than sit silent.
+    """
     reason = why_unusable(path, key)
     if reason is None:
         return path
-    log.info("building %s: %s", path.name, reason)
+    log.info("%s: %s", what or f"building {path.name}", reason)
     path.parent.mkdir(parents=True, exist_ok=True)
     # one partial file per process: Dask workers may build the same artefact at the same time
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
@@ -94,4 +100,5 @@ def onnx_entry(card: ModelCard, cache_dir: Path) -> tuple[Path, dict[str, object
 def cached_onnx(model: CNNT, card: ModelCard, cache_dir: Path) -> Path:
     """The ONNX export of a saved model, exported once per weights, opset and torch version."""
     path, key = onnx_entry(card, cache_dir)
-    return cached(path, key, lambda out: export_onnx(model, out))
+    what = f"exporting {card.name} to ONNX, once (about 20 s on a 2-core CPU)"
+    return cached(path, key, lambda out: export_onnx(model, out), what)
