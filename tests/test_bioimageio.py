@@ -6,6 +6,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from bioimageio.core import predict
@@ -14,8 +16,9 @@ from bioimageio.spec import InvalidDescr, load_description, save_bioimageio_pack
 from bioimageio.spec.model import v0_5 as spec
 from typer.testing import CliRunner
 
-from livedenoise.app.bioimageio import PackageError, export_package, spec_processing
+from livedenoise.app.bioimageio import spec_processing
 from livedenoise.cli import app
+from livedenoise.inference import in_memory_engine
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
 
 pytestmark = pytest.mark.slow
@@ -37,17 +40,36 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def package(model: Path) -> Path:
-    """The tiny model exported through the command line, as a user would."""
-    out = model.parent / "tiny.zip"
+def export(model: str, out: Path) -> Path:
+    """``model`` exported through the command line, as a user would; the export's own test passed."""
     result = CliRunner().invoke(
-        app,
-        ["export", str(model), "--format", "bioimageio", "--out", str(out), "--author", "A. User"],
+        app, ["export", model, "--format", "bioimageio", "--out", str(out), "--author", "A. User"]
     )
     assert result.exit_code == 0, result.output
     assert "test input gives its test output" in result.output
     return out
+
+
+@pytest.fixture(scope="module")
+def package(model: Path) -> Path:
+    """The tiny fixed-normalisation model's package."""
+    return export(str(model), model.parent / "tiny.zip")
+
+
+@pytest.fixture(scope="module")
+def shipped_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped backbone's package: a model that normalises each window by its percentiles."""
+    return export("backbone-small", tmp_path_factory.mktemp("shipped") / "backbone-small.zip")
+
+
+def camera_frames(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Noisy uint16 frames far from the model's units: a camera offset of 1000, 7 counts a photon."""
+    return (np.random.default_rng(seed).poisson(20, size=shape) * 7 + 1000).astype(np.uint16)
+
+
+def close(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Equal within 1e-3 of the expected output's range."""
+    return bool(np.abs(got - expected).max() <= 1e-3 * np.ptp(expected))
 
 
 def test_package_is_valid_and_carries_the_card(package: Path) -> None:
@@ -79,6 +101,45 @@ def test_zoo_prediction_equals_livedenoise_denoise(model: Path, package: Path) -
     zoo = predict(model=package, inputs={"raw": frames[None, :, None]})
     denoised = zoo.members["denoised"].data.to_numpy()[0, :, 0]
     np.testing.assert_allclose(denoised, np.load(out), rtol=1e-3)
+
+
+def test_shipped_model_package_passes_the_zoo_test(shipped_package: Path) -> None:
+    summary = zoo_test(shipped_package)
+    assert summary.status == "passed", summary.display()
+    descr = load_description(shipped_package)
+    steps = [*descr.inputs[0].preprocessing, *descr.outputs[0].postprocessing]
+    assert {step.id for step in steps} == {"ensure_dtype"}  # no scaling: the graph normalises
+
+
+def test_shipped_model_prediction_equals_livedenoise_denoise(
+    shipped_package: Path, tmp_path: Path
+) -> None:
+    """A uint16 image in a camera's units comes out of the zoo in the same units livedenoise gives."""
+    frames = camera_frames(3, (5, 48, 64))
+    np.save(tmp_path / "new.npy", frames)
+    out = tmp_path / "new-denoised.npy"
+    args = ["backbone-small", str(tmp_path / "new.npy"), str(out), "--axes", "TYX", "--float32"]
+    result = CliRunner().invoke(app, ["denoise", *args, "--backend", "torch"])
+    assert result.exit_code == 0, result.output
+    zoo = predict(model=shipped_package, inputs={"raw": frames[None, :, None]})
+    denoised = zoo.members["denoised"].data.to_numpy()[0, :, 0]
+    expected = np.load(out)
+    assert expected.min() > 900  # in the camera's units, not the model's
+    assert close(denoised, expected)
+
+
+def test_shipped_model_onnx_gives_the_engine_output_in_raw_units(shipped_package: Path) -> None:
+    """Any ONNX runtime, given the raw window, gets what livedenoise's engine gives for it."""
+    with zipfile.ZipFile(shipped_package) as zf:
+        graph = zf.read("weights.onnx")
+    assert onnx.load_from_string(graph).ir_version <= 8  # onnxruntime before 1.17 loads it
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    net, card = load_model("backbone-small")
+    engine = in_memory_engine(net, card.normalization, card.tile)
+    for seed, shape in enumerate([(1, 8, 1, 120, 112), (2, 3, 1, 40, 52)]):  # 8x120x112: subsampled
+        frames = camera_frames(seed, shape)
+        (got,) = session.run(None, {session.get_inputs()[0].name: frames.astype(np.float32)})
+        assert close(got, engine.denoise(frames))
 
 
 def test_import_gives_the_same_model(model: Path, package: Path, tmp_path: Path) -> None:
@@ -121,24 +182,19 @@ def test_import_refuses_another_architecture(package: Path, tmp_path: Path) -> N
     assert "UNet" in result.output
 
 
-@pytest.mark.parametrize("norm", [Normalization(offset=98.0, scale=68.0), Normalization()])
+@pytest.mark.parametrize(
+    "norm",
+    [Normalization(offset=98.0, scale=68.0), Normalization(), Normalization(method="percentile")],
+    ids=["fixed", "identity", "percentile-in-graph"],
+)
 def test_spec_processing_is_the_card_normalisation(norm: Normalization) -> None:
     pre, post = spec_processing(norm)
     x = np.array([0.0, 98.0, 1000.0, 65535.0], dtype=np.float32)
     y = x
     for step in pre[1:]:
         y = y * step.kwargs.gain + step.kwargs.offset
-    np.testing.assert_allclose(y, norm.forward(x), rtol=1e-6, atol=1e-6)
+    expected = norm.forward(x) if norm.method == "fixed" else x  # the graph normalises
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
     for step in post:
         y = y * step.kwargs.gain + step.kwargs.offset
     np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-4)
-
-
-def test_export_refuses_a_percentile_model_it_cannot_express(tmp_path: Path) -> None:
-    """The spec cannot undo a per-window map after the network: no package with wrong units."""
-    cfg = preset("small")
-    card = ModelCard(name="pct", config=cfg, normalization=Normalization(method="percentile"))
-    save_model(build_model(cfg, seed=1), card, tmp_path / "pct")
-    with pytest.raises(PackageError, match="percentiles"):
-        export_package(tmp_path / "pct", tmp_path / "pct.zip")
-    assert not (tmp_path / "pct.zip").exists()

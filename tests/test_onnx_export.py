@@ -13,7 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from livedenoise.cli import app
-from livedenoise.model import load_card, load_model
+from livedenoise.inference import in_memory_engine
+from livedenoise.model import Normalization, load_card, load_model
+from livedenoise.model.onnx_export import Normalised, window_affine
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,7 @@ def test_exported_file_carries_normalisation_and_tile(
     assert meta["livedenoise.normalization_offset"] == "0.0"
     assert meta["livedenoise.normalization_scale"] == "255.0"
     assert meta["livedenoise.tile"] == ""  # whole frames
+    assert meta["livedenoise.normalization_in_graph"] == "no"  # the bare network, as engines run it
     card = load_card(identity_model_path).model_copy(update={"tile": 128})
     (tmp_path / "tiled.json").write_text(card.model_dump_json())
     shutil.copy(identity_model_path.with_suffix(".safetensors"), tmp_path / "tiled.safetensors")
@@ -63,3 +66,46 @@ def test_exported_file_carries_normalisation_and_tile(
     assert meta["livedenoise.normalization_offset"] == "100.0"
     assert meta["livedenoise.normalization_scale"] == "400.0"
     assert meta["livedenoise.tile"] == "128"
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 8, 1, 96, 100), (2, 3, 2, 37, 45), (1, 4, 1, 150, 131), (1, 1, 1, 5, 3)],
+    ids=["subsampled-step-2", "batch-and-channels", "subsampled-step-3", "tiny"],
+)
+def test_graph_percentiles_are_the_engines(shape) -> None:
+    """The percentiles the exported graph takes are those livedenoise's engines take (numpy)."""
+    norm = Normalization(method="percentile")
+    frames = np.random.default_rng(5).gamma(2.0, 300.0, size=shape).astype(np.float32) + 1000
+    offset, scale = window_affine(torch.from_numpy(frames), norm)
+    expected_offset, expected_scale = norm.window_affine(frames)
+    np.testing.assert_allclose(offset.numpy(), expected_offset, rtol=1e-6)
+    np.testing.assert_allclose(scale.numpy(), expected_scale, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [np.full((1, 4, 1, 16, 16), 7.0), np.r_[np.zeros(1000), np.ones(3)].reshape(1, 1, 1, 17, 59)],
+    ids=["uniform", "flat-percentiles"],
+)
+def test_graph_falls_back_on_flat_windows_as_the_engines(frames: np.ndarray) -> None:
+    norm = Normalization(method="percentile")
+    frames = frames.astype(np.float32)
+    offset, scale = window_affine(torch.from_numpy(frames), norm)
+    expected_offset, expected_scale = norm.window_affine(frames)
+    np.testing.assert_array_equal(offset.numpy(), expected_offset)
+    np.testing.assert_array_equal(scale.numpy(), expected_scale)
+
+
+def test_normalised_graph_equals_the_engine_in_raw_units(small_model_path: Path) -> None:
+    """The module exported with the normalisation gives the engine's output for a raw uint16 window."""
+    net, _ = load_model(small_model_path)
+    norm = Normalization(method="percentile")
+    frames = (np.random.default_rng(2).poisson(30, size=(1, 6, 1, 40, 56)) * 5 + 800).astype(
+        np.uint16
+    )
+    with torch.no_grad():
+        got = Normalised(net, norm)(torch.from_numpy(frames.astype(np.float32))).numpy()
+    expected = in_memory_engine(net, norm).denoise(frames)
+    assert expected.min() > 500  # the raw units, far from the model's
+    assert np.abs(got - expected).max() <= 1e-4 * np.ptp(expected)

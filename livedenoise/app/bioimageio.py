@@ -1,8 +1,9 @@
 """bioimage.io model packages: export a saved model as one, and import a livedenoise package back.
 
 A package (model description format 0.5, built and validated with ``bioimageio.spec``) holds the ONNX
-graph, the card's intensity normalisation as the spec's own pre- and post-processing, a test window
-and the output this model gives for it, a cover (raw | denoised), documentation, and, as attachments,
+graph, the card's intensity normalisation (a fixed one as the spec's own pre- and post-processing; a
+per-window percentile one, which the spec cannot invert, inside the ONNX graph), a test window and the
+output this model gives for it, a cover (raw | denoised), documentation, and, as attachments,
 the model's safetensors weights and card, from which ``import_package`` restores the model exactly.
 Needs the optional extra ``livedenoise[bioimageio]``; importing this module without it raises
 ImportError saying so.
@@ -43,8 +44,9 @@ from livedenoise.model import (
     load_model,
     model_paths,
 )
+from livedenoise.model.card import PERCENTILE_SAMPLES
 from livedenoise.model.cnnt import MIN_SIZE
-from livedenoise.model.onnx_export import OPSET, onnx_metadata
+from livedenoise.model.onnx_export import OLDEST_IR_VERSION, OPSET, onnx_metadata
 
 INPUT_ID = spec.TensorId("raw")
 OUTPUT_ID = spec.TensorId("denoised")
@@ -54,6 +56,9 @@ CONFIG_KEY = "livedenoise"
 TEST_FRAMES = 8
 TEST_SIZE = 128  # px; never above the card's tile, so the test window is denoised whole
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_+\- ()]")
+DESCRIPTION_CHARS = 1024  # the most a dataset description may hold (bioimageio.spec)
+CAMERA_UNITS = Normalization(offset=100.0, scale=1000.0)
+"""A 16-bit camera's units (offset 100) for the test window of a model without fixed units."""
 Processing = list[spec.EnsureDtypeDescr | spec.ScaleLinearDescr]  # all a fixed affine map needs
 
 
@@ -76,11 +81,12 @@ def spec_processing(norm: Normalization) -> tuple[Processing, Processing]:
 
     ``(x - offset) / scale`` before the network is ``scale_linear`` with gain ``1 / scale`` and offset
     ``-offset / scale`` (after casting to float32); its inverse after the network is gain ``scale``,
-    offset ``offset``. The identity map (offset 0, scale 1) needs no scaling step.
+    offset ``offset``. The identity map (offset 0, scale 1) needs no scaling step, nor does a
+    percentile normalisation: the exported graph applies and inverts that itself.
     """
     pre: Processing = [spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32"))]
     post: Processing = []
-    if (norm.offset, norm.scale) != (0.0, 1.0):
+    if norm.method == "fixed" and (norm.offset, norm.scale) != (0.0, 1.0):
         pre.append(
             spec.ScaleLinearDescr(
                 kwargs=spec.ScaleLinearKwargs(gain=1 / norm.scale, offset=-norm.offset / norm.scale)
@@ -98,7 +104,8 @@ def test_window(card: ModelCard, seed: int = 0) -> np.ndarray:
     """A noisy window ``[1, T, C, H, W]`` (float32, the card's intensity units) for the package's test.
 
     T = 8 repeats of one field of the simulated specimen (channel c shows fluorophore c), with Poisson
-    noise of about 20 photons at the brightest pixel, mapped to the card's range by its normalisation.
+    noise of about 20 photons at the brightest pixel, mapped to the card's range by its fixed
+    normalisation, or to a 16-bit camera's (``CAMERA_UNITS``) for a model that normalises each window.
     H = W = 128 px, or the card's tile if smaller.
     """
     size = min(TEST_SIZE, card.tile or TEST_SIZE)
@@ -112,7 +119,8 @@ def test_window(card: ModelCard, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     peak = 20.0 / float(clean.max())
     photons = rng.poisson(clean * peak, size=(TEST_FRAMES, *clean.shape)) / peak
-    return card.normalization.inverse(photons[None])
+    units = card.normalization if card.normalization.method == "fixed" else CAMERA_UNITS
+    return units.inverse(photons[None])
 
 
 def export_package(
@@ -126,18 +134,13 @@ def export_package(
 
     ``license`` is an SPDX id; ``authors`` name the people who made the model. The test window and its
     expected output come from this model on the torch backend; bioimageio.core then runs the package
-    (ONNX) on it. Raises ``ModelFileError`` for a broken model and ``PackageError`` if the spec library
-    refuses the package (e.g. an unknown licence id) or cannot express the model's normalisation: a
-    per-window percentile map has no inverse among the spec's postprocessing steps.
+    (ONNX) on it. A percentile normalisation has no inverse among the spec's postprocessing steps, so
+    the graph itself normalises each window and maps the output back (``onnx_export.Normalised``).
+    Raises ``ModelFileError`` for a broken model and ``PackageError`` if the spec library refuses the
+    package (e.g. an unknown licence id).
     """
     net, card = load_model(model)
-    if card.normalization.method != "fixed":
-        raise PackageError(
-            f"{card.name} normalises each window by its own percentiles, which a bioimage.io "
-            "package cannot undo after the network (the spec has no inverse of scale_range), so "
-            "its output would be in the wrong units. Export it to ONNX instead (`--format onnx`, "
-            "the default), or export a model with a fixed normalisation."
-        )
+    in_graph = card.normalization.method != "fixed"
     weights, card_path = model_paths(find_model(model))
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -146,12 +149,18 @@ def export_package(
         np.save(work / "test_input.npy", raw)
         np.save(work / "test_output.npy", denoised)
         _write_cover(raw, denoised, work / "cover.png")
-        export_onnx(net, work / "weights.onnx", metadata=onnx_metadata(card))
+        export_onnx(
+            net,
+            work / "weights.onnx",
+            metadata=onnx_metadata(card, normalised=in_graph),
+            normalization=card.normalization if in_graph else None,
+            ir_version=OLDEST_IR_VERSION,  # loads in older runtimes, as deepImageJ's
+        )
         shutil.copyfile(weights, work / WEIGHTS_FILE)
         shutil.copyfile(card_path, work / CARD_FILE)
         (work / "README.md").write_text(documentation(card))
-        descr = _describe(card, work, license, authors or [])
         try:
+            descr = _describe(card, work, license, authors or [])
             save_bioimageio_package(descr, output_path=out)
         except ValueError as err:
             raise PackageError(f"the spec library refused the package: {err}") from None
@@ -223,7 +232,7 @@ def _describe(card: ModelCard, work: Path, license: str, authors: list[str]) -> 
         ),
         training_data=DatasetDescr(
             name=f"training data of {card.name}"[:128],
-            description="; ".join(card.trained_on) or "not recorded in the model card",
+            description=_training_summary(card),
         ),
         config=spec.Config(
             bioimageio=spec.BioimageioConfig(
@@ -235,6 +244,14 @@ def _describe(card: ModelCard, work: Path, license: str, authors: list[str]) -> 
             **{CONFIG_KEY: card.model_dump(mode="json")},
         ),
     )
+
+
+def _training_summary(card: ModelCard) -> str:
+    """The card's training data within the spec's 1024 characters; the package README lists it all."""
+    text = "; ".join(card.trained_on) or "not recorded in the model card"
+    if len(text) <= DESCRIPTION_CHARS:
+        return text
+    return text[: DESCRIPTION_CHARS - 40].rsplit("; ", 1)[0] + "; ... (all of it in the README)"
 
 
 def documentation(card: ModelCard) -> str:
@@ -261,9 +278,7 @@ window's frames: give it about 8 at a time (a longer recording in windows of abo
 taken from the window centred on it, as livedenoise does). {tile} `denoised` has the input's shape
 and intensity units.
 
-The package's preprocessing casts to float32 and scales `(x - {norm.offset!r}) / {norm.scale!r}`; its
-postprocessing maps the network's output back (`y * {norm.scale!r} + {norm.offset!r}`). Nothing else is
-needed.
+{_normalization_text(norm)} Nothing else is needed.
 
 ## Training data
 
@@ -277,6 +292,23 @@ The package's test input (8 noisy repeats of a simulated field) and its expected
 this model by livedenoise; `bioimageio test` reproduces them. Card metrics:
 {", ".join(f"{k} {v:.4g}" for k, v in card.metrics.items()) or "none recorded"}.
 """
+
+
+def _normalization_text(norm: Normalization) -> str:
+    """How the package maps intensities in and out, for its README."""
+    if norm.method == "fixed":
+        return (
+            f"The package's preprocessing casts to float32 and scales `(x - {norm.offset!r}) / "
+            f"{norm.scale!r}`; its postprocessing maps the network's output back "
+            f"(`y * {norm.scale!r} + {norm.offset!r}`)."
+        )
+    low, high = norm.percentiles
+    return (
+        f"The ONNX graph normalises each window itself, as livedenoise does: per channel, the {low}th "
+        f"and {high}th percentiles of all the window's frames (a regular subsample of rows and "
+        f"columns beyond {PERCENTILE_SAMPLES} px a channel) map to 0 and 1, and the network's output is mapped back "
+        "with the same numbers. So any window, in any camera's units, goes in as it is."
+    )
 
 
 def _write_cover(raw: np.ndarray, denoised: np.ndarray, path: Path) -> None:

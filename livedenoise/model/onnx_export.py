@@ -1,4 +1,9 @@
-"""ONNX export with dynamic batch, frames, height and width, and the model card as metadata."""
+"""ONNX export with dynamic batch, frames, height and width, and the model card as metadata.
+
+The graph is the bare network (inputs already normalised, as livedenoise's engines feed it), or, with a
+``Normalization``, the network between the card's per-window normalisation and its inverse
+(``Normalised``), so any ONNX consumer gives and gets intensities in the input's units.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from livedenoise.model.cnnt import CNNT
 
 if TYPE_CHECKING:
-    from livedenoise.model.card import ModelCard
+    from livedenoise.model.card import ModelCard, Normalization
 
 INPUT_NAME = "frames"
 OUTPUT_NAME = "denoised"
 OPSET = 18
+OLDEST_IR_VERSION = 8
+"""The ONNX file format the graph needs no newer than (no float8/int4 types, no local functions):
+onnxruntime 1.10 to 1.16, which refuse the exporter's IR version 10, load it (1.15 checked)."""
 
 
-def onnx_metadata(card: ModelCard) -> dict[str, str]:
+def onnx_metadata(card: ModelCard, normalised: bool = False) -> dict[str, str]:
     """What a runtime needs beside the graph, as ONNX metadata (string) properties.
 
-    The graph takes ``(x - offset) / scale`` and its output maps back by the inverse: with
+    Unless ``normalised`` (the graph holds the normalisation, ``normalization_in_graph`` "yes"), the
+    graph takes ``(x - offset) / scale`` and its output maps back by the inverse: with
     ``normalization_method`` "fixed", offset and scale are ``normalization_offset`` and
     ``normalization_scale``; with "percentile", each window's ``normalization_percentiles`` (low, high,
     over all its frames, per channel) are offset and offset + scale. ``tile`` is the side (px) of the
     tiles the model denoises in ("" for whole frames).
     """
     return {
+        "livedenoise.normalization_in_graph": "yes" if normalised else "no",
         "livedenoise.model": card.name,
         "livedenoise.weights_sha256": card.weights_sha256,
         "livedenoise.normalization_method": card.normalization.method,
@@ -43,21 +54,76 @@ def onnx_metadata(card: ModelCard) -> dict[str, str]:
     }
 
 
+class Normalised(nn.Module):
+    """The network between a card's normalisation and its inverse: frames in and out in raw units.
+
+    Each window is mapped as livedenoise's engines map it (``Normalization.window_affine``), so the
+    graph's output equals the engine's on a window it denoises whole (no tiling).
+    """
+
+    def __init__(self, net: CNNT, normalization: Normalization) -> None:
+        super().__init__()
+        self.net = net
+        self.normalization = normalization
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offset, scale = window_affine(x, self.normalization)
+        return self.net((x - offset) / scale) * scale + offset
+
+
+def window_affine(x: torch.Tensor, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Normalization.window_affine`` in torch ops that export to ONNX at any shape.
+
+    The regular subsample keeps every ``step``-th row and column, ``step`` computed from the shape in
+    float64 as numpy does; the others are set to +inf, so after sorting the kept values lead. The
+    percentiles interpolate linearly between neighbouring ranks, as ``np.percentile`` does.
+    """
+    from livedenoise.model.card import PERCENTILE_SAMPLES  # card imports this module
+
+    if norm.method == "fixed":
+        return x.new_full((1, 1, 1, 1, 1), norm.offset), x.new_full((1, 1, 1, 1, 1), norm.scale)
+    b, t, c, h, w = x.shape
+    pixels = torch.tensor(t * h * w, dtype=torch.float64)
+    step = torch.ceil(torch.sqrt(pixels / PERCENTILE_SAMPLES)).clamp(min=1).to(torch.int64)
+    keep = (torch.arange(h) % step == 0)[:, None] & (torch.arange(w) % step == 0)[None, :]
+    kept = keep.sum() * t
+    values = torch.where(keep, x, torch.inf).transpose(1, 2).reshape(b, c, -1)
+    ordered = torch.sort(values, dim=-1).values
+    last = kept - 1
+    ranks = torch.tensor(norm.percentiles, dtype=torch.float64) / 100 * last.to(torch.float64)
+    below = torch.floor(ranks)
+    fraction = (ranks - below).to(x.dtype)
+    below = below.to(torch.int64)
+    above = torch.minimum(below + 1, last)
+    picked = ordered[..., torch.cat([below, above, torch.zeros_like(last)[None], last[None]])]
+    low, high = (picked[..., :2] + (picked[..., 2:4] - picked[..., :2]) * fraction).unbind(-1)
+    flat = ~(high > low)  # a window whose percentiles coincide: its min and max instead
+    low = torch.where(flat, picked[..., 4], low)
+    high = torch.where(flat, picked[..., 5], high)
+    scale = torch.where(high > low, high - low, torch.ones_like(high))
+    return low.reshape(b, 1, c, 1, 1), scale.reshape(b, 1, c, 1, 1)
+
+
 def export_onnx(
     model: CNNT,
     path: str | Path,
     opset: int = OPSET,
     metadata: Mapping[str, str] | None = None,
+    normalization: Normalization | None = None,
+    ir_version: int | None = None,
 ) -> Path:
     """Write ``model`` as ONNX; one graph serves every B, T >= 1, H and W.
 
-    ``metadata`` (e.g. ``onnx_metadata(card)``) is stored as the model's metadata properties. The
-    example used for tracing has T=2 and H, W that are not multiples of the U-net's stride, so the
-    exporter cannot specialise the padding or the attention scale to a single shape.
+    ``metadata`` (e.g. ``onnx_metadata(card)``) is stored as the model's metadata properties. With
+    ``normalization`` the graph takes and gives raw intensities (``Normalised``); ``ir_version`` stamps
+    an older file format than the exporter's (e.g. ``OLDEST_IR_VERSION``). The example used for
+    tracing has T=2 and H, W that are not multiples of the U-net's stride, so the exporter cannot
+    specialise the padding or the attention scale to a single shape.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
+    graph = model if normalization is None else Normalised(model, normalization)
     example = torch.rand(1, 2, model.cfg.channels, 37, 45)
     dims = {
         0: torch.export.Dim("batch", min=1),
@@ -71,7 +137,7 @@ def export_onnx(
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not about this graph
         program = torch.onnx.export(
-            model,
+            graph,
             (example,),
             dynamo=True,
             input_names=[INPUT_NAME],
@@ -82,6 +148,8 @@ def export_onnx(
         )
     registry_log.setLevel(level)
     program.model.metadata_props.update(metadata or {})
+    if ir_version is not None:
+        program.model.ir_version = ir_version
     program.save(str(path))
     return path
 
