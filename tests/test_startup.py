@@ -65,3 +65,13 @@ def test_a_command_loads_when_it_runs() -> None:
     assert "--window" in output
     output, _ = _run(["info"])
     assert "Missing argument" in output
+
+
+def test_a_mistaken_denoise_is_answered_without_loading_them() -> None:
+    output, loaded = _run(["denoise", "model", "in.tif"])
+    assert "Missing argument 'output'" in output
+    assert loaded == []
+    both = ["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"]
+    output, loaded = _run(["denoise", "model", "in.tif", "out.tif", *both])
+    assert "--workers starts a local cluster and --scheduler uses a running one" in output
+    assert loaded == []

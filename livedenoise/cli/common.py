@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from livedenoise.inference import BACKENDS
-from livedenoise.inference import cache as engine_cache
+from livedenoise.backends import BACKENDS
 
 console = Console()
 Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
@@ -50,7 +49,7 @@ class _ConsoleLines(logging.Handler):
 def show_builds() -> None:
     """Print each export or engine build the cache starts (a model's first use, a new torch): they
     take seconds to minutes, and a command that sits silent that long looks stuck."""
-    logger = logging.getLogger(engine_cache.__name__)
+    logger = logging.getLogger("livedenoise.inference.cache")  # by name: importing it loads torch
     logger.setLevel(logging.INFO)
     if not any(isinstance(handler, _ConsoleLines) for handler in logger.handlers):
         logger.addHandler(_ConsoleLines())

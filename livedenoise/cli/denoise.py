@@ -15,13 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from livedenoise.app.chunked import ChunkedResult, denoise_chunked
-from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
 from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
-from livedenoise.imageio import ImageFileError
-from livedenoise.inference import BackendError, InputError
-from livedenoise.model import ModelFileError
-from livedenoise.storage import OutputPathError
 
 
 class _Display:
@@ -145,6 +139,14 @@ def denoise(
         )
     if chunked and axes:
         raise fail("--axes is for files that do not name their axes; OME-Zarr does: drop --axes.")
+    # loaded only now (torch, ONNX Runtime, zarr): --help and a mistaken option answer at once
+    from livedenoise.app.chunked import ChunkedResult, denoise_chunked
+    from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
+    from livedenoise.imageio import ImageFileError
+    from livedenoise.inference import BackendError, InputError
+    from livedenoise.model import ModelFileError
+    from livedenoise.storage import OutputPathError
+
     use_threads(threads)
     common = {"image": image, "backend": backend.value, "window": window}
     common.update(float32=float32, overwrite=overwrite)

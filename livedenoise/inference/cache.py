@@ -100,5 +100,5 @@ def onnx_entry(card: ModelCard, cache_dir: Path) -> tuple[Path, dict[str, object
 def cached_onnx(model: CNNT, card: ModelCard, cache_dir: Path) -> Path:
     """The ONNX export of a saved model, exported once per weights, opset and torch version."""
     path, key = onnx_entry(card, cache_dir)
-    what = f"exporting {card.name} to ONNX, once (about 20 s on a 2-core CPU)"
+    what = f"exporting {card.name} to ONNX, once (under a minute on a 2-core CPU)"
     return cached(path, key, lambda out: export_onnx(model, out), what)

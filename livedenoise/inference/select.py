@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livedenoise.backends import BACKENDS
 from livedenoise.cpu import cpu_threads
 from livedenoise.inference.base import Backend, BackendError, Engine
 from livedenoise.inference.cache import cached_onnx, default_cache_dir
@@ -22,7 +23,6 @@ from livedenoise.model import CNNT, ModelCard, load_model
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "cuda", "onnxruntime", "torch")
 PROBE_SIZE = 128  # side of the window auto times each backend on
 
 
