@@ -132,7 +132,7 @@ def test_shipped_model_onnx_gives_the_engine_output_in_raw_units(shipped_package
     """Any ONNX runtime, given the raw window, gets what livedenoise's engine gives for it."""
     with zipfile.ZipFile(shipped_package) as zf:
         graph = zf.read("weights.onnx")
-    assert onnx.load_from_string(graph).ir_version <= 8  # onnxruntime before 1.17 loads it
+    assert onnx.load_from_string(graph).ir_version <= 8  # older onnxruntime loads it (not 10)
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     net, card = load_model("backbone-small")
     engine = in_memory_engine(net, card.normalization, card.tile)

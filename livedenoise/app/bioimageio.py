@@ -274,8 +274,8 @@ model: {card.parent or "none (trained from scratch)"}.
 
 `raw` is `[batch, time, channel, y, x]`: a window of frames of one field (time points or z-slices) in
 the detector's intensity units, at least {MIN_SIZE} px on a side. The network attends across the
-window's frames: give it about 8 at a time (a longer recording in windows of about 8 frames, each frame
-taken from the window centred on it, as livedenoise does). {tile} `denoised` has the input's shape
+window's frames: give it about 8 at a time (a longer recording in overlapping windows of about 8
+frames, as livedenoise does). {tile} `denoised` has the input's shape
 and intensity units.
 
 {_normalization_text(norm)} Nothing else is needed.
@@ -304,8 +304,8 @@ def _normalization_text(norm: Normalization) -> str:
         )
     low, high = norm.percentiles
     return (
-        f"The ONNX graph normalises each window itself, as livedenoise does: per channel, the {low}th "
-        f"and {high}th percentiles of all the window's frames (a regular subsample of rows and "
+        f"The ONNX graph normalises each window itself, as livedenoise does: per channel, the "
+        f"{low:g} and {high:g} percentiles of all the window's frames (a regular subsample of rows and "
         f"columns beyond {PERCENTILE_SAMPLES} px a channel) map to 0 and 1, and the network's output is mapped back "
         "with the same numbers. So any window, in any camera's units, goes in as it is."
     )

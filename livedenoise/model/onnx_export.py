@@ -27,7 +27,7 @@ OUTPUT_NAME = "denoised"
 OPSET = 18
 OLDEST_IR_VERSION = 8
 """The ONNX file format the graph needs no newer than (no float8/int4 types, no local functions):
-onnxruntime 1.10 to 1.16, which refuse the exporter's IR version 10, load it (1.15 checked)."""
+older onnxruntime, which refuses the exporter's IR version 10, loads it (1.15.0 checked)."""
 
 
 def onnx_metadata(card: ModelCard, normalised: bool = False) -> dict[str, str]:
