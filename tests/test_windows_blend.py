@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livedenoise.inference import Engine, denoise_stack, denoised_frames, load_engine, window_span
+from livedenoise.inference import (
+    Engine,
+    InputError,
+    denoise_stack,
+    denoised_frames,
+    load_engine,
+    window_span,
+)
 
 
 def frames_of(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -47,16 +54,19 @@ def test_window_1_is_each_frame_alone_exactly(engine: Engine) -> None:
     np.testing.assert_array_equal(denoise_stack(engine, frames, window=1), alone)
 
 
-@pytest.mark.parametrize(("n", "window", "calls"), [(20, 8, 3), (32, 8, 5), (9, 4, 4), (6, 8, 1)])
+@pytest.mark.parametrize(
+    ("n", "window", "stride", "calls"),
+    [(20, 8, None, 4), (32, 8, None, 7), (9, 4, None, 4), (6, 8, None, 1), (20, 8, 6, 3)],
+)
 def test_windows_are_laid_a_stride_apart_over_the_whole_stack(
-    engine: Engine, n: int, window: int, calls: int
+    engine: Engine, n: int, window: int, stride: int | None, calls: int
 ) -> None:
     frames = frames_of((n, 24, 32))
     counted = CountedEngine(engine, frames)
-    out = denoise_stack(counted, frames, window=window)  # type: ignore[arg-type]
+    out = denoise_stack(counted, frames, window=window, stride=stride)  # type: ignore[arg-type]
     assert out.shape == frames.shape
     t = min(window, n)
-    # windows 0-7, 6-13, 12-19 for 20 frames: 3 calls where one window per frame took 20
+    # 20 frames, window 8: windows at 0, 4, 8, 12 (stride 6: 0, 6, 12), where one per frame took 13
     assert len(counted.windows) == calls
     for held in counted.windows:  # whole windows of consecutive frames inside the stack
         assert held == list(range(held[0], held[0] + t))
@@ -64,7 +74,7 @@ def test_windows_are_laid_a_stride_apart_over_the_whole_stack(
     assert set().union(*counted.windows) == set(range(n))
 
 
-@pytest.mark.parametrize("window", [2, 3, 4, 8])
+@pytest.mark.parametrize("window", [2, 3, 8])
 def test_each_frame_comes_from_its_own_position_in_windows_holding_it(
     identity: Engine, window: int
 ) -> None:
@@ -72,6 +82,11 @@ def test_each_frame_comes_from_its_own_position_in_windows_holding_it(
     frames = frames_of((17, 24, 32), seed=1)
     out = denoise_stack(identity, frames, window=window)
     np.testing.assert_allclose(out, frames, atol=0.02)
+
+
+def test_a_stride_longer_than_the_window_is_refused(engine: Engine) -> None:
+    with pytest.raises(InputError, match=r"stride of 5 frames; give 1 to the window \(4\)"):
+        denoise_stack(engine, frames_of((9, 24, 32)), window=4, stride=5)
 
 
 def test_two_channel_stacks_keep_their_channels(identity: Engine) -> None:
