@@ -1,5 +1,5 @@
 """``livedenoise denoise``: image files in and out with the right shape, dtype and axes; frames denoised
-in windows centred on them; files that are not usable images get a clear error."""
+in overlapping windows; files that are not usable images get a clear error."""
 
 from __future__ import annotations
 
