@@ -242,7 +242,8 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     assert f"{100 - len(finished)} computed now" in text
     assert {path: path.stat().st_mtime_ns for path in chunks} == written  # not rewritten
     expected = read_image(single(tiny_model, tmp_path / "in.ome.zarr", tmp_path))
-    np.testing.assert_array_equal(read_image(out).data, expected.data)
+    # auto picks torch or ONNX Runtime by timing on a busy machine; they round a few pixels apart
+    np.testing.assert_allclose(read_image(out).data, expected.data, rtol=0, atol=1)
     again = runner.invoke(app, ["denoise", *args, *options], terminal_width=200)
     text = " ".join(again.output.split())
     assert again.exit_code == 0 and "was already complete: nothing to do" in text, text
