@@ -149,3 +149,56 @@ def test_finetune_never_writes_over_its_data_or_backbone(
     assert code == 1 and message in output, output
     after = [p.read_bytes() for p in files] + [p.read_bytes() for p in model_paths(backbone)]
     assert after == before and sorted(p for p in tmp_path.rglob("*") if p.is_file()) == files
+
+
+def _digest(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_export_never_replaces_a_file_without_overwrite(small_model_path: Path, tmp_path: Path):
+    """From the fresh-user trial: `export --out victim.tif` turned a user's TIFF into a graph."""
+    victim = tmp_path / "victim.tif"
+    tifffile.imwrite(victim, np.arange(64, dtype=np.uint16).reshape(8, 8))
+    before = _digest(victim)
+    package = tmp_path / "package.zip"
+    package.write_bytes(before)
+    for fmt, out in (("onnx", victim), ("bioimageio", package)):
+        result = runner.invoke(
+            app, ["export", str(small_model_path), "--format", fmt, "--out", str(out)]
+        )
+        assert result.exit_code == 1 and "pass --overwrite" in result.output, result.output
+        assert _digest(out) == before
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for out in (folder, victim / "model.onnx"):
+        result = runner.invoke(app, ["export", str(small_model_path), "--out", str(out)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_new_never_replaces_a_model_without_overwrite(
+    small_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["new", "mine", "--seed", "1"])
+    assert first.exit_code == 0, first.output
+    weights = tmp_path / "mine.safetensors"
+    before = _digest(weights)
+    again = runner.invoke(app, ["new", "mine", "--seed", "2"])
+    assert again.exit_code == 1 and "pass --overwrite" in again.output, again.output
+    assert _digest(weights) == before
+    replaced = runner.invoke(app, ["new", "mine", "--seed", "2", "--overwrite"])
+    assert replaced.exit_code == 0 and _digest(weights) != before
+
+
+@pytest.mark.parametrize("command", [["new"], ["finetune", "pairs", "--minutes", "0.05", "--out"]])
+def test_a_new_model_never_takes_a_shipped_models_name(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model saved as backbone-small in a folder is loaded there instead of the shipped one
+    (every default that names it would silently use it): refused before any work."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs").mkdir()
+    result = runner.invoke(app, [*command, "backbone-small"])
+    assert result.exit_code == 1 and "shipped model's name" in result.output, result.output
+    assert list(tmp_path.glob("backbone-small*")) == []

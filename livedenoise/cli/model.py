@@ -19,11 +19,14 @@ from livedenoise.model import (
     ModelFileError,
     Normalization,
     build_model,
+    check_model_output,
+    find_model,
     load_model,
     model_paths,
     preset,
     save_model,
 )
+from livedenoise.paths import output_refusal
 
 
 class ExportBackend(str, Enum):
@@ -55,13 +58,17 @@ def new(
     ] = 0.0,
     scale: Annotated[float, typer.Option(help="Intensity divisor after the offset.")] = 255.0,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option(metavar="", help="Replace a model already at OUT.")
+    ] = False,
 ) -> None:
     """Create an untrained model (for benchmarks, tests and training from scratch)."""
     try:
         cfg = preset(preset_name, channels=channels)
         norm = Normalization(offset=offset, scale=scale)
-    except ValueError as err:
-        raise fail(str(err)) from None
+        check_model_output(out, overwrite=overwrite)
+    except (ValueError, ModelFileError) as err:
+        raise fail(str(err).replace("--out", "OUT")) from None
     card = ModelCard(name=out.stem, config=cfg, normalization=norm, notes="untrained")
     card = save_model(build_model(cfg, seed=seed), card, out)
     console.print(f"wrote {model_paths(out)[0]} ({card.weights_sha256[:12]})")
@@ -103,6 +110,9 @@ def export(
         list[str] | None,
         typer.Option(metavar="NAME", help="bioimageio: who made the model (repeat for each)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(metavar="", help="Replace a file already at --out.")
+    ] = False,
 ) -> None:
     """Export a model for an inference backend.
 
@@ -112,6 +122,8 @@ def export(
     bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and
     the other zoo tools, tested before it is reported (needs the optional extra "bioimageio").
     """
+    if out is not None and (refused := _out_refusal(model, out, overwrite)):
+        raise fail(refused)
     if backend is ExportBackend.bioimageio:
         _export_package(model, out, license, author or [])
         return
@@ -135,6 +147,19 @@ def export(
     except ModelFileError as err:
         raise fail(str(err)) from None
     console.print(f"wrote {target}")
+
+
+def _out_refusal(model: Path, out: Path, overwrite: bool) -> str | None:
+    """Why ``--out`` must not be written (a folder, the model, an existing file without
+    ``--overwrite``, an unwritable place), or None."""
+    if out.is_dir():
+        return f"--out {out} is a folder: give a file, e.g. --out {out / 'model.onnx'}."
+    inputs = [("model", path) for path in model_paths(find_model(model))]
+    if refused := output_refusal(out, inputs, "--out"):
+        return refused
+    if out.exists() and not overwrite:
+        return f"{out} exists: pass --overwrite to replace it, or choose another --out."
+    return None
 
 
 def _export_package(model: Path, out: Path | None, license: str, authors: list[str]) -> None:

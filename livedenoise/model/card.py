@@ -165,11 +165,18 @@ def check_model_output(
 ) -> None:
     """Refuse a place a model cannot be saved to, before the work that makes it (training).
 
-    Raises ``ModelFileError`` when its folder cannot be created or written, when its files would
+    Raises ``ModelFileError`` for a shipped model's name (the new model would silently stand in for
+    the shipped one wherever the bare name is used there), when its folder cannot be created or
+    written, when its files would
     replace or lie inside one of ``inputs`` (``(role, path)``: the training data, the backbone), or
     when a model is there already and ``overwrite`` is not given.
     """
     files = model_paths(path)
+    if (name := files[0].stem) in shipped_models():
+        raise ModelFileError(
+            f"{name} is a shipped model's name: a model of that name in a folder is loaded there "
+            "instead of the shipped one; choose another name for --out."
+        )
     if refused := unwritable_folder(files[0]):
         raise ModelFileError(
             f"cannot save a model in {refused[0]} ({refused[1]}); choose another --out."
