@@ -146,3 +146,17 @@ def test_calibrate_overwrite_of_a_folder_holding_its_stack_is_refused(
     line = refused("calibrate", *args, "--overwrite")
     assert "holds the stack" in line, line
     assert stack.read_bytes() == TIRF.read_bytes()
+
+
+def test_acquire_into_a_folder_of_another_run_store_is_refused(
+    recording: Path, small_model_path: Path
+) -> None:
+    """From the fresh-user trial: `acquire --out RUN.ome.zarr/raw/x.ome.zarr` made the new run a
+    member of the old store's raw group (deleting one would delete the other)."""
+    before = snapshot(recording)
+    for out in (recording / "raw" / "x.ome.zarr", recording / "new.ome.zarr"):
+        message = refused(
+            "acquire", "--duration", "1", "--headless", "--model", small_model_path, "--out", out
+        )
+        assert "lies inside the Zarr store" in message and str(recording) in message
+    assert snapshot(recording) == before

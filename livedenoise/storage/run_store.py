@@ -71,13 +71,18 @@ class OutputPathError(ValueError):
 
 
 def check_new_store(path: Path) -> None:
-    """Refuse a run's output before anything is acquired: it exists, is not named ``.zarr``, or its
-    folder cannot be written (read-only, missing permissions). Raises FileExistsError or
+    """Refuse a run's output before anything is acquired: it exists, is not named ``.zarr``, lies
+    inside another Zarr store (it would become part of it), or its folder cannot be written (read-only, missing permissions). Raises FileExistsError or
     OutputPathError."""
     if path.exists():
         raise FileExistsError(f"{path} exists already: choose a new --out path")
     if not path.name.endswith(".zarr"):
         raise OutputPathError(f"{path}: a run is saved as OME-Zarr; name it NAME.ome.zarr")
+    if store := next((p for p in path.absolute().parents if (p / "zarr.json").is_file()), None):
+        raise OutputPathError(
+            f"{path} lies inside the Zarr store {store}, which it would change; choose an --out "
+            "outside it"
+        )
     if refused := unwritable_folder(path):
         raise OutputPathError(f"cannot write in {refused[0]} ({refused[1]}); choose another --out")
 
