@@ -28,6 +28,10 @@ def _open(path: Path, name: str = "") -> zarr.Group:
         root = zarr.open_group(path, mode="r")
         return root[name] if name else root  # type: ignore[return-value]
     except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
+        if name and isinstance(err, KeyError) and (images := list_images(path)):
+            raise ImageFileError(
+                f"{path} has no image {name}; it has {', '.join(images)}."
+            ) from None
         where = f"{path}/{name}" if name else str(path)
         raise ImageFileError(f"{where}: not a zarr group ({type(err).__name__}: {err}).") from None
 
