@@ -2,7 +2,7 @@
 
     python scripts/finetune_simulated.py [--fields 24] [--minutes 8] [--out livedenoise/weights/sim-confocal-small]
 
-This is the product's own calibration step (DESIGN §1, use 2) done for the embedded simulated microscope:
+This is the product's own calibration step (fine-tuning to the experiment at hand) done for the embedded simulated microscope:
 record noisy/clean pairs of a few fields (line average 1-16 against 4 x 64), fine-tune the backbone on them,
 save the child model with its lineage. The demo and the simulator-based calibration use the result.
 """

@@ -9,7 +9,7 @@
 Front ends and scripts call ``livedenoise.app.calibrate_on_core`` or ``calibrate_from_stack``, which do
 the steps above with progress callbacks.
 
-Method: DESIGN §4. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
+Method: the README's Calibration section. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
 reference), ``residual`` (hallucination check), ``breaking`` (the criteria and the breaking point), ``choose`` (the
 device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it).
 Image quality is scored with ``livedenoise.metrics``, which training shares.

@@ -1,4 +1,4 @@
-"""The CNNT network in torch: CNN attention over frames inside a U-net (DESIGN §2).
+"""The CNNT network in torch: CNN attention over frames inside a U-net (Rehman et al., Sci Rep 2024).
 
 Tensors are ``[B, T, C, H, W]``. Every convolution works frame by frame; only the attention mixes the T
 frames of a window. Nothing here depends on a fixed T, H or W, so one exported graph serves every shape.

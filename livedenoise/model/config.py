@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class CNNTConfig(BaseModel):
-    """Sizes of a CNNT U-net (Rehman et al. 2024); see DESIGN §2."""
+    """Sizes of a CNNT U-net (Rehman et al., Sci Rep 2024)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Training losses: SSIM over every frame of the window plus weighted L1 and MSE (DESIGN §2).
+"""Training losses: SSIM over every frame of the window plus weighted L1 and MSE (as the CNNT paper trains).
 
 SSIM rewards restored structure (edges, texture) where a pure MSE model blurs; a little L1/MSE anchors
 absolute intensities, which SSIM's contrast and structure terms leave loose. Everything works in the
