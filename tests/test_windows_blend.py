@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from livedenoise.cli import app
+from livedenoise.imageio import Image, read_image, write_image
 from livedenoise.inference import (
     Engine,
     InputError,
@@ -115,3 +118,66 @@ def test_blocks_with_their_halo_equal_the_whole_stack(
             frame_range=(start, stop),
         )
         np.testing.assert_array_equal(np.stack(list(part)), whole[start:stop])
+
+
+def denoise_cli(*args: object) -> tuple[int, str]:
+    """``livedenoise denoise ARGS`` as a user runs it: its exit code and its output on one line."""
+    result = CliRunner().invoke(app, ["denoise", *map(str, args)], terminal_width=200)
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.fixture
+def stack_zarr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 9-frame time series of 24x32 as OME-Zarr (a private engine cache: nothing shared)."""
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "in.ome.zarr"
+    write_image(path, Image(frames_of((9, 24, 32), seed=4), "TYX"))
+    return path
+
+
+def test_stride_1_denoises_with_more_windows_than_the_default(
+    small_model_path: Path, stack_zarr: Path
+) -> None:
+    """``--stride 1`` at ``-t 4`` lays a window at every frame (6 over 9 frames, not 3): the frames
+    blend other windows, so the result differs from the default's; stride 2 is the default's."""
+    outputs = {}
+    for name, stride in (("default", []), ("s1", ["--stride", 1]), ("s2", ["--stride", 2])):
+        out = stack_zarr.parent / f"{name}.ome.zarr"
+        args = [small_model_path, stack_zarr, out, "-t", 4, "--backend", "torch", "--float32"]
+        code, text = denoise_cli(*args, *stride)
+        assert code == 0, text
+        outputs[name] = np.asarray(read_image(out).data)
+    assert not np.allclose(outputs["s1"], outputs["default"], atol=1e-3)
+    np.testing.assert_array_equal(outputs["s2"], outputs["default"])
+
+
+@pytest.mark.parametrize(
+    ("stride", "said"), [(5, "give --stride 1..4"), (0, "Invalid value for '--stride'")]
+)
+def test_a_stride_out_of_range_is_one_line(
+    small_model_path: Path, stack_zarr: Path, stride: int, said: str
+) -> None:
+    out = stack_zarr.parent / "out.ome.zarr"
+    code, text = denoise_cli(small_model_path, stack_zarr, out, "-t", 4, "--stride", stride)
+    assert code in (1, 2) and said in text and "Traceback" not in text
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_chunked_equals_in_memory_at_a_stride_and_refuses_another(
+    small_model_path: Path, stack_zarr: Path
+) -> None:
+    """Blocks of 2 frames at window 4, stride 1: each block's halo holds the windows the whole
+    stack gives its frames. Rerun with another stride, the finished output is not mixed."""
+    here, chunked = stack_zarr.parent / "one.ome.zarr", stack_zarr.parent / "dask.ome.zarr"
+    common = [small_model_path, stack_zarr, "-t", 4, "--stride", 1, "--backend", "torch"]
+    code, text = denoise_cli(*common, here, "--float32")
+    assert code == 0, text
+    dask = ["--workers", 1, "--block-frames", 2, "--float32"]
+    code, text = denoise_cli(*common, chunked, *dask)
+    assert code == 0, text
+    np.testing.assert_allclose(
+        np.asarray(read_image(chunked).data), np.asarray(read_image(here).data), atol=1e-5
+    )
+    code, text = denoise_cli(*common[:-4], "--stride", 2, "--backend", "torch", chunked, *dask)
+    assert code == 1 and "made with --stride 1 (now 2)" in text, text

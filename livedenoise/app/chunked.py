@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from livedenoise.app.denoising import DenoiseError, check_channels, check_output, to_dtype
+from livedenoise.app.denoising import (
+    DenoiseError,
+    check_channels,
+    check_output,
+    check_stride,
+    to_dtype,
+)
 from livedenoise.cpu import cpu_threads
 from livedenoise.imageio import (
     Image,
@@ -111,6 +117,7 @@ class Job:
     window: int
     block_frames: int
     dtype: str  # of the denoised arrays
+    stride: int | None = None  # frames between overlapping windows; None: half the window
     resolved: str = ""  # the backend ``backend`` stood for on a worker, kept for the whole run
 
     def key(self) -> dict[str, Any]:
@@ -282,7 +289,7 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
     if block.denoise:
         t = min(job.window, block.total)
         engine = worker_engine(model, job.resolved, t, tuple(source.shape[-2:]))
-        first, last = window_span(block.start, block.stop, block.total, t)
+        first, last = window_span(block.start, block.stop, block.total, t, job.stride)
         read = np.asarray(source[block.selection(first, last)])
         frames = np.transpose(read, [kept.index(a) for a in order])
         bad = nonfinite_frames(frames)
@@ -301,6 +308,7 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
             total=block.total,
             first=first,
             frame_range=(block.start, block.stop),
+            stride=job.stride,
         )
         stack = to_dtype(np.stack(list(denoised)), np.dtype(job.dtype))
         data = np.transpose(stack, [order.index(a) for a in kept])
@@ -340,6 +348,7 @@ def denoise_chunked(
     image: str | None = None,
     backend: str = "auto",
     window: int = 8,
+    stride: int | None = None,
     float32: bool = False,
     overwrite: bool = False,
     workers: int = 2,
@@ -355,7 +364,8 @@ def denoise_chunked(
     ``input`` is an NGFF image (``image`` chooses one inside a collection) or a livedenoise run store,
     which becomes a run store of the same layout with every raw image and its denoised twin, as
     ``denoise_file`` writes it. Blocks hold ``block_frames`` frames (a worker's memory is about
-    ``block_frames + 2 * window`` frames, whatever the recording's size). ``scheduler`` is the
+    ``block_frames + 2 * window`` frames, whatever the recording's size); ``stride`` as
+    ``denoise_file``. ``scheduler`` is the
     address of a running ``dask.distributed`` scheduler; without it, a local cluster of ``workers``
     processes.
     An unfinished output of the same command is resumed (``overwrite`` starts afresh).
@@ -376,6 +386,7 @@ def denoise_chunked(
     check_output(output, input, model)  # before resuming or --overwrite removes anything
     if block_frames < 1:
         raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
+    check_stride(stride, window)
     files, card = ModelFiles.read(model)
     channels = card.config.channels
     blocks, images, names = plan_blocks(input, image, channels, block_frames)
@@ -386,7 +397,9 @@ def denoise_chunked(
     img = images[0]
     check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
     dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
-    job = Job(str(input), str(output), files.sha256, backend, window, block_frames, dtype.name)
+    job = Job(
+        str(input), str(output), files.sha256, backend, window, block_frames, dtype.name, stride
+    )
     resumed = _resumed_backend(job, len(blocks), overwrite, card.name)  # before workers start
     if resumed is not None and _progress_group(output).attrs.get("complete"):
         done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
@@ -575,6 +588,7 @@ _CHOICE = {  # Job.key's fields as the user chose them
     "input": "INPUT",
     "backend": "--backend",
     "window": "--window",
+    "stride": "--stride",
     "block_frames": "--block-frames",
     "dtype": "output dtype (--float32)",
 }

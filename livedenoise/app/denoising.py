@@ -63,6 +63,7 @@ def denoise_file(
     image: str | None = None,
     backend: str = "auto",
     window: int = 8,
+    stride: int | None = None,
     axes: str | None = None,
     float32: bool = False,
     overwrite: bool = False,
@@ -75,7 +76,8 @@ def denoise_file(
     ``output`` is .tif (ImageJ hyperstack), .ome.tif, .npy or .ome.zarr; ``image`` chooses an image
     inside an OME-Zarr collection (``raw/p0`` of a run store). A livedenoise run store without
     ``image`` and an .ome.zarr ``output``: every raw image is denoised into a new run store of the
-    same layout (raw images, timings and metadata copied). ``axes`` (letters from TZCYX)
+    same layout (raw images, timings and metadata copied). ``stride`` (1 to ``window``; default half
+    the window) is the frames between overlapping windows. ``axes`` (letters from TZCYX)
     overrides the file's own. The output keeps the input's calibration and dtype (float32 with
     ``float32``), axes in the standard order. A single-channel model denoises each channel of a
     multi-channel image on its own. ``on_read(input line)`` comes once the input is read, before the
@@ -84,6 +86,7 @@ def denoise_file(
     ModelFileError, BackendError, InputError or OSError, each with a message for people, and all but
     the last before any frame is denoised.
     """
+    check_stride(stride, window)
     input, output = Path(input), Path(output)
     image_format(Path(output.name))  # an output name of no known format fails before any work
     check_output(output, input, model)  # before "exists": --overwrite must not be the way round it
@@ -98,7 +101,7 @@ def denoise_file(
                 "image with --image raw/p0."
             )
         return _denoise_run(
-            model, input, run, output, backend, window, on_read, on_loaded, on_frame
+            model, input, run, output, backend, (window, stride), on_read, on_loaded, on_frame
         )
     source = read_image(input, image)
     if axes:
@@ -120,7 +123,7 @@ def denoise_file(
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())
-    denoised = _denoise_frames(engine, frames, window, on_frame)
+    denoised = _denoise_frames(engine, frames, (window, stride), on_frame)
     result = replace(source, data=from_frames(to_dtype(denoised, dtype), source))
     write_image(output, result)
     return DenoiseResult(read, engine.describe(), describe(result.in_order()))
@@ -140,7 +143,7 @@ def _denoise_run(
     run: StoredRun,
     output: Path,
     backend: str,
-    window: int,
+    windows: tuple[int, int | None],
     on_read: Callable[[str], None] | None,
     on_loaded: Callable[[str], None] | None,
     on_frame: Callable[[int, int], None] | None,
@@ -149,8 +152,9 @@ def _denoise_run(
 
     Each image slides the window along t (or z for a single time point), channel by channel for a
     single-channel model; stage positions, channel names, acquisition times and the run's metadata
-    are kept, the model and backend are the new ones.
+    are kept, the model and backend are the new ones. ``windows`` is (window, stride).
     """
+    window = windows[0]
     names = [name for name in list_images(input) if name.startswith("raw/")]
     images = [read_image(input, name) for name in names]  # (t, c, z, y, x) each
     read = f"run store of {len(images)} raw image(s): " + ", ".join(
@@ -182,7 +186,7 @@ def _denoise_run(
             store.write_raw(image.data[info.index.t, info.index.c, info.index.z], info)
         data = image.data if axis == "t" else image.data.transpose(2, 1, 0, 3, 4)
         for k in range(data.shape[2]):  # each z-plane's time series (or the one z-stack)
-            denoised = _denoise_frames(engine, data[:, :, k], window, None)
+            denoised = _denoise_frames(engine, data[:, :, k], windows, None)
             for n, c in np.ndindex(denoised.shape[:2]):
                 t, z = (n, k) if axis == "t" else (k, n)
                 store.write_denoised(
@@ -220,19 +224,30 @@ def _frame_infos(run: StoredRun, p: int, image: Image) -> list[FrameInfo]:
 def _denoise_frames(
     engine: Engine,
     frames: np.ndarray,
-    window: int,
+    windows: tuple[int, int | None],
     on_frame: Callable[[int, int], None] | None,
 ) -> np.ndarray:
-    """``[N, C, H, W]`` denoised together, or channel by channel for a single-channel engine."""
+    """``[N, C, H, W]`` denoised together, or channel by channel for a single-channel engine, in
+    windows of ``windows`` (window, stride)."""
     n, c = frames.shape[:2]
+    window, stride = windows
     if engine.channels == c:
         progress = None if on_frame is None else (lambda done: on_frame(done, n))
-        return denoise_stack(engine, frames, window, progress)
+        return denoise_stack(engine, frames, window, progress, stride)
     out = np.empty(frames.shape, dtype=np.float32)
     for k in range(c):  # channels are independent fluorophores
         progress = None if on_frame is None else (lambda done, k=k: on_frame(k * n + done, c * n))
-        out[:, k] = denoise_stack(engine, frames[:, k], window, progress)
+        out[:, k] = denoise_stack(engine, frames[:, k], window, progress, stride)
     return out
+
+
+def check_stride(stride: int | None, window: int) -> None:
+    """Raise DenoiseError for a stride the windows cannot be laid at, before any work."""
+    if stride is not None and not 1 <= stride <= window:
+        raise DenoiseError(
+            f"--stride {stride}: windows of {window} frames are laid 1 to {window} frames apart; "
+            f"give --stride 1..{window} (or leave it out: half the window)."
+        )
 
 
 def check_output(output: Path, input: Path, model: Path | str) -> None:

@@ -78,6 +78,14 @@ def denoise(
     window: Annotated[
         int, typer.Option("--window", "-t", min=1, help="Frames (or z-planes) per window, T.")
     ] = 8,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Frames between overlapping windows, 1 to --window: smaller is closer to one "
+            "window per frame, larger is faster (default: half the window).",
+        ),
+    ] = None,
     axes: Annotated[
         str | None,
         typer.Option(
@@ -148,7 +156,7 @@ def denoise(
     from livedenoise.storage import OutputPathError
 
     use_threads(threads)
-    common = {"image": image, "backend": backend.value, "window": window}
+    common = {"image": image, "backend": backend.value, "window": window, "stride": stride}
     common.update(float32=float32, overwrite=overwrite)
     result: DenoiseResult | ChunkedResult
     try:

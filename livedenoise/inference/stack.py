@@ -41,6 +41,11 @@ def window_starts(n: int, t: int, stride: int) -> list[int]:
     return starts if starts[-1] == n - t else [*starts, n - t]
 
 
+def _step(t: int, stride: int | None) -> int:
+    """The stride windows of ``t`` frames are laid at: ``stride`` (at most ``t``) or the default."""
+    return window_stride(t) if stride is None else min(stride, t)
+
+
 def position_weights(t: int) -> np.ndarray:
     """A frame's weight at each position of a ``t``-frame window: its distance from the window's
     nearer end, so a frame counts most where it has the most neighbours on both sides."""
@@ -53,13 +58,16 @@ def _covering(start: int, stop: int, n: int, t: int, stride: int) -> list[int]:
     return [s for s in window_starts(n, t, stride) if s < stop and s + t > start]
 
 
-def window_span(start: int, stop: int, n: int, t: int) -> tuple[int, int]:
-    """Frames ``[first, last)`` that frames ``start..stop-1`` of ``n`` need with ``t``-frame windows.
+def window_span(
+    start: int, stop: int, n: int, t: int, stride: int | None = None
+) -> tuple[int, int]:
+    """Frames ``[first, last)`` that frames ``start..stop-1`` of ``n`` need with ``t``-frame windows
+    ``stride`` apart (default ``window_stride``).
 
     What a block of a larger recording reads: its own frames and the halo its windows reach into.
     """
     t = min(t, n)
-    starts = _covering(start, stop, n, t, window_stride(t))
+    starts = _covering(start, stop, n, t, _step(t, stride))
     return starts[0], starts[-1] + t
 
 
@@ -95,7 +103,7 @@ def denoised_frames(
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
     n = stack.shape[0] if total is None else total
     t = min(window, n)
-    step = window_stride(t) if stride is None else min(stride, t)
+    step = _step(t, stride)
     start, stop = frame_range or (first, first + stack.shape[0])
     weights = position_weights(t)
     starts = _covering(start, stop, n, t, step)
