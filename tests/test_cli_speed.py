@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from livedenoise.cli import app
+from livedenoise.model import ModelCard, Normalization, build_model, preset, save_model
 
 runner = CliRunner()
 
@@ -90,3 +91,29 @@ def test_first_use_of_a_model_says_it_is_exported_then_never_again(
     assert "first use" in first
     again = denoise(small_model_path, recording, "--backend", "onnxruntime")
     assert "ONNX" not in again.replace("onnxruntime", "")
+
+
+def test_first_use_of_a_shipped_model_copies_its_shipped_export(
+    recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "empty-cache"))
+    first = denoise(Path("backbone-small"), recording, "--backend", "onnxruntime")
+    assert "exporting" not in first
+    denoise(Path("backbone-small"), recording, "--backend", "torch")
+    ort, reference = (
+        np.load(recording.with_name("out0.npy")),
+        np.load(recording.with_name("out1.npy")),
+    )
+    assert np.abs(ort - reference).max() / np.abs(reference).max() < 1e-4
+
+
+def test_a_model_other_than_the_shipped_one_of_its_name_is_exported(
+    recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEDENOISE_CACHE", str(tmp_path / "empty-cache"))
+    cfg = preset("small")
+    card = ModelCard(name="backbone-small", config=cfg, normalization=Normalization(scale=255.0))
+    path = tmp_path / "mine" / "backbone-small"
+    save_model(build_model(cfg, seed=7), card, path)  # same name, other weights
+    output = denoise(path.with_suffix(".safetensors"), recording, "--backend", "onnxruntime")
+    assert "exporting backbone-small to ONNX" in output

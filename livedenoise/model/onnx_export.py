@@ -147,6 +147,9 @@ def export_onnx(
             verbose=False,
         )
     registry_log.setLevel(level)
+    for node in program.model.graph.all_nodes():
+        # the exporter's per-node provenance (this machine's source paths, stack traces): half the file
+        node.metadata_props.clear()
     program.model.metadata_props.update(metadata or {})
     if ir_version is not None:
         program.model.ir_version = ir_version
