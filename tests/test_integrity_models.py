@@ -199,6 +199,7 @@ def test_a_new_model_never_takes_a_shipped_models_name(
     (every default that names it would silently use it): refused before any work."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pairs").mkdir()
-    result = runner.invoke(app, [*command, "backbone-small"])
-    assert result.exit_code == 1 and "shipped model's name" in result.output, result.output
+    for name in ("backbone-small", "BACKBONE-SMALL"):
+        result = runner.invoke(app, [*command, name])
+        assert result.exit_code == 1 and "shipped model's name" in result.output, result.output
     assert list(tmp_path.glob("backbone-small*")) == []

@@ -181,3 +181,10 @@ def test_chunked_equals_in_memory_at_a_stride_and_refuses_another(
     )
     code, text = denoise_cli(*common[:-4], "--stride", 2, "--backend", "torch", chunked, *dask)
     assert code == 1 and "made with --stride 1 (now 2)" in text, text
+    # the default stride of window 4 is 2: a run made with --stride 2 is the same run without it
+    code, text = denoise_cli(
+        *common[:-4], "--stride", 2, "--backend", "torch", chunked, *dask, "--overwrite"
+    )
+    assert code == 0, text
+    code, text = denoise_cli(*common[:-4], "--backend", "torch", chunked, *dask)
+    assert code == 0 and "already complete: nothing to do" in text, text

@@ -62,6 +62,7 @@ from livedenoise.inference import (
     load_engine,
     nonfinite_frames,
     window_span,
+    window_stride,
 )
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
 from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
@@ -117,7 +118,7 @@ class Job:
     window: int
     block_frames: int
     dtype: str  # of the denoised arrays
-    stride: int | None = None  # frames between overlapping windows; None: half the window
+    stride: int | None = None  # frames between overlapping windows, as used (the default resolved)
     resolved: str = ""  # the backend ``backend`` stood for on a worker, kept for the whole run
 
     def key(self) -> dict[str, Any]:
@@ -387,6 +388,7 @@ def denoise_chunked(
     if block_frames < 1:
         raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
     check_stride(stride, window)
+    stride = window_stride(window) if stride is None else stride  # as used: a rerun compares it
     files, card = ModelFiles.read(model)
     channels = card.config.channels
     blocks, images, names = plan_blocks(input, image, channels, block_frames)
@@ -619,6 +621,8 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool, model: str) -> str 
     def said(key: str, value: object) -> str:
         if key == "model_sha256":  # named as the user chose it, not by its hash
             return f"model {found.get('model')!r} (now {model!r}; the weights differ)"
+        if key == "stride" and old.get(key) is None:  # recorded before strides were
+            return f"one window per frame (now --stride {value})"
         return f"{_CHOICE.get(key, key)} {old.get(key)!r} (now {value!r})"
 
     changed = [said(k, v) for k, v in differ.items()]

@@ -245,8 +245,8 @@ def check_stride(stride: int | None, window: int) -> None:
     """Raise DenoiseError for a stride the windows cannot be laid at, before any work."""
     if stride is not None and not 1 <= stride <= window:
         raise DenoiseError(
-            f"--stride {stride}: windows of {window} frames are laid 1 to {window} frames apart; "
-            f"give --stride 1..{window} (or leave it out: half the window)."
+            f"--stride {stride}: it is at most the window ({window} frame(s) here); give --stride "
+            f"1..{window}, or leave it out for half the window, rounded up."
         )
 
 

@@ -17,7 +17,12 @@ from livedenoise.inference.base import (
     nonfinite_frames,
 )
 from livedenoise.inference.select import BACKENDS, load_engine
-from livedenoise.inference.stack import denoise_stack, denoised_frames, window_span
+from livedenoise.inference.stack import (
+    denoise_stack,
+    denoised_frames,
+    window_span,
+    window_stride,
+)
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
 from livedenoise.inference.torch_engine import in_memory_engine
 
@@ -40,4 +45,5 @@ __all__ = [
     "receptive_radius",
     "run_tiled",
     "window_span",
+    "window_stride",
 ]

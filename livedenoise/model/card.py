@@ -172,10 +172,10 @@ def check_model_output(
     when a model is there already and ``overwrite`` is not given.
     """
     files = model_paths(path)
-    if (name := files[0].stem) in shipped_models():
-        raise ModelFileError(
-            f"{name} is a shipped model's name: a model of that name in a folder is loaded there "
-            "instead of the shipped one; choose another name for --out."
+    if (name := files[0].stem).lower() in {shipped.lower() for shipped in shipped_models()}:
+        raise ModelFileError(  # lower case too: some file systems do not tell case apart
+            f"{name} is a shipped model's name: a model saved as {name} would be loaded instead of "
+            "the shipped one in its folder; choose another name for --out."
         )
     if refused := unwritable_folder(files[0]):
         raise ModelFileError(
