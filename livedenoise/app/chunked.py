@@ -61,8 +61,8 @@ from livedenoise.inference import (
     frame_list,
     load_engine,
     nonfinite_frames,
+    used_stride,
     window_span,
-    window_stride,
 )
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
 from livedenoise.storage.run_store import FRAME_CODEC, TIMINGS
@@ -388,7 +388,7 @@ def denoise_chunked(
     if block_frames < 1:
         raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
     check_stride(stride, window)
-    stride = window_stride(window) if stride is None else stride  # as used: a rerun compares it
+    stride = used_stride(window, stride)  # as used, the default resolved: a rerun compares it
     files, card = ModelFiles.read(model)
     channels = card.config.channels
     blocks, images, names = plan_blocks(input, image, channels, block_frames)

@@ -20,8 +20,8 @@ from livedenoise.inference.select import BACKENDS, load_engine
 from livedenoise.inference.stack import (
     denoise_stack,
     denoised_frames,
+    used_stride,
     window_span,
-    window_stride,
 )
 from livedenoise.inference.tiling import Tiling, choose_tiling, receptive_radius, run_tiled
 from livedenoise.inference.torch_engine import in_memory_engine
@@ -44,6 +44,6 @@ __all__ = [
     "nonfinite_frames",
     "receptive_radius",
     "run_tiled",
+    "used_stride",
     "window_span",
-    "window_stride",
 ]

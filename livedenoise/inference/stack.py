@@ -41,7 +41,7 @@ def window_starts(n: int, t: int, stride: int) -> list[int]:
     return starts if starts[-1] == n - t else [*starts, n - t]
 
 
-def _step(t: int, stride: int | None) -> int:
+def used_stride(t: int, stride: int | None) -> int:
     """The stride windows of ``t`` frames are laid at: ``stride`` (at most ``t``) or the default."""
     return window_stride(t) if stride is None else min(stride, t)
 
@@ -67,7 +67,7 @@ def window_span(
     What a block of a larger recording reads: its own frames and the halo its windows reach into.
     """
     t = min(t, n)
-    starts = _covering(start, stop, n, t, _step(t, stride))
+    starts = _covering(start, stop, n, t, used_stride(t, stride))
     return starts[0], starts[-1] + t
 
 
@@ -103,7 +103,7 @@ def denoised_frames(
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
     n = stack.shape[0] if total is None else total
     t = min(window, n)
-    step = _step(t, stride)
+    step = used_stride(t, stride)
     start, stop = frame_range or (first, first + stack.shape[0])
     weights = position_weights(t)
     starts = _covering(start, stop, n, t, step)
