@@ -11,14 +11,22 @@ import typer
 from rich.console import Console
 
 from livedenoise.backends import BACKENDS
+from livedenoise.errors import LivedenoiseError
 
 console = Console()
 Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
 
 
-def fail(message: str) -> typer.Exit:
-    """Print a user-facing error (what is wrong, what to do) and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+def fail(message: str | LivedenoiseError, flags: dict[str, str] | None = None) -> typer.Exit:
+    """Print a user-facing error (what is wrong, what to do) and return the exit to raise.
+
+    A ``LivedenoiseError`` names the parameter that fixes it; the command line names its flag:
+    ``--name-of-it``, or ``flags[option]`` where a command calls it otherwise."""
+    text = str(message)
+    if isinstance(message, LivedenoiseError) and message.option:
+        flag = (flags or {}).get(message.option, "--" + message.option.replace("_", "-"))
+        text = f"{text} ({flag})"
+    console.print(f"[bold red]error:[/] {text}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
