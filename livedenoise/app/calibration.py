@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
 from livedenoise.calibration.analysis import Rung, ladder_for
-from livedenoise.calibration.breaking import Criterion, Tolerance
 from livedenoise.calibration.choose import (
     DEFAULT_REFERENCE_AVERAGES,
     Control,
@@ -29,6 +28,7 @@ from livedenoise.calibration.choose import (
     frames_control,
     reference_value,
 )
+from livedenoise.calibration.criteria import AnyCriterion, Reference, Tolerance
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, check_free, device_settings
 from livedenoise.calibration.repeats import (
@@ -55,9 +55,10 @@ class CalibrationRequest(BaseModel):
         description="the usual protocol as a value of the averaging property (frames offline); "
         f"None: {DEFAULT_REFERENCE_AVERAGES} averages, or the most the repeats measure if fewer",
     )
-    criterion: Criterion = Field(
-        Criterion.reference,
-        description="reference: as good as the raw reference protocol; plateau: near its own best",
+    criterion: AnyCriterion = Field(
+        default_factory=Reference,
+        description="what the denoised result must reach: a criterion of "
+        "livedenoise.calibration.criteria, or its kind (reference, plateau)",
     )
     margin: float = Field(1.0, ge=0, description="added to the breaking point, in averages")
     tolerance: Tolerance = Field(default_factory=Tolerance)

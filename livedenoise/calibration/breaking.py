@@ -1,17 +1,6 @@
 """The breaking point: the fewest averages at which the model's output is still good enough.
 
-Two criteria say what "good enough" is (``Criterion``):
-
-- ``reference`` (the default, the question a microscopist asks and the experiment of the CNNT paper,
-  Rehman et al., Sci Rep 14:18184, 2024): the denoised average of n frames is at least as good as the
-  raw reference protocol it would replace. Judged on the lower end of the 95% confidence interval of
-  the paired difference over crops: denoised PSNR and SSIM at n minus the raw reference protocol's must
-  stay above minus the tolerance (a non-inferiority test).
-- ``plateau``: the denoised quality is within the tolerance of its own plateau. Quality can only improve
-  with more signal, so the denoised PSNR and SSIM over the ladder are first made robust: a running median
-  of three rungs (Tukey's rule at the ends, except that the fewest averages are never scored higher than
-  measured), then the closest non-decreasing curve (isotonic regression); the plateau is its top. A
-  model whose output keeps improving with input SNR never holds a plateau below the reference.
+A criterion says what "good enough" is (``criteria/``: ``reference``, the default, and ``plateau``).
 
 A number of averages n qualifies when
 
@@ -30,32 +19,16 @@ qualifying n, so it never yields fewer averages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 
 import numpy as np
-from pydantic import BaseModel, Field
-from scipy.optimize import isotonic_regression
+from pydantic import BaseModel
 
 from livedenoise.calibration.analysis import Rung
-from livedenoise.calibration.residual import STRUCTURE_LIMIT, unsafe
+from livedenoise.calibration.criteria import AnyCriterion, Criterion, Reference, Tolerance
+from livedenoise.calibration.criteria.base import averages_text
+from livedenoise.calibration.residual import unsafe
 
 MIN_GAIN_DB = 0.2  # a gain below this is not a benefit anyone would see
-
-
-class Criterion(str, Enum):
-    """What the denoised quality at n must reach (module docstring)."""
-
-    reference = "reference"
-    plateau = "plateau"
-
-
-class Tolerance(BaseModel):
-    """How far below its target (the raw reference protocol, or the denoised plateau) the denoised
-    quality may fall, and how much of the sample's structure the model may change (``residual.py``)."""
-
-    psnr_db: float = Field(0.5, gt=0)
-    ssim: float = Field(0.01, gt=0)
-    structure: float = Field(STRUCTURE_LIMIT, gt=0)
 
 
 class RungTest(BaseModel):
@@ -72,7 +45,7 @@ class RungTest(BaseModel):
 class Verdict(BaseModel):
     """The breaking point (None: no measured rung qualifies), why, and each rung's evidence."""
 
-    criterion: Criterion
+    criterion: AnyCriterion
     breaking_point: int | None
     reason: str
     unsafe: list[int]  # averages at which the residual carries the sample's structure
@@ -83,54 +56,20 @@ class Verdict(BaseModel):
         return self.breaking_point is not None
 
 
-def robust_curve(values: Sequence[float]) -> np.ndarray:
-    """Running median of three (Tukey's end-point rule), then the closest non-decreasing curve."""
-    x = np.asarray(values, dtype=np.float64)
-    y = x.copy()
-    if x.size >= 3:
-        y[1:-1] = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
-        y[0] = min(x[0], np.median([x[0], y[1], 3 * y[1] - 2 * y[2]]))  # never raise the cheapest
-        y[-1] = np.median([x[-1], y[-2], 3 * y[-2] - 2 * y[-3]])
-    return isotonic_regression(y).x
-
-
-def plateau_curves(rungs: Sequence[Rung]) -> tuple[np.ndarray, np.ndarray]:
-    """The robust denoised PSNR (dB) and SSIM curves; their last values are the plateau."""
-    return (
-        robust_curve([r.denoised.psnr.mean for r in rungs]),
-        robust_curve([r.denoised.ssim.mean for r in rungs]),
-    )
-
-
-def _meets(rungs: Sequence[Rung], tolerance: Tolerance, criterion: Criterion) -> np.ndarray:
-    if criterion is Criterion.reference:
-        return np.array(
-            [
-                r.vs_reference.psnr.low >= -tolerance.psnr_db
-                and r.vs_reference.ssim.low >= -tolerance.ssim
-                for r in rungs
-            ]
-        )
-    psnr, ssim = plateau_curves(rungs)
-    return (psnr >= psnr[-1] - tolerance.psnr_db) & (ssim >= ssim[-1] - tolerance.ssim)
-
-
-def _plural(n: float) -> str:
-    return f"{n:g} average" + ("" if n == 1 else "s")
-
-
 def find_breaking_point(
     rungs: Sequence[Rung],
     tolerance: Tolerance,
     reference_averages: float,
-    criterion: Criterion = Criterion.reference,
+    criterion: Criterion | None = None,
 ) -> Verdict:
     """The breaking point of a measured ladder (rules in the module docstring).
 
-    ``reference_averages`` is the reference protocol in frames at the fastest setting.
+    ``reference_averages`` is the reference protocol in frames at the fastest setting; ``criterion``
+    defaults to ``Reference()``.
     """
+    criterion = criterion or Reference()
     below = np.array([r.averages < reference_averages for r in rungs])
-    quality = _meets(rungs, tolerance, criterion)
+    quality = criterion.meets(rungs, tolerance)
     safe = np.array([not unsafe(r.structure.mean, r.chance, tolerance.structure) for r in rungs])
     helps = np.array([r.gain_psnr.low > MIN_GAIN_DB for r in rungs])
     quality_above = np.logical_and.accumulate((quality | ~below)[::-1])[::-1]
@@ -150,21 +89,9 @@ def find_breaking_point(
     unsafe_at = [r.averages for r, ok in zip(rungs, safe, strict=True) if not ok]
     if qualifies.any():
         rung = rungs[int(np.argmax(qualifies))]
-        if criterion is Criterion.reference:
-            target = (
-                f"is at least as good as the raw reference protocol ({_plural(reference_averages)}): "
-                f"the 95% lower bounds of denoised minus reference are {rung.vs_reference.psnr.low:+.2f} "
-                f"dB PSNR and {rung.vs_reference.ssim.low:+.3f} SSIM at {rung.averages}, within the "
-                f"tolerance of {tolerance.psnr_db:g} dB and {tolerance.ssim:g}"
-            )
-        else:
-            psnr, ssim = plateau_curves(rungs)
-            target = (
-                f"holds within {tolerance.psnr_db:g} dB PSNR and {tolerance.ssim:g} SSIM of its "
-                f"plateau ({psnr[-1]:.2f} dB, {ssim[-1]:.3f})"
-            )
+        target = criterion.target(rung, rungs, tolerance, reference_averages)
         reason = (
-            f"from {_plural(rung.averages)} up the denoised result {target}; the residual keeps "
+            f"from {averages_text(rung.averages)} up the denoised result {target}; the residual keeps "
             f"within the structure tolerance, and the model beats the raw average by "
             f"{rung.gain_psnr.mean:.2f} dB there"
         )
@@ -182,11 +109,7 @@ def find_breaking_point(
             "at any setting below the reference"
         )
     elif not (candidates & quality_above).any():
-        why = (
-            "its result is not as good as the raw reference protocol at any setting below it"
-            if criterion is Criterion.reference
-            else "its quality does not reach its plateau below the reference"
-        )
+        why = criterion.shortfall
     else:
         why = f"the residual shows the sample's structure (unsafe) at {unsafe_at} averages"
     return Verdict(
@@ -220,7 +143,7 @@ def combine(verdicts: Sequence[Verdict], names: Sequence[str]) -> Verdict:
     if first is None:
         reason = f"no benefit: no rung of the measured ladder qualifies on every field ({own})"
     else:
-        reason = f"{_plural(first)} is the fewest that qualifies on every one of the {len(verdicts)} fields ({own})"
+        reason = f"{averages_text(first)} is the fewest that qualifies on every one of the {len(verdicts)} fields ({own})"
     return Verdict(
         criterion=verdicts[0].criterion,
         breaking_point=first,

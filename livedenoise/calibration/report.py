@@ -8,7 +8,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from livedenoise.calibration.analysis import Interval, Measurement
-from livedenoise.calibration.breaking import Criterion, Verdict, plateau_curves
+from livedenoise.calibration.breaking import Verdict
+from livedenoise.calibration.criteria import Guide, Metric
 from livedenoise.calibration.profile import PROFILE, Profile, Setting
 from livedenoise.calibration.residual import Z_LIMIT
 
@@ -26,11 +27,6 @@ COLUMNS = (
     "residual (chance)",
     "qualifies",
 )
-CRITERIA = {
-    Criterion.reference: "the denoised result at n must be at least as good as the raw reference "
-    "protocol (95% lower bound of the paired difference over crops within the tolerance)",
-    Criterion.plateau: "the denoised result at n must be within the tolerance of its own plateau",
-}
 
 
 def _pm(value: Interval, digits: int, sign: str = "") -> str:
@@ -152,7 +148,7 @@ def summary(profile: Profile) -> list[str]:
         point = f"{_plural(v.breaking_point, 'average')} ({v.reason})"
     fields = f" on each of {len(profile.fields)} fields" if len(profile.fields) > 1 else ""
     return [
-        f"criterion: {v.criterion.value}{fields}: {CRITERIA[v.criterion]}",
+        f"criterion: {v.criterion.kind}{fields}: {v.criterion.description}",
         f"breaking point: {point}",
         f"chosen: {describe_setting(profile, profile.chosen)}, safety margin "
         f"{_plural(profile.margin, 'average')}",
@@ -214,7 +210,28 @@ def markdown(profile: Profile) -> str:
     return "\n".join(lines)
 
 
-def _panel(ax: Axes, profile: Profile, metric: str) -> None:
+def _guide(ax: Axes, guide: Guide, color: str, several: bool, name: str) -> None:
+    """The criterion's target: one point with its interval and a level line (grey for one field),
+    or a dashed curve in the field's colour."""
+    if len(guide.averages) == 1:
+        color = color if several else "0.2"
+        (mean,), (low,), (high,) = guide.mean, guide.low, guide.high
+        ax.errorbar(
+            guide.averages,
+            guide.mean,
+            yerr=[[mean - low], [high - mean]],
+            fmt="s",
+            color=color,
+            ms=6,
+            capsize=3,
+            label=name + guide.label,
+        )
+        ax.axhline(mean, color=color, ls="--", lw=0.8)
+    else:
+        ax.plot(guide.averages, guide.mean, "--", color=color, lw=1, label=name + guide.label)
+
+
+def _panel(ax: Axes, profile: Profile, metric: Metric) -> None:
     several = len(profile.fields) > 1
     for i, result in enumerate(profile.fields):
         m = result.measurement
@@ -231,22 +248,7 @@ def _panel(ax: Axes, profile: Profile, metric: str) -> None:
             ax.fill_between(
                 n, [v.low for v in values], [v.high for v in values], color=line_color, alpha=0.15
             )
-        target = getattr(m.reference_raw, metric)
-        if profile.verdict.criterion is Criterion.reference:
-            ax.errorbar(
-                [m.reference_averages],
-                [target.mean],
-                yerr=[[target.mean - target.low], [target.high - target.mean]],
-                fmt="s",
-                color=color if several else "0.2",
-                ms=6,
-                capsize=3,
-                label=f"{name}raw reference protocol",
-            )
-            ax.axhline(target.mean, color=color if several else "0.2", ls="--", lw=0.8)
-        else:
-            fitted = plateau_curves(m.rungs)[0 if metric == "psnr" else 1]
-            ax.plot(n, fitted, "--", color=color, lw=1, label=f"{name}denoised, robust fit")
+        _guide(ax, profile.verdict.criterion.guide(m, metric), color, several, name)
         unsafe = [
             (r.averages, getattr(r.denoised, metric).mean)
             for r in m.rungs
@@ -297,7 +299,7 @@ def plot(profile: Profile, path: Path) -> None:
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7)
     point = "none in the ladder" if v.breaking_point is None else f"{v.breaking_point} averages"
     fig.suptitle(
-        f"{profile.model_name}, {v.criterion.value} criterion, {len(profile.fields)} field(s): "
+        f"{profile.model_name}, {v.criterion.kind} criterion, {len(profile.fields)} field(s): "
         f"breaking point {point}, chosen {short_setting(profile, profile.chosen)}, "
         f"{profile.time_saved:.0%} of the frame time saved",
         fontsize=9,

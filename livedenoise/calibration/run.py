@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from livedenoise.calibration.analysis import Measurement, Rung, measure, pool
-from livedenoise.calibration.breaking import Criterion, Tolerance, combine, find_breaking_point
+from livedenoise.calibration.breaking import combine, find_breaking_point
 from livedenoise.calibration.choose import Control, choose_value, reference_averages
+from livedenoise.calibration.criteria import Criterion, Tolerance
 from livedenoise.calibration.profile import Expected, FieldResult, Profile, Setting, publish
 from livedenoise.calibration.repeats import Repeats
 from livedenoise.calibration.report import write_outputs
@@ -27,7 +28,7 @@ def calibrate(
     margin: float,
     frame_ms: Callable[[float], float | None],
     *,
-    criterion: Criterion = Criterion.reference,
+    criterion: Criterion | None = None,
     planned_frames: int | None = None,
     on_field: Callable[[int], None] = lambda index: None,
     on_rung: Callable[[Rung], None] = lambda rung: None,
@@ -36,7 +37,7 @@ def calibrate(
 
     ``reference`` is the user's protocol as a value of the control (checked by ``reference_value``);
     ``margin`` is added to the breaking point, in averages; ``frame_ms`` gives the frame time (ms) at a
-    value; ``planned_frames`` the frames of the acquisition to come. Fields with more repeats than the
+    value; ``criterion`` judges each rung (None: ``Reference()``); ``planned_frames`` the frames of the acquisition to come. Fields with more repeats than the
     fewest are cut to it, so that all measure one ladder. ``on_field(i)`` is called before field i's
     ladder. Raises ``CalibrationError`` as ``measure``.
     """

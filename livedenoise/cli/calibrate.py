@@ -8,6 +8,7 @@ field): recorded repeat stacks. Writes ``calibration/NAME/`` (or the ``--out`` p
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -35,8 +36,8 @@ from livedenoise.app.calibration import (
     calibrate_on_core,
 )
 from livedenoise.calibration.analysis import Rung
-from livedenoise.calibration.breaking import Criterion, Tolerance
 from livedenoise.calibration.choose import DEFAULT_REFERENCE_AVERAGES
+from livedenoise.calibration.criteria import CRITERIA, Tolerance, names
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
@@ -46,6 +47,9 @@ from livedenoise.pipeline.output import expected_frames
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
 CALIBRATION_DIR = Path("calibration")
+# typer's choice list: the criteria registered when the command line is loaded, the default first
+CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=str)
+DEFAULT_CRITERION = CriterionName(names()[0])
 
 
 class _Bars(CalibrationProgress):
@@ -178,12 +182,9 @@ def calibrate_command(
         ),
     ] = None,
     criterion: Annotated[
-        Criterion,
-        typer.Option(
-            help="reference: the fewest averages whose denoised result is as good as the raw "
-            "reference protocol; plateau: within the tolerance of the model's own best."
-        ),
-    ] = Criterion.reference,
+        CriterionName,  # type: ignore[valid-type]
+        typer.Option(help="; ".join(f"{kind}: {c.help}" for kind, c in CRITERIA.items()) + "."),
+    ] = DEFAULT_CRITERION,
     frames: Annotated[
         int | None,
         typer.Option(min=1, help="Frames of your planned acquisition, to report the time saved."),
@@ -243,7 +244,7 @@ def calibrate_command(
             model=model,
             backend=backend.value,
             reference=reference,
-            criterion=criterion,
+            criterion=criterion.value,
             margin=margin,
             tolerance=_tolerance(tolerance_psnr, tolerance_ssim, tolerance_structure),
             frames=expected_frames(load_sequence(sequence)) if sequence else frames,

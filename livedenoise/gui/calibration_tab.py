@@ -90,9 +90,11 @@ class CalibrationTab(QWidget):
             angle=90, pen=pg.mkPen("r", style=Qt.PenStyle.DashLine), label="breaking point"
         )
         self.chosen_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("y"), label="chosen")
-        self.reference_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen("w", style=Qt.PenStyle.DotLine), label="raw reference protocol"
+        # the criterion's target (its guide): a level line, or a curve over the ladder
+        self.guide_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen("w", style=Qt.PenStyle.DotLine), label="target"
         )
+        self.guide_curve = self.plot.plot([], [], pen=pg.mkPen("w", style=Qt.PenStyle.DotLine))
         self.verdict = QLabel("no calibration yet")
         self.verdict.setWordWrap(True)
         self.repeats = QSpinBox()
@@ -177,6 +179,17 @@ class CalibrationTab(QWidget):
             f" (measured under other conditions: {'; '.join(differ)})" if differ else ""
         )
 
+    def _guide(self, profile: Profile) -> list[pg.InfiniteLine]:
+        """Draw what the profile's criterion judged the denoised PSNR against: a single target as
+        the level line (returned, to be added), a curve over the ladder as the dotted curve."""
+        guide = profile.verdict.criterion.guide(profile.measurement, "psnr")
+        if len(guide.averages) > 1:
+            self.guide_curve.setData(guide.averages, guide.mean)
+            return []
+        self.guide_line.setValue(guide.mean[0])
+        self.guide_line.label.setFormat(guide.label)
+        return [self.guide_line]
+
     def refresh(self) -> None:
         """Redraw when a rung or the verdict arrived (called on the window's timer)."""
         state = (len(self.rungs), self.profile)
@@ -185,14 +198,14 @@ class CalibrationTab(QWidget):
             n = [r.averages for r in self.rungs]
             self.raw_curve.setData(n, [r.raw.psnr.mean for r in self.rungs])
             self.denoised_curve.setData(n, [r.denoised.psnr.mean for r in self.rungs])
-            for line in (self.breaking_line, self.chosen_line, self.reference_line):
+            for line in (self.breaking_line, self.chosen_line, self.guide_line):
                 if line.scene() is not None:
                     self.plot.removeItem(line)
+            self.guide_curve.setData([], [])
             if self.profile is not None:
                 point = self.profile.verdict.breaking_point
                 self.chosen_line.setValue(self.profile.chosen.averages)
-                self.reference_line.setValue(self.profile.measurement.reference_raw.psnr.mean)
-                lines = [self.chosen_line, self.reference_line]
+                lines = [self.chosen_line, *self._guide(self.profile)]
                 if point is not None:
                     self.breaking_line.setValue(point)
                     lines.append(self.breaking_line)
