@@ -36,6 +36,8 @@ class Events(SignalGroup):
     Any task:
         started(subject): the task began; ``subject`` is what it runs (a ``LivePipeline``, a path).
         progress(Progress): how far it is, for a progress bar.
+        measured(part): one part of its result is measured (a calibration's rung of the ladder), so
+            a viewer can draw the result as it fills in.
         status(text): what it is doing now ("reading x.tif", "model loaded"), one line.
         warning(text): something the user should know; the task goes on.
         failed(error): why it stopped; whatever it acquired or wrote is on disk.
@@ -48,6 +50,7 @@ class Events(SignalGroup):
     frameLost = Signal(FrameInfo)
     started = Signal(object)
     progress = Signal(Progress)
+    measured = Signal(object)
     status = Signal(str)
     warning = Signal(str)
     failed = Signal(Exception)
