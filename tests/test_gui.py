@@ -110,3 +110,52 @@ def test_calibration_view_shows_a_profile_and_applies_it(qtbot, window, tmp_path
     assert int(window.acquisition.core.getProperty("Detector", "LineAverage")) == 5
     window.refresh()
     assert "applied Detector.LineAverage = 5" in tab.verdict.text()
+
+
+class FailingEngine:
+    """A real engine whose every denoising fails, as a broken GPU would."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def denoise(self, window: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the GPU fell off the bus")
+
+
+def test_viewer_shows_a_failure_when_the_run_signals_it(
+    qtbot, sim_core, small_model_path: Path, tmp_path: Path
+) -> None:
+    from livedenoise.inference import load_engine
+
+    request = RunRequest(model=small_model_path, backend="torch", out_dir=tmp_path)
+    engine = FailingEngine(load_engine(small_model_path, "torch"))
+    acquisition = Acquisition(sim_core, request, engine)
+    win = LiveWindow(acquisition)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.run_failed, timeout=30_000) as failure:
+        win.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 5}))
+    assert "the GPU fell off the bus" in str(failure.args[0])
+    qtbot.waitUntil(lambda: win.error_box is not None and win.error_box.isVisible(), timeout=5_000)
+    assert "the GPU fell off the bus" in win.error_box.text()
+    qtbot.waitUntil(lambda: not acquisition.running, timeout=30_000)
+    win.refresh()
+    assert win.status.text().startswith("FAILED: denoising frame")
+    assert open_run(acquisition.last_out).attrs["summary"]["acquired"] >= 1
+
+
+def test_snapshot_saves_raw_and_denoised_as_two_channels(qtbot, window) -> None:
+    from livedenoise.imageio import read_image
+
+    window.live_button.setChecked(True)
+    qtbot.waitUntil(lambda: window.acquisition.latest.denoised is not None, timeout=20_000)
+    window.live_button.setChecked(False)
+    path = window.snapshot()
+    latest = window.acquisition.latest
+    image = read_image(path)
+    assert image.axes == "CYX"
+    np.testing.assert_array_equal(image.data[0], latest.raw)
+    np.testing.assert_array_equal(image.data[1], latest.denoised)

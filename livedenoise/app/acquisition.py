@@ -4,8 +4,9 @@
     acquisition = Acquisition(core, RunRequest(model="sim-confocal-small"))
     summary = acquisition.run_sequence(sequence)                     # or start_sequence / start_live
 
-The command line calls these and prints; the viewer calls them on clicks and observes the signals and
-``latest``. Signals are emitted from worker threads: a Qt front end reads state on its own timer.
+The command line calls these and prints; the viewer calls them on clicks and connects to
+``Acquisition.events``, emitted from worker threads (a Qt receiver queues them onto its own thread),
+and draws ``latest``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import useq
-from psygnal import Signal
 from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
@@ -27,10 +27,11 @@ from livedenoise.acquisition import make_core
 from livedenoise.calibration.choose import Control, device_control, set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, apply_profile
+from livedenoise.events import Events
 from livedenoise.frames import FrameInfo
 from livedenoise.inference import Engine, InputError, check_frame_size, load_engine
 from livedenoise.pipeline.acquire import AcquisitionRun, LiveAcquisition
-from livedenoise.pipeline.live import LivePipeline, Policy
+from livedenoise.pipeline.live import LivePipeline, Policy, RunError, relay
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings
 from livedenoise.pipeline.setup import (
@@ -169,11 +170,11 @@ class Acquisition:
     ``model``, ``backend`` and ``window`` may be changed between runs (the viewer's controls); the
     engine is reloaded for the next run when they or the frame size change. A calibration profile in
     the request is applied to the core once, here, and recorded in every run's store.
-    """
 
-    runStarted = Signal(object)  # the run's LivePipeline
-    runFinished = Signal(object)  # the run's RunSummary
-    failed = Signal(str)  # why a run failed (a device, the engine, the disk); frames stay on disk
+    ``events`` (see ``livedenoise.events``), for every run in turn: started(LivePipeline), the
+    pipeline's frame signals, failed(RunError) (a device, the engine, the disk; the frames stay on
+    disk), finished(RunSummary). ``last_error`` and ``last_summary`` are set before they are emitted.
+    """
 
     def __init__(self, core: CMMCorePlus, request: RunRequest, engine: Engine | None = None):
         """``engine``, when given, is the engine already loaded for the request's model and backend.
@@ -210,6 +211,11 @@ class Acquisition:
         # Ctrl-C interrupts can leave its thread marked as stopped while it still runs
         self._idle = threading.Event()
         self._idle.set()
+        self.events = Events()
+        # connected first, so every other receiver finds them already updated
+        self.events.failed.connect(self._remember_failure)
+        self.events.frameAcquired.connect(self.latest.set_raw)
+        self.events.frameDenoised.connect(self.latest.set_denoised)
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -295,19 +301,16 @@ class Acquisition:
             check_new_store(self._next_out)
 
     def _observe(self, pipeline: LivePipeline) -> None:
-        pipeline.frameAcquired.connect(self.latest.set_raw)
-        pipeline.frameDenoised.connect(self.latest.set_denoised)
-        pipeline.failed.connect(self._failed)
+        relay(pipeline.events, self.events)
         self.pipeline = pipeline
-        self.runStarted.emit(pipeline)
+        self.events.started.emit(pipeline)
 
-    def _failed(self, message: str) -> None:
-        self.last_error = message
-        self.failed.emit(message)
+    def _remember_failure(self, error: Exception) -> None:
+        self.last_error = str(error)
 
     def _finished(self, summary: RunSummary) -> None:
         self.last_summary = summary
-        self.runFinished.emit(summary)
+        self.events.finished.emit(summary)
 
     def start_live(self) -> None:
         """Continuous acquisition until ``stop``; raises RuntimeError if a run is in progress,
@@ -328,7 +331,7 @@ class Acquisition:
         run = AcquisitionRun(
             self.core, sequence, engine, self._settings(False), self._attrs(engine)
         )
-        run.output.started.connect(self._observe)
+        run.output.events.started.connect(self._observe)
         self._run = self._last_run = run
         return run
 
@@ -343,7 +346,7 @@ class Acquisition:
         return summary
 
     def start_sequence(self, sequence: useq.MDASequence) -> None:
-        """Run an MDA sequence in a background thread; ``runFinished`` tells when it is done."""
+        """Run an MDA sequence in a background thread; ``events.finished`` tells when it is done."""
         run = self._prepare(sequence)
         self._background(run.run, "the run failed", "livedenoise-mda", self._sequence_ended)
 
@@ -361,7 +364,7 @@ class Acquisition:
             try:
                 self._finished(work())
             except Exception as err:
-                self._failed(f"{failure}: {err}")
+                self.events.failed.emit(RunError(f"{failure}: {err}", path=self.last_out))
             finally:
                 ended()
                 self._idle.set()

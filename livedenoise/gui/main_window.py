@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import useq
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtGui import QCloseEvent
 from qtpy.QtWidgets import (
     QComboBox,
@@ -23,9 +22,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from livedenoise.app import BACKENDS, Acquisition
+from livedenoise.app import Acquisition, backend_names
 from livedenoise.gui.calibration_tab import CalibrationTab
 from livedenoise.gui.frame_view import FrameView
+from livedenoise.imageio import Image, write_image
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
 REFRESH_MS = 33  # about the screen's rate: more would only cost the acquisition CPU time
@@ -70,7 +70,13 @@ class MosaicTab(QWidget):
 
 
 class LiveWindow(QMainWindow):
-    """Observes an ``Acquisition`` and forwards clicks to it; never builds a run or an engine itself."""
+    """Observes an ``Acquisition`` and forwards clicks to it; never builds a run or an engine itself.
+
+    Frames and statistics are drawn on a timer at the screen's rate (newest wins); a run's failure
+    is shown when its ``failed`` signal arrives, queued from the worker thread onto Qt's.
+    """
+
+    run_failed = Signal(object)  # the Exception a run failed with, carried onto the Qt thread
 
     def __init__(self, acquisition: Acquisition) -> None:
         super().__init__()
@@ -94,8 +100,10 @@ class LiveWindow(QMainWindow):
         self.status = QLabel()
         self.statusBar().addWidget(self.status, 1)
         self.error_box: QMessageBox | None = None
-        self._shown_error: str | None = None
+        self.failure: str | None = None  # why the latest run failed, as its signal said
         self._shown_version = -1
+        self.run_failed.connect(self._show_failure)
+        acquisition.events.failed.connect(self._failed_elsewhere)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.refresh)
         self._timer.start(REFRESH_MS)
@@ -120,7 +128,7 @@ class LiveWindow(QMainWindow):
         model.clicked.connect(self._choose_model)
         bar.addWidget(model)
         self.backend = QComboBox()
-        self.backend.addItems(BACKENDS)
+        self.backend.addItems(backend_names())
         self.backend.setCurrentText(self.acquisition.backend)
         self.backend.currentTextChanged.connect(lambda b: setattr(self.acquisition, "backend", b))
         bar.addWidget(self.backend)
@@ -156,6 +164,7 @@ class LiveWindow(QMainWindow):
     def _toggle_live(self, on: bool) -> None:
         try:
             if on:
+                self.failure = None
                 self.acquisition.start_live()
             else:
                 self.acquisition.stop()
@@ -183,6 +192,7 @@ class LiveWindow(QMainWindow):
 
     def run_sequence(self, sequence: useq.MDASequence) -> None:
         """Start ``sequence`` in the background; a tiled one brings the mosaic tab forward."""
+        self.failure = None
         try:
             self.acquisition.start_sequence(sequence)
         except Exception as err:  # a run in progress, an existing store, a model that fails
@@ -201,12 +211,21 @@ class LiveWindow(QMainWindow):
         latest = self.acquisition.latest
         if latest.raw is None:
             return None
-        self.acquisition.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.acquisition.out_dir / f"snapshot-{latest.version}.tif"
-        denoised = latest.denoised if latest.denoised is not None else np.zeros_like(latest.raw)
-        tifffile.imwrite(path, np.stack([latest.raw.astype(np.float32), denoised]))
+        raw = latest.raw.astype(np.float32)
+        denoised = latest.denoised if latest.denoised is not None else np.zeros_like(raw)
+        frames = np.stack([raw, denoised.astype(np.float32)])
+        write_image(path, Image(frames, "CYX", channels=["raw", "denoised"]))
         self.statusBar().showMessage(f"saved {path}", 5000)
         return path
+
+    def _failed_elsewhere(self, error: Exception) -> None:
+        """``failed`` arrives on a worker thread: hand it to Qt's (a queued connection)."""
+        self.run_failed.emit(error)
+
+    def _show_failure(self, error: Exception) -> None:
+        self.failure = str(error)
+        self._error(self.failure)
 
     def _error(self, message: str) -> None:
         """Show ``message`` without blocking: the acquisition and the display go on."""
@@ -218,7 +237,7 @@ class LiveWindow(QMainWindow):
     # -- display -----------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Show the newest frames (if new), the run's statistics and any failure; on the timer."""
+        """Show the newest frames (if new) and the run's statistics; on the timer."""
         latest = self.acquisition.latest
         if latest.version != self._shown_version:
             self._shown_version = latest.version
@@ -230,10 +249,6 @@ class LiveWindow(QMainWindow):
             self.mosaic_tab.refresh()
         elif self.tabs.currentWidget() is self.calibration_tab:
             self.calibration_tab.refresh()
-        error = self.acquisition.last_error
-        if error and error != self._shown_error:
-            self._shown_error = error
-            self._error(error)
         self._sync_live_button()
         self.status.setText(self._status_text())
 
@@ -250,8 +265,8 @@ class LiveWindow(QMainWindow):
             f"latency p50 {s.latency_p50_ms:.0f} ms p99 {s.latency_p99_ms:.0f} ms · "
             f"skipped {s.skipped} · lost {s.dropped} · {engine.name if engine else ''} · {model}"
         )
-        if acquisition.last_error:
-            text = f"FAILED: {acquisition.last_error} · {text}"
+        if self.failure:
+            text = f"FAILED: {self.failure} · {text}"
         return text
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -261,4 +276,5 @@ class LiveWindow(QMainWindow):
         self.acquisition.stop_acquiring()
         self.acquisition.skip_backlog()
         self.acquisition.wait()
+        self.acquisition.events.failed.disconnect(self._failed_elsewhere, missing_ok=True)
         event.accept()

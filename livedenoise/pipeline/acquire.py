@@ -145,7 +145,7 @@ class AcquisitionRun:
         autofocus steps are in the summary.
         """
         output = self.output
-        output.failed.connect(self._stop_on_failure)
+        output.events.failed.connect(self._stop_on_failure)
         try:
             with (
                 _DeviceFailures(self.core.mda.cancel, output.device_errors),
@@ -155,7 +155,7 @@ class AcquisitionRun:
         except Exception as err:  # the runner's own failure: the store records it
             output.run_error = self._runner_failure(err)
         finally:
-            output.failed.disconnect(self._stop_on_failure)
+            output.events.failed.disconnect(self._stop_on_failure)
         summary = output.finish()
         if summary is None:  # the run ended before it started
             why = output.run_error or output.device_errors or "see log"
@@ -173,7 +173,7 @@ class AcquisitionRun:
             )
         return f"the acquisition failed: {err}"
 
-    def _stop_on_failure(self, message: str) -> None:
+    def _stop_on_failure(self, error: Exception) -> None:
         self.core.mda.cancel()
 
     def cancel(self, ended: str = STOPPED_BY_USER) -> None:

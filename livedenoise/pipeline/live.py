@@ -21,8 +21,9 @@ from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
-from psygnal import Signal
 
+from livedenoise.errors import LivedenoiseError
+from livedenoise.events import Events
 from livedenoise.frames import FrameIndex, FrameInfo
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import PipelineStats, RunSummary
@@ -31,6 +32,22 @@ from livedenoise.storage import RunStore
 from livedenoise.storage.run_store import FrameMismatch
 
 log = logging.getLogger(__name__)
+
+
+class RunError(LivedenoiseError, RuntimeError):
+    """Why a run failed (a device, the engine, the disk); every raw frame acquired before it is on
+    disk, in ``path``."""
+
+
+# what a pipeline's owner (an MDA output, an acquisition) re-emits as its own; started and finished
+# it emits itself, with its own subject and result
+RELAYED = ("frameAcquired", "frameDenoised", "frameSkipped", "frameLost", "warning", "failed")
+
+
+def relay(source: Events, target: Events) -> None:
+    """Re-emit ``source``'s frame, warning and failure signals on ``target``."""
+    for name in RELAYED:
+        getattr(source, name).connect(getattr(target, name))
 
 
 class Policy(str, Enum):
@@ -52,11 +69,12 @@ _RAW, _DENOISED, _STOP = 0, 1, 2
 
 
 class LivePipeline:
-    """Owns the ring, the writer and the denoise worker of one run; sinks subscribe to its signals."""
+    """Owns the ring, the writer and the denoise worker of one run; sinks subscribe to ``events``.
 
-    frameAcquired = Signal(object, object)  # raw frame, FrameInfo (writer thread)
-    frameDenoised = Signal(object, object, object)  # raw frame, denoised frame, FrameInfo
-    failed = Signal(str)  # a message for the user; the raw frames are safe on disk
+    ``events`` (see ``livedenoise.events``): frameAcquired once a raw frame is on disk (writer
+    thread), frameDenoised (worker thread), frameSkipped (live policy), frameLost, started(self),
+    failed(RunError) once, with the first reason; finished(RunSummary) when the store is closed.
+    """
 
     def __init__(
         self,
@@ -83,6 +101,7 @@ class LivePipeline:
         self._writer = threading.Thread(target=self._write_loop, name="livedenoise-writer")
         self._worker = threading.Thread(target=self._denoise_loop, name="livedenoise-denoise")
         self._error: str | None = None
+        self.events = Events()
 
     # -- acquisition thread ------------------------------------------------------------------------
 
@@ -97,7 +116,7 @@ class LivePipeline:
         start = time.perf_counter()
         info = self.ring.put(frame, index, start, stage_um, metadata)
         self._infos[info.seq] = info
-        self._jobs.put_nowait((_RAW, info.seq, None))
+        self._jobs.put_nowait((_RAW, info.seq, info))
         self.stats.frame_acquired(start, time.perf_counter() - start)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -105,6 +124,7 @@ class LivePipeline:
     def start(self) -> None:
         self._writer.start()
         self._worker.start()
+        self.events.started.emit(self)
 
     def skip_backlog(self) -> None:
         """Stop denoising frames that wait (any thread): their raw frames are still all written."""
@@ -141,6 +161,7 @@ class LivePipeline:
                 "run's statistics are not saved"
             )
             summary = summary.model_copy(update={"error": self._error})
+        self.events.finished.emit(summary)
         return summary
 
     def finish(self) -> RunSummary:
@@ -154,7 +175,7 @@ class LivePipeline:
         while (job := self._jobs.get())[0] != _STOP:
             start = time.perf_counter()
             if job[0] == _RAW:
-                self._write_raw(job[1])
+                self._write_raw(job[2])
             else:
                 info, denoised, latency = job[2]
                 try:
@@ -171,11 +192,12 @@ class LivePipeline:
             "write to another disk. The frames written before it are readable."
         )
 
-    def _write_raw(self, seq: int) -> None:
+    def _write_raw(self, info: FrameInfo) -> None:
+        seq = info.seq
         got = self.ring.get(seq)
         if got is None:
             self._lose(
-                seq,
+                info,
                 f"frame {seq} left the ring before it reached disk: the disk is too slow for this "
                 "frame rate; reduce the rate or write to a faster disk",
             )
@@ -184,16 +206,17 @@ class LivePipeline:
             try:
                 self.store.write_raw(frame, info)
             except Exception as err:  # a full disk, a frame of another shape: lost, never silent
-                self._lose(seq, self._write_failure(info, err))
+                self._lose(info, self._write_failure(info, err))
             else:
-                self.frameAcquired.emit(frame, info)
+                self.events.frameAcquired.emit(frame, info)
         with self._written_cond:
             self._written = seq
             self._written_cond.notify_all()
 
-    def _lose(self, seq: int, message: str) -> None:
-        self._lost.add(seq)
+    def _lose(self, info: FrameInfo, message: str) -> None:
+        self._lost.add(info.seq)
         self.stats.add("dropped")
+        self.events.frameLost.emit(info)
         self.report_error(message)
 
     # -- denoise worker ----------------------------------------------------------------------------
@@ -227,13 +250,20 @@ class LivePipeline:
                     self.windows.add(got[1].index, got[0])
             if got is None:  # overwritten meanwhile (live) or lost before disk (record, counted)
                 if self.policy is Policy.live:
-                    self.stats.add("skipped", target - seq + 1)
+                    self._skip(seq, target + 1)
             else:
-                self.stats.add("skipped", target - seq)
+                self._skip(seq, target)
                 self._denoise(*got)
             for s in range(seq, target + 1):
                 self._infos.pop(s, None)
             seq = target + 1
+
+    def _skip(self, first: int, end: int) -> None:
+        """Frames ``first`` to ``end - 1`` are passed over for newer ones (their raw frames stay)."""
+        self.stats.add("skipped", end - first)
+        for seq in range(first, end):
+            if (info := self._infos.get(seq)) is not None:
+                self.events.frameSkipped.emit(info)
 
     def _denoise(self, frame: np.ndarray, info: FrameInfo) -> None:
         start = time.perf_counter()
@@ -251,11 +281,12 @@ class LivePipeline:
         self.stats.stage("engine", done - assembled)
         self.stats.frame_denoised(latency, done)
         self._jobs.put((_DENOISED, next(self._job_order), (info, denoised, latency)))
-        self.frameDenoised.emit(frame, denoised, info)
+        self.events.frameDenoised.emit(frame, denoised, info)
 
     def report_error(self, message: str) -> None:
-        """Record why the run failed (the first reason is kept) and tell subscribers; any thread."""
+        """Record why the run failed (the first reason is kept) and emit ``failed`` with it as a
+        ``RunError``; any thread."""
         if self._error is None:
             self._error = message
             log.error(message)
-            self.failed.emit(message)
+            self.events.failed.emit(RunError(message, path=self.store.path))

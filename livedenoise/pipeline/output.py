@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import useq
-from psygnal import Signal
 from pydantic import BaseModel, ConfigDict, Field
 
+from livedenoise.events import Events
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout, grey_planes
-from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy
+from livedenoise.pipeline.live import Denoiser, LivePipeline, Policy, relay
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import AutofocusFailure, RunSummary
@@ -162,13 +162,10 @@ class DenoisingOutput:
     """Writes raw and denoised frames of an MDA run to one OME-Zarr store; tiles fill a mosaic.
 
     ``attrs`` (the model card, backend, calibration profile...) are recorded in the store's metadata.
-    Signals are emitted from the pipeline's threads; the viewer reads them on its own timer.
+    ``events`` (see ``livedenoise.events``): started(LivePipeline) once the store exists; the
+    pipeline's frame signals and failed(RunError), from its threads; finished(RunSummary) once the
+    store is closed.
     """
-
-    started = Signal(object)  # the LivePipeline, once the store exists
-    frameAcquired = Signal(object, object)  # raw frame, FrameInfo
-    frameDenoised = Signal(object, object, object)  # raw frame, denoised frame, FrameInfo
-    failed = Signal(str)  # why the run failed; every raw frame acquired is on disk
 
     def __init__(
         self, settings: RunSettings, engine: Denoiser, attrs: dict[str, Any] | None = None
@@ -198,6 +195,7 @@ class DenoisingOutput:
         self._pixel_size_um = 1.0
         self._tiled = False
         self._finishing = threading.Lock()
+        self.events = Events()
 
     @property
     def path(self) -> Path:
@@ -238,14 +236,12 @@ class DenoisingOutput:
             WindowAssembler(self.settings.window, axis),
             self.settings.policy,
         )
-        pipeline.frameAcquired.connect(self.frameAcquired)
-        pipeline.frameDenoised.connect(self.frameDenoised)
-        pipeline.failed.connect(self.failed)
+        relay(pipeline.events, self.events)
         if self._tiled:
-            pipeline.frameDenoised.connect(self._place_tile)
+            pipeline.events.frameDenoised.connect(self._place_tile)
         self.pipeline = pipeline
         pipeline.start()
-        self.started.emit(pipeline)
+        self.events.started.emit(pipeline)
 
     def _index(
         self, plane: np.ndarray, event: useq.MDAEvent, channel_name: str
@@ -297,8 +293,11 @@ class DenoisingOutput:
         event reaches it. A second call returns the same summary. None if the run never started.
         """
         with self._finishing:
-            if self.summary is None and self.pipeline is not None:
-                self.summary = self._close(self.pipeline)
+            closing = self.pipeline if self.summary is None else None
+            if closing is not None:
+                self.summary = self._close(closing)
+        if closing is not None:  # outside the lock: a receiver may ask for the summary again
+            self.events.finished.emit(self.summary)
         return self.summary
 
     def _close(self, pipeline: LivePipeline) -> RunSummary:
