@@ -27,11 +27,11 @@ def unwritable_folder(path: Path) -> tuple[Path, str] | None:
 def output_refusal(output: Path, inputs: Iterable[tuple[str, Path]], what: str) -> str | None:
     """Why ``output`` must not be written, in one line for people, or None if it may: it would
     change an input (``input_refusal``) or its folder cannot be written. ``what`` names the output
-    in the message (``OUTPUT``, ``--out``)."""
+    in the message (``OUTPUT``, "the output folder")."""
     if refused := input_refusal(output, inputs, what):
         return refused
-    if refused := unwritable_folder(output):
-        return f"cannot write in {refused[0]} ({refused[1]}); choose another {what}."
+    if unwritable := unwritable_folder(output):
+        return f"cannot write in {unwritable[0]} ({unwritable[1]}); choose another {what}."
     return None
 
 

@@ -323,8 +323,8 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
     options = {"backend": "onnxruntime", "scheduler": cluster.scheduler_address}
     denoise_chunked(small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", **options)
     with pytest.raises(
-        DenoiseError, match=r"a finished chunked run made with --window 8 \(now 2\)"
-    ):
+        DenoiseError, match=r"a finished chunked run made with window 8 \(now 2\)"
+    ) as finished:
         denoise_chunked(
             small_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", window=2, **options
         )
@@ -333,10 +333,12 @@ def test_output_of_another_run_is_neither_resumed_nor_replaced_without_overwrite
             identity_model_path, tmp_path / "in.ome.zarr", tmp_path / "o.ome.zarr", **options
         )
     write_image(tmp_path / "plain.ome.zarr", Image(noisy((6, 32, 32)), "TYX"))
-    with pytest.raises(DenoiseError, match="exists; pass --overwrite"):
+    assert finished.value.option == "overwrite"  # the CLI names it as --overwrite
+    with pytest.raises(DenoiseError, match=r"plain\.ome\.zarr exists") as exists:
         denoise_chunked(
             small_model_path, tmp_path / "in.ome.zarr", tmp_path / "plain.ome.zarr", **options
         )
+    assert exists.value.option == "overwrite"
     result = denoise_chunked(
         small_model_path,
         tmp_path / "in.ome.zarr",

@@ -139,7 +139,7 @@ def test_unnamed_axes_are_guessed_out_loud(small_model_path: Path, tmp_path: Pat
     tifffile.imwrite(tmp_path / "in.tif", stack((4, 24, 32)), photometric="minisblack")
     output = run(small_model_path, tmp_path / "in.tif", tmp_path / "out.tif", "--backend", "torch")
     said = " ".join(output.split())  # what was guessed, and how to say otherwise
-    assert "axes TYX guessed" in said and "give them with --axes (e.g. --axes ZYX)" in said
+    assert "axes TYX guessed" in said and "if they are wrong, give the axes (e.g. ZYX)" in said
     output = run(
         small_model_path,
         tmp_path / "in.tif",
@@ -241,6 +241,23 @@ def test_channels_the_model_lacks_are_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "in.npy", stack((3, 16, 16)))
     output = fails(tmp_path / "two", tmp_path / "in.npy", tmp_path / "o.npy", "--axes", "CYX")
     assert "has 3 channel(s) but the model takes 2" in output
+    assert "or check the axes, if they were misread (--axes)" in output
+
+
+def test_a_stride_longer_than_the_window_names_its_flag_on_the_command_line_only(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    from livedenoise.app.denoising import DenoiseError, denoise_file
+
+    np.save(tmp_path / "in.npy", stack((6, 16, 16)))
+    args = (small_model_path, tmp_path / "in.npy", tmp_path / "o.npy")
+    output = fails(*args, "-t", 4, "--stride", 5)
+    assert "a stride of 5 frame(s) does not fit windows of 4 frame(s); give 1..4" in output
+    assert output.endswith("(--stride)")
+    with pytest.raises(DenoiseError) as refused:  # a script is told its parameter, not a flag
+        denoise_file(*args, window=4, stride=5)
+    assert refused.value.option == "stride" and "--" not in str(refused.value)
+    assert not (tmp_path / "o.npy").exists()
 
 
 def test_output_names_of_no_format_are_refused_before_any_work(tmp_path: Path) -> None:
@@ -267,7 +284,7 @@ def test_chunked_options_that_do_nothing_are_refused(tmp_path: Path) -> None:
 def test_existing_output_is_kept_unless_asked(small_model_path: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "in.npy", stack((16, 16)))
     np.save(tmp_path / "out.npy", np.ones(3))
-    assert "out.npy exists; pass --overwrite" in fails(
+    assert "out.npy exists; overwrite replaces it (--overwrite)" in fails(
         small_model_path, tmp_path / "in.npy", tmp_path / "out.npy"
     )
     assert np.load(tmp_path / "out.npy").shape == (3,)

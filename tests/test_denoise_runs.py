@@ -51,7 +51,7 @@ def test_a_run_store_without_image_names_its_choices(
     recording: Path, small_model_path: Path, tmp_path: Path
 ) -> None:
     out = invoke(small_model_path, recording, tmp_path / "out.tif")
-    assert "(exit 1)" in out and "run store of 2 image(s)" in out and "--image raw/p0" in out
+    assert "(exit 1)" in out and "run store of 2 image(s)" in out and "e.g. raw/p0 (--image)" in out
 
 
 def test_every_raw_image_into_a_new_run_store(

@@ -131,7 +131,7 @@ def test_unfinished_run_still_opens_with_its_frames(tmp_path: Path) -> None:
 
 def test_run_store_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
     RunStore(tmp_path / "run.ome.zarr", RunLayout(), {})
-    with pytest.raises(FileExistsError, match="choose a new --out"):
+    with pytest.raises(FileExistsError, match="exists already; choose a new path"):
         RunStore(tmp_path / "run.ome.zarr", RunLayout(), {})
 
 

@@ -41,6 +41,7 @@ from livedenoise.app.denoising import (
     check_channels,
     check_output,
     check_stride,
+    output_exists,
     to_dtype,
 )
 from livedenoise.cpu import cpu_threads
@@ -212,7 +213,10 @@ def plan_blocks(
     if not stacks:
         raise DenoiseError(
             f"{input}: a single frame ({describe(img)}); chunked denoising splits recordings "
-            "along time or z. Denoise it without --workers/--scheduler."
+            "along time or z",
+            path=input,
+            option="workers",
+            hint="denoise it in one process, with neither workers nor a scheduler",
         )
     source = img.data.path  # type: ignore[attr-defined]
     # a time-lapse of z-stacks: each z-plane's time series, as a run store's images are denoised
@@ -379,14 +383,21 @@ def denoise_chunked(
     for path, role, ok in ((input, "INPUT", _is_zarr(input)), (output, "OUTPUT", _is_zarr(output))):
         if not ok:
             raise DenoiseError(
-                f"{path}: chunked denoising (--workers, --scheduler) reads and writes OME-Zarr; "
-                f"give an {role} ending .ome.zarr, or drop those options."
+                f"{path}: chunked denoising reads and writes OME-Zarr",
+                path=path,
+                option="workers",
+                hint=f"give an {role} ending .ome.zarr, or denoise in one process, with neither "
+                "workers nor a scheduler",
             )
     if not input.exists():
         raise ImageFileError(f"{input}: no such file.")
-    check_output(output, input, model)  # before resuming or --overwrite removes anything
+    check_output(output, input, model)  # before resuming or overwriting removes anything
     if block_frames < 1:
-        raise DenoiseError(f"--block-frames {block_frames}: a block holds at least 1 frame.")
+        raise DenoiseError(
+            f"blocks of {block_frames} frame(s): a block holds at least 1 frame",
+            option="block_frames",
+            value=block_frames,
+        )
     check_stride(stride, window)
     stride = used_stride(window, stride)  # as used, the default resolved: a rerun compares it
     files, card = ModelFiles.read(model)
@@ -423,7 +434,7 @@ def denoise_chunked(
         if on_loaded is not None:
             on_loaded(engine_line)
         job = replace(job, resolved=name)
-        if resumed is None and output.exists():  # --overwrite, now that the run can start
+        if resumed is None and output.exists():  # overwrite, now that the run can start
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         if resumed is None:
             _create_output(job, blocks, images, names, card, engine_line, run_store)
@@ -484,8 +495,10 @@ class _client:
                 self.client = Client(self.scheduler, timeout="20s")
             except OSError as err:
                 raise DenoiseError(
-                    f"cannot reach the Dask scheduler at {self.scheduler} ({err}); "
-                    "check the address (tcp://HOST:8786) and that the scheduler is running."
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({err})",
+                    option="scheduler",
+                    value=self.scheduler,
+                    hint="check the address (tcp://HOST:8786) and that the scheduler is running",
                 ) from None
             self.cluster = None
             info = self.client.scheduler_info()
@@ -497,14 +510,21 @@ class _client:
                     self.client.close()
                     raise DenoiseError(
                         f"the Dask scheduler at {self.scheduler} has no workers, and none joined "
-                        f"in 60 s; start some (dask worker {self.scheduler}) on machines with "
-                        "livedenoise installed, the same version as here."
+                        "in 60 s",
+                        option="scheduler",
+                        value=self.scheduler,
+                        hint=f"start some (dask worker {self.scheduler}) on machines with "
+                        "livedenoise installed, the same version as here",
                     ) from None
                 count = len(self.client.scheduler_info().get("workers", {}))
             line = f"Dask scheduler {self.scheduler}: {count} worker(s); dashboard {self.client.dashboard_link}"
             return self.client, line
         if self.workers < 1:
-            raise DenoiseError(f"--workers {self.workers}: give at least 1 worker.")
+            raise DenoiseError(
+                f"{self.workers} workers: give at least 1 worker",
+                option="workers",
+                value=self.workers,
+            )
         threads = max(1, cpu_threads() // self.workers)
         self.cluster = None
         try:
@@ -565,8 +585,10 @@ def _compute(
         _progress_group(Path(job.output)).attrs["error"] = f"{type(err).__name__}: {err}"
         if isinstance(err, KilledWorker):
             raise DenoiseError(
-                f"a Dask worker died while denoising ({err}), most often for lack of memory; "
-                "finished blocks are kept: rerun the same command, with fewer --workers, to resume."
+                f"a Dask worker died while denoising ({err}), most often for lack of memory",
+                path=job.output,
+                option="workers",
+                hint="finished blocks are kept: run again with fewer workers to resume",
             ) from None
         raise
     return results
@@ -586,14 +608,10 @@ def _progress_group(output: Path) -> zarr.Group:
     return zarr.open_group(output / PROGRESS.split("/")[0], mode="r+")
 
 
-_CHOICE = {  # Job.key's fields as the user chose them
+_CHOICE = {
     "input": "INPUT",
-    "backend": "--backend",
-    "window": "--window",
-    "stride": "--stride",
-    "block_frames": "--block-frames",
-    "dtype": "output dtype (--float32)",
-}
+    "dtype": "output dtype (float32)",
+}  # Job.key's fields as people say them
 
 
 def _resumed_backend(job: Job, blocks: int, overwrite: bool, model: str) -> str | None:
@@ -609,7 +627,7 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool, model: str) -> str 
         found = _progress_group(output).attrs.asdict()
         backend = str(found["engine"]["backend"])
     except (FileNotFoundError, KeyError, ValueError, TypeError):
-        raise DenoiseError(f"{output} exists; pass --overwrite to replace it.") from None
+        raise output_exists(output) from None
     old = {**found.get("job", {}), "blocks": found.get("blocks")}
     new = {**job.key(), "blocks": blocks}
     if new["backend"] == backend:  # naming the engine that "auto" stood for is the same run
@@ -622,19 +640,23 @@ def _resumed_backend(job: Job, blocks: int, overwrite: bool, model: str) -> str 
         if key == "model_sha256":  # named as the user chose it, not by its hash
             return f"model {found.get('model')!r} (now {model!r}; the weights differ)"
         if key == "stride" and old.get(key) is None:  # recorded before strides were
-            return f"one window per frame (now --stride {value})"
+            return f"one window per frame (now stride {value})"
         return f"{_CHOICE.get(key, key)} {old.get(key)!r} (now {value!r})"
 
     changed = [said(k, v) for k, v in differ.items()]
     if changed and found.get("complete"):
         raise DenoiseError(
-            f"{output} is a finished chunked run made with {'; '.join(changed)}; write to another "
-            "OUTPUT, or pass --overwrite to replace it."
+            f"{output} is a finished chunked run made with {'; '.join(changed)}",
+            path=output,
+            option="overwrite",
+            hint="write to another OUTPUT, or overwrite replaces it",
         )
     if changed:
         raise DenoiseError(
-            f"{output} is an unfinished chunked run made with {'; '.join(changed)}; rerun with "
-            "those settings to resume it, or pass --overwrite to start afresh."
+            f"{output} is an unfinished chunked run made with {'; '.join(changed)}",
+            path=output,
+            option="overwrite",
+            hint="run again with those settings to resume it, or overwrite starts afresh",
         )
     return backend
 

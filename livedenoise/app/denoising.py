@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from livedenoise.app.acquisition import engine_attrs
+from livedenoise.errors import LivedenoiseError
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.imageio import (
     Image,
@@ -41,9 +42,16 @@ from livedenoise.paths import output_refusal
 from livedenoise.storage import RunStore, StoredRun, open_run
 
 
-class DenoiseError(ValueError):
+class DenoiseError(LivedenoiseError, ValueError):
     """A request the files rule out (the output exists or is the input, channels the model lacks);
     frames too small for the model are the engine's ``InputError``, the same rule as live runs."""
+
+
+def output_exists(output: Path) -> DenoiseError:
+    """The error for an output that exists and may not be replaced (``overwrite`` is off)."""
+    return DenoiseError(
+        f"{output} exists", path=output, option="overwrite", hint="overwrite replaces it"
+    )
 
 
 @dataclass(frozen=True)
@@ -89,16 +97,18 @@ def denoise_file(
     check_stride(stride, window)
     input, output = Path(input), Path(output)
     image_format(Path(output.name))  # an output name of no known format fails before any work
-    check_output(output, input, model)  # before "exists": --overwrite must not be the way round it
+    check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:
-        raise DenoiseError(f"{output} exists; pass --overwrite to replace it.")
+        raise output_exists(output)
     run = _run_store(input) if image is None else None
     if run is not None:
         if image_format(Path(output.name)) != "zarr" or output.exists():
             raise DenoiseError(
                 f"{input} is a livedenoise run store of {len(run.raw)} image(s): give a new OUTPUT "
-                "ending .ome.zarr to denoise every raw image into a new run store, or choose one "
-                "image with --image raw/p0."
+                "ending .ome.zarr to denoise every raw image into a new run store",
+                path=input,
+                option="image",
+                hint="or choose one image of it, e.g. raw/p0",
             )
         return _denoise_run(
             model, input, run, output, backend, (window, stride), on_read, on_loaded, on_frame
@@ -114,12 +124,10 @@ def denoise_file(
         read += f" ({guess_note(source)})"
     if on_read is not None:
         on_read(read)
-    check_frame_size(h, w, f"{input}: ", " (or check --axes if the axes were misread)")
+    check_frame_size(h, w, f"{input}: ", " (or check the axes, if they were misread)")
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
-    check_channels(
-        input, c, load_card(model).config.channels, ", or --axes if the axes were misread"
-    )
+    check_channels(input, c, load_card(model).config.channels, axes_option=True)
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
     if on_loaded is not None:
         on_loaded(engine.describe())
@@ -245,26 +253,32 @@ def check_stride(stride: int | None, window: int) -> None:
     """Raise DenoiseError for a stride the windows cannot be laid at, before any work."""
     if stride is not None and not 1 <= stride <= window:
         raise DenoiseError(
-            f"--stride {stride}: it is at most the window ({window} frame(s) here); give --stride "
-            f"1..{window}, or leave it out for half the window, rounded up."
+            f"a stride of {stride} frame(s) does not fit windows of {window} frame(s)",
+            option="stride",
+            value=stride,
+            hint=f"give 1..{window}, or none for half the window, rounded up",
         )
 
 
 def check_output(output: Path, input: Path, model: Path | str) -> None:
     """Raise DenoiseError for an OUTPUT that is, holds or lies inside the INPUT or the model's files
-    (writing it, or replacing it with --overwrite, would destroy them), or that cannot be written."""
+    (writing it, or replacing it when overwriting, would destroy them), or that cannot be written."""
     inputs = [("INPUT", input), *(("model", path) for path in model_paths(find_model(model)))]
     if refused := output_refusal(output, inputs, "OUTPUT"):
-        raise DenoiseError(refused)
+        raise DenoiseError(refused, path=output)
 
 
-def check_channels(input: Path, count: int, channels: int, hint: str = "") -> None:
+def check_channels(input: Path, count: int, channels: int, axes_option: bool = False) -> None:
     """Raise DenoiseError unless a ``channels``-channel model can denoise ``count`` channels (a
-    single-channel model takes any number, one at a time)."""
+    single-channel model takes any number, one at a time). ``axes_option``: the caller can give the
+    input's axes (``axes``), which may have been misread."""
     if channels not in (1, count):
+        misread = ", or check the axes, if they were misread" if axes_option else ""
         raise DenoiseError(
-            f"{input} has {count} channel(s) but the model takes {channels}; "
-            f"use a model trained for these channels{hint}."
+            f"{input} has {count} channel(s) but the model takes {channels}",
+            path=input,
+            option="axes" if axes_option else None,
+            hint=f"use a model trained for these channels{misread}",
         )
 
 

@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
+from livedenoise.errors import LivedenoiseError
 
 
 class _Display:
@@ -149,11 +150,10 @@ def denoise(
         raise fail("--axes is for files that do not name their axes; OME-Zarr does: drop --axes.")
     # loaded only now (torch, ONNX Runtime, zarr): --help and a mistaken option answer at once
     from livedenoise.app.chunked import ChunkedResult, denoise_chunked
-    from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
+    from livedenoise.app.denoising import DenoiseResult, denoise_file
     from livedenoise.imageio import ImageFileError
     from livedenoise.inference import BackendError, InputError
     from livedenoise.model import ModelFileError
-    from livedenoise.storage import OutputPathError
 
     use_threads(threads)
     common = {"image": image, "backend": backend.value, "window": window, "stride": stride}
@@ -186,16 +186,10 @@ def denoise(
                     on_loaded=display.loaded,
                     on_frame=display.frame,
                 )
-    except (
-        DenoiseError,
-        ImageFileError,
-        ModelFileError,
-        BackendError,
-        InputError,
-        OutputPathError,
-        OSError,
-    ) as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
+    except (ImageFileError, ModelFileError, BackendError, InputError, OSError) as err:
+        raise fail(str(err)) from None  # errors not (yet) a LivedenoiseError
     except KeyboardInterrupt:
         if chunked:
             console.print(

@@ -6,6 +6,7 @@ from livedenoise.storage.run_store import (
     OutputPathError,
     RunStore,
     StoredRun,
+    StoreExists,
     check_new_store,
     open_run,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "FrameMismatch",
     "OutputPathError",
     "RunStore",
+    "StoreExists",
     "StoredRun",
     "check_new_store",
     "image_attrs",

@@ -40,6 +40,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from livedenoise.errors import LivedenoiseError
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.paths import unwritable_folder
 from livedenoise.storage.ngff import NGFF_VERSION, image_attrs
@@ -66,28 +67,48 @@ def unwritten_value(dtype: np.dtype) -> float | int:
     return np.nan if dtype.kind == "f" else int(np.iinfo(dtype).max)
 
 
-class OutputPathError(ValueError):
-    """An output location a run cannot be written to; the message says what to do."""
+class OutputPathError(LivedenoiseError, ValueError):
+    """An output location a run cannot be written to; ``option`` is the parameter that chooses it."""
+
+
+class StoreExists(OutputPathError, FileExistsError):
+    """A run's output that exists already: a run never writes over another's."""
 
 
 def check_new_store(path: Path) -> None:
     """Refuse a run's output before anything is acquired: it exists, is not named ``.zarr``, lies
-    inside another Zarr store (it would become part of it), or its folder cannot be written (read-only, missing permissions). Raises FileExistsError or
-    OutputPathError."""
+    inside another Zarr store (it would become part of it), or its folder cannot be written
+    (read-only, missing permissions). Raises StoreExists or OutputPathError (``option="out"``, the
+    acquisition's parameter for it)."""
+    option = "out"
     if path.exists():
-        raise FileExistsError(f"{path} exists already: choose a new --out path")
+        raise StoreExists(
+            f"{path} exists already", path=path, option=option, hint="choose a new path"
+        )
     if not path.name.endswith(".zarr"):
-        raise OutputPathError(f"{path}: a run is saved as OME-Zarr; name it NAME.ome.zarr")
+        raise OutputPathError(
+            f"{path}: a run is saved as OME-Zarr",
+            path=path,
+            option=option,
+            hint="name it NAME.ome.zarr",
+        )
     if store := next((p for p in path.absolute().parents if (p / "zarr.json").is_file()), None):
         raise OutputPathError(
-            f"{path} lies inside the Zarr store {store}, which it would change; choose an --out "
-            "outside it"
+            f"{path} lies inside the Zarr store {store}, which it would change",
+            path=path,
+            option=option,
+            hint="choose a path outside it",
         )
     if refused := unwritable_folder(path):
-        raise OutputPathError(f"cannot write in {refused[0]} ({refused[1]}); choose another --out")
+        raise OutputPathError(
+            f"cannot write in {refused[0]} ({refused[1]})",
+            path=path,
+            option=option,
+            hint="choose another path",
+        )
 
 
-class FrameMismatch(ValueError):
+class FrameMismatch(LivedenoiseError, ValueError):
     """A frame whose shape or dtype differs from the image it belongs to."""
 
 
