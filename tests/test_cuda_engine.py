@@ -13,8 +13,17 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from typer.testing import CliRunner
 
+from livedenoise.backends import REGISTRY
 from livedenoise.cli import app
-from livedenoise.inference import BackendError, Engine, load_engine, select
+from livedenoise.inference import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    Engine,
+    EngineRequest,
+    load_engine,
+    select,
+)
 from livedenoise.inference.cuda_engine import cuda_limits, mixed_precision
 from livedenoise.inference.gpu import NO_GPU
 from livedenoise.inference.tensorrt_engine import unavailable
@@ -109,20 +118,28 @@ class CpuStandIn(TorchBackend):
         return super().run(x)
 
 
+def stand_in(real: type[Backend], gpus: dict[str, object]) -> type[Backend]:
+    """A backend in ``real``'s place in ``auto``: a ``CpuStandIn`` where ``gpus`` names it (value:
+    None, or the failure its calls raise), else "cannot run here" as without a GPU."""
+    name = real.name
+
+    class Options(BackendOptions):
+        def build(self, request: EngineRequest) -> Backend:
+            if name not in gpus:
+                raise BackendError(f"{name} cannot run here: {NO_GPU}.")
+            return CpuStandIn(request.net, name, gpus[name])  # type: ignore[arg-type]
+
+    attributes = {"Options": Options, "preferred_because": real.preferred_because}
+    return type(f"StandIn{real.__name__}", (CpuStandIn,), attributes)
+
+
 @pytest.fixture
 def made(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """Makes ``auto`` see the GPU engines named in the returned dict (value: None, or a failure)."""
+    """Makes ``auto`` see the GPU engines named in the returned dict (value: None, or a failure),
+    registered in the real ones' places."""
     gpus: dict[str, object] = {}
-    real = select._Recipe.make
-
-    def make(recipe: select._Recipe, name: str):
-        if name in gpus:
-            return CpuStandIn(recipe.net, name, gpus[name])  # type: ignore[arg-type]
-        if name in ("tensorrt", "cuda"):
-            raise BackendError(f"{name} cannot run here: {NO_GPU}.")
-        return real(recipe, name)
-
-    monkeypatch.setattr(select._Recipe, "make", make)
+    for name in ("tensorrt", "cuda"):
+        monkeypatch.setitem(REGISTRY, name, stand_in(select.backend_class(name), gpus))
     return gpus
 
 

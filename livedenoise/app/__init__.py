@@ -13,7 +13,6 @@ from livedenoise.app.acquisition import (
     release_microscope,
 )
 from livedenoise.app.calibration import (
-    CalibrationProgress,
     CalibrationRequest,
     RecordedStack,
     Recording,
@@ -21,13 +20,11 @@ from livedenoise.app.calibration import (
     calibrate_on_core,
 )
 from livedenoise.app.denoising import DenoiseError, DenoiseResult, denoise_file
-from livedenoise.inference import BACKENDS
+from livedenoise.backends import backend_names
 from livedenoise.pipeline.stats import RunSummary
 
 __all__ = [
-    "BACKENDS",
     "Acquisition",
-    "CalibrationProgress",
     "CalibrationRequest",
     "DenoiseError",
     "DenoiseResult",
@@ -35,6 +32,7 @@ __all__ = [
     "Recording",
     "RunRequest",
     "RunSummary",
+    "backend_names",
     "calibrate_from_stack",
     "calibrate_on_core",
     "denoise_file",

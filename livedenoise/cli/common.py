@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from livedenoise.backends import BACKENDS
+from livedenoise.backends import backend_names
 from livedenoise.errors import LivedenoiseError
 
 console = Console()
-Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # typer's choice list
+Backend = Enum("Backend", {name: name for name in backend_names()}, type=str)  # typer's choice list
 
 
 def fail(message: str | LivedenoiseError, flags: dict[str, str] | None = None) -> typer.Exit:

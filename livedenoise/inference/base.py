@@ -24,12 +24,17 @@ import logging
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict
 
+from livedenoise.errors import LivedenoiseError
+from livedenoise.inference.cache import cached_onnx
 from livedenoise.inference.tiling import Tiling, choose_tiling, run_tiled
-from livedenoise.model import ModelCard
+from livedenoise.model import CNNT, ModelCard
 from livedenoise.model.cnnt import MIN_SIZE
 
 log = logging.getLogger(__name__)
@@ -37,12 +42,13 @@ log = logging.getLogger(__name__)
 Shape5 = tuple[int, int, int, int, int]
 
 
-class InputError(ValueError):
+class InputError(LivedenoiseError, ValueError):
     """A window the model cannot take; the message says what is wrong and what to do."""
 
 
-class BackendError(RuntimeError):
-    """A backend that cannot run here (package missing, no GPU, failed build); says what to do."""
+class BackendError(LivedenoiseError, RuntimeError):
+    """A backend that cannot run here (package missing, no GPU, failed build) or is not known;
+    says what to do."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,56 @@ class Limits:
     max_size: tuple[int, int] | None = None  # height, width in pixels
 
 
+@dataclass
+class EngineRequest:
+    """What every backend may build from, whatever its own options: the saved model and the live shape.
+
+    ``window`` and ``frame_size`` describe the acquisition (TensorRT plans its profile for them);
+    ``memory_budget`` (bytes, None: the backend's default) bounds a call's activations, beyond
+    which frames are tiled; ``onnx`` is an export of this model, made into the cache when needed.
+    """
+
+    net: CNNT
+    card: ModelCard
+    cache_dir: Path
+    window: int = 8
+    frame_size: tuple[int, int] = (512, 512)
+    memory_budget: int | None = None
+    onnx: Path | None = None
+
+    def onnx_path(self) -> Path:
+        """The model's ONNX export: the one given, else the cache's (exported on first use)."""
+        if self.onnx is None:
+            self.onnx = cached_onnx(self.net, self.card, self.cache_dir)
+        return self.onnx
+
+
+class BackendOptions(BaseModel, ABC):
+    """A backend's own options, checked by name and type; its ``build`` makes the backend.
+
+    Each backend subclasses this with its fields (ONNX Runtime's threads, TensorRT's precision);
+    ``load_engine(model, name, **options)`` validates the options against the model of the backend
+    ``name`` picks, so a misspelt option is refused instead of silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @abstractmethod
+    def build(self, request: EngineRequest) -> Backend:
+        """The backend with these options for ``request``; raises BackendError where it cannot run."""
+
+
 class Backend(ABC):
-    """Runs the network on normalised float32 ``[B, T, C, H, W]``; knows nothing of intensities."""
+    """Runs the network on normalised float32 ``[B, T, C, H, W]``; knows nothing of intensities.
+
+    A backend built by name (``livedenoise.backends.REGISTRY``) names its ``Options`` model.
+    ``preferred_because`` says why ``auto`` takes it, where it works, before timing the others
+    (the GPU engines, in registry order); None: ``auto`` times it and takes the fastest.
+    """
 
     name: str
+    Options: ClassVar[type[BackendOptions]]
+    preferred_because: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self._buffers: dict[Shape5, np.ndarray] = {}

@@ -20,7 +20,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from livedenoise.inference.base import Limits
+from livedenoise.inference.base import BackendOptions, EngineRequest, Limits
 from livedenoise.inference.gpu import (
     CudaGraphBackend,
     Gpu,
@@ -92,6 +92,20 @@ def cuda_limits(cfg: CNNTConfig, frames: int, memory_budget: int, precision: str
     return Limits(max_size=(side, side))
 
 
+class CudaOptions(BackendOptions):
+    """``precision``: fp16, bf16 or fp32; ``compile``: ``torch.compile`` under the graphs;
+    ``cuda_graphs``: replay each shape as a CUDA graph after its first run."""
+
+    precision: str = "fp16"
+    compile: bool = False
+    cuda_graphs: bool = True
+
+    def build(self, request: EngineRequest) -> CudaBackend:
+        return CudaBackend(
+            request.net, self.precision, self.compile, self.cuda_graphs, request.memory_budget
+        )
+
+
 class CudaBackend(CudaGraphBackend):
     """The CNNT module on the current CUDA GPU in ``precision`` (fp16, bf16 or fp32).
 
@@ -101,6 +115,8 @@ class CudaBackend(CudaGraphBackend):
     """
 
     name = "cuda"
+    Options = CudaOptions
+    preferred_because = "the CUDA engine is the fastest on an NVIDIA GPU without TensorRT"
 
     def __init__(
         self,

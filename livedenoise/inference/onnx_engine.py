@@ -6,17 +6,27 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import Field
 
 from livedenoise.cpu import cpu_threads, threads_text
-from livedenoise.inference.base import Backend, BackendError, Limits
+from livedenoise.inference.base import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    EngineRequest,
+    Limits,
+)
 from livedenoise.inference.memory import available_memory, max_side
+from livedenoise.inference.torch_engine import default_device
 from livedenoise.model import CNNTConfig
 
+Provider = str | tuple[str, dict[str, object]]  # a name, or a name and its options
 
-def providers(cache_dir: Path) -> list[str | tuple[str, dict[str, object]]]:
+
+def providers(cache_dir: Path) -> list[Provider]:
     """The execution providers present, fastest first; CPU always last as the fallback."""
     present = ort.get_available_providers()
-    chosen: list[str | tuple[str, dict[str, object]]] = []
+    chosen: list[Provider] = []
     if "TensorrtExecutionProvider" in present:
         chosen.append(
             (
@@ -35,17 +45,43 @@ def providers(cache_dir: Path) -> list[str | tuple[str, dict[str, object]]]:
     return chosen
 
 
+class OnnxRuntimeOptions(BackendOptions):
+    """``providers``: ONNX Runtime's execution providers, in order (default: those present, fastest
+    first; the CPU's alone where ``device`` is ``"cpu"``, as it is by default without a GPU);
+    ``threads``: CPU threads (default: ``livedenoise.cpu``'s count)."""
+
+    device: str | None = None
+    providers: tuple[str, ...] | None = None
+    threads: int | None = Field(default=None, ge=1)
+
+    def build(self, request: EngineRequest) -> OnnxRuntimeBackend:
+        chosen: list[Provider]
+        if self.providers:
+            chosen = list(self.providers)
+        elif (self.device or default_device()) == "cpu":
+            chosen = ["CPUExecutionProvider"]
+        else:
+            chosen = providers(request.cache_dir)
+        return OnnxRuntimeBackend(
+            request.onnx_path(),
+            request.card.config,
+            chosen,
+            threads=self.threads,
+            memory_budget=request.memory_budget,
+        )
+
+
 class OnnxRuntimeBackend(Backend):
     """An ONNX Runtime session over the model's dynamic-shape ONNX export."""
 
     name = "onnxruntime"
+    Options = OnnxRuntimeOptions
 
     def __init__(
         self,
         onnx_path: Path,
         cfg: CNNTConfig,
-        cache_dir: Path,
-        cpu_only: bool = False,
+        chosen: list[Provider],
         threads: int | None = None,
         memory_budget: int | None = None,
     ) -> None:
@@ -56,7 +92,6 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        chosen = ["CPUExecutionProvider"] if cpu_only else providers(cache_dir)
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=chosen)
         except Exception as err:  # ORT raises its own exception types per failure

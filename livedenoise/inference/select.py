@@ -1,172 +1,170 @@
-"""Building an engine from a saved model and a backend name, and what ``auto`` picks and why."""
+"""Building an engine from a saved model and a backend name, and what ``auto`` picks and why.
+
+Backends are found by name in ``livedenoise.backends.REGISTRY``; each validates its own options.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
+from pydantic import ValidationError
 
-from livedenoise.backends import BACKENDS
-from livedenoise.cpu import cpu_threads
-from livedenoise.inference.base import Backend, BackendError, Engine
-from livedenoise.inference.cache import cached_onnx, default_cache_dir
-from livedenoise.inference.cuda_engine import CudaBackend
-from livedenoise.inference.gpu import derive_profile, value_bytes
-from livedenoise.inference.onnx_engine import OnnxRuntimeBackend
-from livedenoise.inference.tensorrt_engine import TensorRTBackend, require_tensorrt
-from livedenoise.inference.torch_engine import TorchBackend
-from livedenoise.model import CNNT, ModelCard, load_model
+from livedenoise.backends import AUTO, REGISTRY, backend_names
+from livedenoise.inference.base import Backend, BackendError, Engine, EngineRequest
+from livedenoise.inference.cache import default_cache_dir
+from livedenoise.model import load_model
 
 log = logging.getLogger(__name__)
 
 PROBE_SIZE = 128  # side of the window auto times each backend on
 
 
-@dataclass
-class _Recipe:
-    """What a backend needs besides its name: the model, the live shape and the caller's options."""
+def backend_class(name: str) -> type[Backend]:
+    """The registered class of the backend ``name``; BackendError for a name not registered or a
+    backend whose module cannot be imported (its package missing)."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise BackendError(
+            f"unknown backend {name!r}; choose one of {', '.join(backend_names())}.",
+            option="backend",
+            value=name,
+        )
+    if isinstance(entry, str):
+        module, _, attribute = entry.partition(":")
+        try:
+            entry = getattr(importlib.import_module(module), attribute)
+        except ImportError as err:
+            raise BackendError(f"the {name} backend cannot be loaded: {err}.") from err
+        assert isinstance(entry, type) and issubclass(entry, Backend), REGISTRY[name]
+    return entry
 
-    net: CNNT
-    card: ModelCard
-    onnx: Path | None
-    cache_dir: Path
-    window: int
-    frame_size: tuple[int, int]
-    precision: str
-    device: str
-    compile: bool
-    memory_budget: int | None
 
-    def onnx_path(self) -> Path:
-        if self.onnx is None:
-            self.onnx = cached_onnx(self.net, self.card, self.cache_dir)
-        return self.onnx
-
-    def make(self, name: str) -> Backend:
-        if name == "torch":
-            threads = cpu_threads() if self.device == "cpu" else None  # why: livedenoise.cpu
-            return TorchBackend(self.net, self.device, self.compile, self.memory_budget, threads)
-        if name == "cuda":
-            return CudaBackend(
-                self.net, self.precision, self.compile, memory_budget=self.memory_budget
-            )
-        if name == "onnxruntime":
-            return OnnxRuntimeBackend(
-                self.onnx_path(),
-                self.card.config,
-                self.cache_dir,
-                cpu_only=self.device == "cpu",
-                memory_budget=self.memory_budget,
-            )
-        if name == "tensorrt":
-            require_tensorrt()  # before asking CUDA for the memory the profile is sized to
-            budget = self.memory_budget or torch.cuda.mem_get_info()[1] // 2
-            profile = derive_profile(
-                self.card.config,
-                self.frame_size,
-                self.window,
-                budget,
-                bytes_per_value=value_bytes(self.precision),
-            )
-            return TensorRTBackend(
-                self.onnx_path(), self.card, profile, self.cache_dir, self.precision
-            )
-        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+def build_backend(name: str, request: EngineRequest, options: Mapping[str, Any]) -> Backend:
+    """The backend ``name`` for ``request``, with ``options`` checked against its options model."""
+    model = backend_class(name).Options
+    try:
+        checked = model.model_validate(dict(options))
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields) or "none"
+            problem = f"the {name} backend has no option {field!r} (its options: {known})"
+        else:
+            problem = f"the {name} backend's option {field}: {first['msg']}"
+        raise BackendError(problem + ".", option=field, value=first.get("input")) from None
+    return checked.build(request)
 
 
 def load_engine(
     model: str | Path,
-    backend: str = "auto",
+    backend: str = AUTO,
     *,
     window: int = 8,
     frame_size: tuple[int, int] = (512, 512),
     onnx: Path | None = None,
     cache_dir: Path | None = None,
-    precision: str = "fp16",
-    device: str | None = None,
-    compile: bool = False,
     memory_budget: int | None = None,
+    **options: Any,
 ) -> Engine:
     """An engine for a saved model (NAME, NAME.safetensors or NAME.json) on ``backend``.
 
     ``window`` and ``frame_size`` describe the live acquisition: TensorRT builds its profile for them and
     ``auto`` times backends on a window of that length. ``onnx`` is an existing export of this model
-    (otherwise one is exported once into the cache); ``precision`` is TensorRT's and the CUDA engine's
-    (fp16, bf16, fp32); ``device`` is the torch backend's (default: CUDA when present; it runs float32);
-    ``compile`` turns on ``torch.compile`` (torch and CUDA engines);
-    ``memory_budget`` (bytes) bounds a call's activations, beyond which frames are tiled.
-    Raises ``ModelFileError`` for a broken model and ``BackendError`` for a backend that cannot run.
+    (otherwise one is exported once into the cache); ``memory_budget`` (bytes) bounds a call's
+    activations, beyond which frames are tiled. ``options`` are the backend's own (its ``Options``):
+    ``precision`` (tensorrt, cuda: fp16, bf16, fp32), ``device`` (torch, onnxruntime; default CUDA
+    when present; torch runs float32), ``compile`` (torch, cuda: ``torch.compile``), ``threads``
+    (torch, onnxruntime), ``providers`` (onnxruntime), ``cuda_graphs`` (tensorrt, cuda); ``auto``
+    gives each backend those it has.
+    Raises ``ModelFileError`` for a broken model and ``BackendError`` for a backend that cannot run
+    or an option it does not have.
     """
     net, card = load_model(model)
-    recipe = _Recipe(
+    request = EngineRequest(
         net,
         card,
-        Path(onnx) if onnx else None,
         Path(cache_dir) if cache_dir else default_cache_dir(),
         window,
         frame_size,
-        precision,
-        device or ("cuda" if torch.cuda.is_available() else "cpu"),
-        compile,
         memory_budget,
+        Path(onnx) if onnx else None,
     )
-    if backend != "auto":
-        return Engine(recipe.make(backend), card, reason=f"{backend} was asked for")
-    engine = _auto(recipe)
+    if backend != AUTO:
+        return Engine(build_backend(backend, request, options), card, f"{backend} was asked for")
+    engine = _auto(request, options)
     log.info("auto picked %s", engine.describe())
     return engine
 
 
-def _auto(recipe: _Recipe) -> Engine:
-    """TensorRT where it works, else the CUDA engine where it works, else the faster CPU backend.
+def _auto(request: EngineRequest, options: Mapping[str, Any]) -> Engine:
+    """The first preferred backend that works (TensorRT, then the CUDA engine), else the fastest
+    of the others that work here (ONNX Runtime or torch on the CPU).
 
-    A GPU engine must also denoise one probe window; one that fails falls through to the next, and
-    ``Engine.reason`` says why each earlier choice could not run.
+    A preferred engine must also denoise one probe window; one that fails falls through to the next,
+    and ``Engine.reason`` says why each earlier choice could not run. Each backend gets the options
+    its model has; an option none has is refused.
     """
     notes: list[str] = []
-    gpu_engines = (
-        ("tensorrt", "TensorRT is the fastest engine on an NVIDIA GPU"),
-        ("cuda", "the CUDA engine is the fastest on an NVIDIA GPU without TensorRT"),
-    )
-    for name, why in gpu_engines:
+    classes: dict[str, type[Backend]] = {}
+    for name in REGISTRY:
         try:
-            engine = Engine(recipe.make(name), recipe.card)
-            seconds = _probe_seconds(engine, recipe)
+            classes[name] = backend_class(name)
+        except BackendError as err:
+            notes.append(str(err).rstrip("."))
+    known = {field for cls in classes.values() for field in cls.Options.model_fields}
+    for option in options:
+        if option not in known:
+            raise BackendError(f"no backend has an option {option!r}.", option=option)
+
+    def attempt(name: str) -> tuple[float, Engine] | None:
+        own = {k: v for k, v in options.items() if k in classes[name].Options.model_fields}
+        try:
+            engine = Engine(build_backend(name, request, own), request.card)
+            return _probe_seconds(engine, request), engine
         # torch's CUDA and torch.compile errors are RuntimeErrors
         except (BackendError, RuntimeError) as err:
             notes.append(str(err).rstrip("."))
-            continue
-        engine.reason = f"{why}: {seconds * 1e3:.0f} ms per {_probe_text(recipe)}"
-        engine.reason += "".join(f"; {note}" for note in notes)
-        return engine
-    timed: list[tuple[float, Engine]] = []
-    for name in ("onnxruntime", "torch"):
-        try:
-            engine = Engine(recipe.make(name), recipe.card)
-            timed.append((_probe_seconds(engine, recipe), engine))
-        except (BackendError, RuntimeError) as err:
-            notes.append(str(err).rstrip("."))
+            return None
+
+    for name, cls in classes.items():
+        if cls.preferred_because is not None and (made := attempt(name)):
+            seconds, engine = made
+            engine.reason = (
+                f"{cls.preferred_because}: {seconds * 1e3:.0f} ms per {_probe_text(request)}"
+            )
+            engine.reason += "".join(f"; {note}" for note in notes)
+            return engine
+    timed = [
+        made
+        for name, cls in classes.items()
+        if cls.preferred_because is None and (made := attempt(name))
+    ]
     if not timed:
         raise BackendError("no backend can run here: " + "; ".join(notes))
     timed.sort(key=lambda pair: pair[0])
     best = timed[0][1]
     versus = ", ".join(f"{e.name} {s * 1e3:.0f} ms" for s, e in timed)
-    best.reason = f"fastest that works here: {versus} per {_probe_text(recipe)}; {'; '.join(notes)}"
+    best.reason = (
+        f"fastest that works here: {versus} per {_probe_text(request)}; {'; '.join(notes)}"
+    )
     return best
 
 
-def _probe_text(recipe: _Recipe) -> str:
-    return f"{recipe.window}-frame {PROBE_SIZE}x{PROBE_SIZE} window"
+def _probe_text(request: EngineRequest) -> str:
+    return f"{request.window}-frame {PROBE_SIZE}x{PROBE_SIZE} window"
 
 
-def _probe_seconds(engine: Engine, recipe: _Recipe, repeats: int = 1) -> float:
+def _probe_seconds(engine: Engine, request: EngineRequest, repeats: int = 1) -> float:
     """Best time of ``repeats`` calls on a window of the live length, after a warm-up call."""
-    h, w = (min(PROBE_SIZE, n) for n in recipe.frame_size)
-    window = np.random.default_rng(0).random((recipe.window, engine.channels, h, w))
+    h, w = (min(PROBE_SIZE, n) for n in request.frame_size)
+    window = np.random.default_rng(0).random((request.window, engine.channels, h, w))
     engine.denoise(window[None])
     best = float("inf")
     for _ in range(repeats):

@@ -23,7 +23,7 @@ from types import ModuleType
 
 import torch
 
-from livedenoise.inference.base import BackendError, Limits
+from livedenoise.inference.base import BackendError, BackendOptions, EngineRequest, Limits
 from livedenoise.inference.cache import cached, key_digest
 from livedenoise.inference.gpu import (
     NO_GPU,
@@ -32,6 +32,8 @@ from livedenoise.inference.gpu import (
     Profile,
     Staging,
     check_precision,
+    derive_profile,
+    value_bytes,
 )
 from livedenoise.inference.gpu import PRECISIONS as PRECISIONS  # the export command's choices
 from livedenoise.model import ModelCard, file_sha256
@@ -186,10 +188,40 @@ def cached_engine(
     return cached(cache_dir / f"{card.name}.{key_digest(key)}.engine", key, build)
 
 
+class TensorRTOptions(BackendOptions):
+    """``precision``: fp16, bf16 or fp32; ``cuda_graphs``: replay each shape as a CUDA graph."""
+
+    precision: str = "fp16"
+    cuda_graphs: bool = True
+
+    def build(self, request: EngineRequest) -> TensorRTBackend:
+        """The engine planned for the request's window and frame size, within its memory budget
+        (default: half the GPU's memory)."""
+        require_tensorrt()  # before asking CUDA for the memory the profile is sized to
+        budget = request.memory_budget or torch.cuda.mem_get_info()[1] // 2
+        profile = derive_profile(
+            request.card.config,
+            request.frame_size,
+            request.window,
+            budget,
+            bytes_per_value=value_bytes(self.precision),
+        )
+        return TensorRTBackend(
+            request.onnx_path(),
+            request.card,
+            profile,
+            request.cache_dir,
+            self.precision,
+            self.cuda_graphs,
+        )
+
+
 class TensorRTBackend(CudaGraphBackend):
     """A cached TensorRT engine executed on a torch CUDA stream."""
 
     name = "tensorrt"
+    Options = TensorRTOptions
+    preferred_because = "TensorRT is the fastest engine on an NVIDIA GPU"
 
     def __init__(
         self,

@@ -6,11 +6,39 @@ import copy
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from livedenoise.cpu import threads_text
-from livedenoise.inference.base import Backend, BackendError, Engine, Limits, Shape5
+from livedenoise.cpu import cpu_threads, threads_text
+from livedenoise.inference.base import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    Engine,
+    EngineRequest,
+    Limits,
+    Shape5,
+)
 from livedenoise.inference.memory import available_memory, max_side
 from livedenoise.model import CNNT, ModelCard, Normalization
+
+
+def default_device() -> str:
+    """Where torch runs unless told: the CUDA GPU when there is one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TorchOptions(BackendOptions):
+    """``device``: a torch device (default ``default_device``); ``compile``: ``torch.compile``;
+    ``threads``: torch's CPU threads (default: ``livedenoise.cpu``'s count)."""
+
+    device: str | None = None
+    compile: bool = False
+    threads: int | None = Field(default=None, ge=1)
+
+    def build(self, request: EngineRequest) -> TorchBackend:
+        device = self.device or default_device()
+        threads = (self.threads or cpu_threads()) if device == "cpu" else None
+        return TorchBackend(request.net, device, self.compile, request.memory_budget, threads)
 
 
 class TorchBackend(Backend):
@@ -23,6 +51,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    Options = TorchOptions
 
     def __init__(
         self,
