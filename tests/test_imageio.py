@@ -118,8 +118,11 @@ def test_collection_images_are_chosen_by_name(tmp_path: Path) -> None:
     for i in range(2):
         write_zarr(tmp_path / "plate.ome.zarr" / str(i), Image(np.full((8, 10), i, np.uint8), "YX"))
     assert list_images(tmp_path / "plate.ome.zarr") == ["0", "1"]
-    with pytest.raises(ImageFileError, match=r"holds 2 images \(0, 1\); choose one with --image"):
+    with pytest.raises(
+        ImageFileError, match=r"holds 2 images \(0, 1\); choose one by its name"
+    ) as err:
         read_image(tmp_path / "plate.ome.zarr")
+    assert err.value.option == "image"  # the parameter that fixes it, for each front end to name
     assert read_image(tmp_path / "plate.ome.zarr", "1").data.max() == 1
     assert read_image(tmp_path / "plate.ome.zarr" / "1").data.max() == 1  # the group itself
     with pytest.raises(ImageFileError, match="has no image 7; it has 0, 1"):

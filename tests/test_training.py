@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from livedenoise.acquisition.noise import DetectorModel
 from livedenoise.cli import app
+from livedenoise.imageio import Image, write_image
 from livedenoise.inference import denoise_stack, load_engine
 from livedenoise.metrics import ssim as numpy_ssim
 from livedenoise.model import ModelCard, Normalization, build_model, load_model, preset, save_model
@@ -270,6 +271,19 @@ def test_broken_pairs_folder_names_the_file(tmp_path: Path, breakage: str, messa
         (folder / "clean" / "p1.npy").write_bytes(b"not an array")
     with pytest.raises(PairsError, match=message):
         load_pairs(folder)
+
+
+def test_pairs_are_read_in_any_image_format_ome_zarr_included(tmp_path: Path) -> None:
+    """Pair files go through livedenoise.imageio: OME-Zarr images (folders) pair as files do."""
+    rng = np.random.default_rng(6)
+    clean = specimen(rng)
+    noisy = rng.poisson(np.broadcast_to(clean, (3, 64, 64))).astype(np.uint16)
+    write_image(tmp_path / "noisy" / "field.ome.zarr", Image(noisy, "TYX"))
+    write_image(tmp_path / "clean" / "field.ome.zarr", Image(clean, "YX"))
+    (pair,) = load_pairs(tmp_path)
+    assert pair.name == "field.ome.zarr" and pair.noisy.dtype == np.float32
+    np.testing.assert_array_equal(pair.noisy, noisy)
+    np.testing.assert_array_equal(pair.clean, np.broadcast_to(clean, noisy.shape))
 
 
 # ---- the command line -------------------------------------------------------------------

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from livedenoise.cli.common import console, fail
+from livedenoise.imageio import known_formats
 from livedenoise.model import ModelFileError, find_model, model_paths
 from livedenoise.training import FinetuneReport, FinetuneSettings, PairsError, finetune_folder
 
@@ -20,7 +21,7 @@ def finetune(
     data: Annotated[
         Path,
         typer.Argument(
-            help="A folder with noisy/ and clean/ holding files of the same name (TIFF or .npy; "
+            help=f"A folder with noisy/ and clean/ holding files of the same name ({known_formats()}; "
             "images, time series or z-stacks); with --self-supervised, a folder of noisy recordings."
         ),
     ],

@@ -1,4 +1,6 @@
-"""Reading and writing images: TIFF (ImageJ, OME, plain), NumPy ``.npy`` and OME-Zarr.
+"""Reading and writing images in the registered formats: TIFF (ImageJ, OME, plain), NumPy ``.npy``
+and OME-Zarr, each one module registered in ``registry`` (a new format: a module and one
+``register`` line below, or ``register`` from a plug-in).
 
 An image is an array plus one axis letter per dimension from ``TZCYX`` (time, z, channel, y, x) and
 what the file said about it: pixel size, z step and time interval with their units, the first pixel's
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livedenoise.imageio import npy, omezarr, tiff
 from livedenoise.imageio.image import (
     AXES,
     Image,
@@ -27,88 +30,87 @@ from livedenoise.imageio.image import (
     from_frames,
     guess_note,
 )
-from livedenoise.imageio.omezarr import NGFF_ORDER, create_zarr, list_images, read_zarr, write_zarr
-from livedenoise.imageio.tiff import check_tiff_dtype, read_tiff, write_tiff
+from livedenoise.imageio.omezarr import NGFF_ORDER, create_zarr, read_zarr
+from livedenoise.imageio.registry import ImageFormat, format_of, formats, known_formats, register
+
+register(tiff.FORMAT)
+register(npy.FORMAT)
+register(omezarr.FORMAT)
 
 __all__ = [
     "AXES",
     "NGFF_ORDER",
     "Image",
     "ImageFileError",
+    "ImageFormat",
     "as_frames",
     "check_axes",
     "check_writable",
     "create_zarr",
+    "default_axes",
     "describe",
+    "format_of",
+    "formats",
     "from_frames",
     "guess_note",
     "image_format",
+    "known_formats",
     "list_images",
     "read_image",
     "read_zarr",
+    "register",
     "write_image",
 ]
 
 
 def image_format(path: Path) -> str:
-    """``"tiff"``, ``"npy"`` or ``"zarr"`` from the name (a zarr group needs no suffix to be read).
-
-    Raises ImageFileError for any other name.
-    """
-    name = path.name.lower()
-    if name.endswith((".tif", ".tiff")):
-        return "tiff"
-    if name.endswith(".npy"):
-        return "npy"
-    if name.endswith(".zarr") or (path / "zarr.json").is_file() or (path / ".zgroup").is_file():
-        return "zarr"
-    raise ImageFileError(
-        f"{path}: unknown image format {path.suffix or '(no suffix)'!r}; "
-        "use .tif/.tiff, .ome.tif, .npy or .ome.zarr."
-    )
+    """The name of ``path``'s format (``"tiff"``, ``"npy"``, ``"zarr"``, ...): by its name, or for
+    an existing path without a known suffix by what it holds (a zarr group). Raises ImageFileError
+    for any other."""
+    return format_of(path).name
 
 
 def read_image(path: str | Path, name: str | None = None) -> Image:
-    """Read a TIFF, ``.npy`` or OME-Zarr (0.4 or 0.5) image into memory.
+    """Read an image of any registered format into memory.
 
-    ``name`` chooses an image inside an OME-Zarr collection (``raw/p0`` of a run store) or a series of
-    a TIFF (its number from 0, or its name). Raises ImageFileError for a missing or unreadable file,
-    one that holds no intensities, a ``name`` that is not there, or a file of several images without
-    ``name`` (the message lists them).
+    ``name`` chooses an image inside a file of several (``raw/p0`` of a run store, a series of a
+    TIFF: its number from 0, or its name). Raises ImageFileError for a missing or unreadable file,
+    one that holds no intensities, a ``name`` that is not there or given for a format of one image per
+    file, or a file of several images without ``name`` (the message lists them).
     """
     path = Path(path)
     if not path.exists():
-        raise ImageFileError(f"{path}: no such file.")
-    kind = image_format(path)
-    if name is not None and kind == "npy":
+        raise ImageFileError(f"{path}: no such file.", path=path)
+    kind = format_of(path)
+    if name is not None and not kind.several:
         raise ImageFileError(
-            f"{path}: a .npy holds one image; --image chooses one inside an OME-Zarr collection "
-            "or a TIFF of several series."
+            f"{path}: a {kind.title} file holds one image; an image name chooses one "
+            "inside a file of several (an OME-Zarr collection, a TIFF of several series)",
+            path=path,
+            option="image",
+            value=name,
         )
-    if kind == "zarr":
-        image = read_zarr(path, name)
-    else:
-        image = _read_npy(path) if kind == "npy" else read_tiff(path, name)
+    image = kind.read(path, name)
     if image.data.dtype.kind not in "uif":
         raise ImageFileError(
-            f"{path}: holds {image.data.dtype} values, not integer or floating-point intensities."
+            f"{path}: holds {image.data.dtype} values, not integer or floating-point intensities.",
+            path=path,
         )
     return image
 
 
-def _read_npy(path: Path) -> Image:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ImageFileError(f"{path}: not a NumPy .npy array ({err}).") from None
-    return Image(data, default_axes(data.ndim), axes_guessed=data.ndim > 2)
+def list_images(path: Path) -> list[str]:
+    """The names of the images of a file of several (a collection's ``["raw/p0", ...]``); ``[]``
+    for one image, or a format that names none. Raises ImageFileError for an unknown format."""
+    kind = format_of(path)
+    return kind.list_images(path) if kind.list_images is not None else []
 
 
 def check_writable(path: Path, dtype: np.dtype) -> None:
     """Raise ImageFileError unless ``path``'s suffix names a format that can hold ``dtype``."""
-    kind = image_format(Path(path.name))  # by its name alone: an output need not exist yet
-    if kind == "tiff":
-        check_tiff_dtype(path, np.dtype(dtype))
+    kind = format_of(Path(path.name))  # by its name alone: an output need not exist yet
+    if kind.check_writable is not None:
+        kind.check_writable(path, np.dtype(dtype))
 
 
 def write_image(path: str | Path, image: Image) -> None:
@@ -117,11 +119,6 @@ def write_image(path: str | Path, image: Image) -> None:
     Raises ImageFileError for an unknown suffix or a dtype the format cannot hold.
     """
     path = Path(path)
-    kind = image_format(Path(path.name))
+    kind = format_of(Path(path.name))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "tiff":
-        write_tiff(path, image)
-    elif kind == "npy":
-        np.save(path, image.in_order(AXES).data)
-    else:
-        write_zarr(path, image)
+    kind.write(path, image)

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from livedenoise.errors import LivedenoiseError
+
 AXES = "TZCYX"  # the standard order (ImageJ's hyperstack order; NGFF puts C before Z)
 
 
-class ImageFileError(ValueError):
+class ImageFileError(LivedenoiseError, ValueError):
     """A file that cannot be read or written as an image; the message names it and says why."""
 
 
@@ -42,7 +44,7 @@ class Image:
         self.translation = {a: v for a, v in self.translation.items() if a in self.axes}
 
     def with_axes(self, axes: str) -> Image:
-        """The same data read with other axes (``--axes``); calibration of renamed axes is dropped."""
+        """The same data read with other axes (a user's override); calibration of renamed axes is dropped."""
         axes = axes.upper()
         check_axes(axes, self.data.shape)
         kept = {a for a, b in zip(axes, self.axes, strict=True) if a == b}
@@ -68,13 +70,17 @@ def check_axes(axes: str, shape: tuple[int, ...]) -> None:
     if len(axes) != len(shape):
         raise ImageFileError(
             f"axes {axes!r} name {len(axes)} dimensions but the image has {len(shape)} "
-            f"(shape {shape})."
+            f"(shape {shape}).",
+            option="axes",
+            value=axes,
         )
     unknown = sorted(set(axes) - set(AXES))
     if unknown or len(set(axes)) != len(axes) or not {"Y", "X"} <= set(axes):
         raise ImageFileError(
             f"axes {axes!r}: give one letter per dimension from {AXES} (time, z, channel, y, x), "
-            "each at most once, Y and X included."
+            "each at most once, Y and X included.",
+            option="axes",
+            value=axes,
         )
 
 
@@ -137,10 +143,10 @@ def guess_note(image: Image) -> str:
     if not image.axes_guessed:
         return ""
     other = image.axes.translate(str.maketrans("TZ", "ZT"))
-    example = f" (e.g. --axes {other})" if other != image.axes else ""
+    example = f" (e.g. {other})" if other != image.axes else ""
     return (
-        f"axes {image.axes} guessed: the file does not name them; if they are wrong, give them "
-        f"with --axes{example}"
+        f"axes {image.axes} guessed: the file does not name them; if they are wrong, give the "
+        f"axes{example}"
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from yaozarrs import v04, v05, validate_ome_object
 
 from livedenoise.imageio.image import Image, ImageFileError
+from livedenoise.imageio.registry import ImageFormat
 from livedenoise.storage.ngff import image_attrs
 
 NGFF_ORDER = "TCZYX"
@@ -30,10 +31,15 @@ def _open(path: Path, name: str = "") -> zarr.Group:
     except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
         if name and isinstance(err, KeyError) and (images := list_images(path)):
             raise ImageFileError(
-                f"{path} has no image {name}; it has {', '.join(images)}."
+                f"{path} has no image {name}; it has {', '.join(images)}",
+                path=path,
+                option="image",
+                value=name,
             ) from None
         where = f"{path}/{name}" if name else str(path)
-        raise ImageFileError(f"{where}: not a zarr group ({type(err).__name__}: {err}).") from None
+        raise ImageFileError(
+            f"{where}: not a zarr group ({type(err).__name__}: {err}).", path=path
+        ) from None
 
 
 def _ome(group: zarr.Group) -> Any:
@@ -69,22 +75,27 @@ def read_zarr(path: Path, name: str | None = None, *, lazy: bool = False) -> Ima
     """An NGFF image: the group at ``path``, the image ``name`` inside it, or a collection's only image.
 
     ``lazy`` leaves the pixels on disk: ``Image.data`` is then the full-resolution ``zarr.Array``
-    (indexing it reads only what is asked for), for recordings larger than memory. Raises ImageFileError for a path that holds no NGFF image, and for a collection of several images
+    (indexing it reads only what is asked for), for recordings larger than memory. Raises
+    ImageFileError for a path that holds no NGFF image, and for a collection of several images
     without ``name`` (the message lists them).
     """
     if name is None and (names := list_images(path)):
         if len(names) > 1:
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
             raise ImageFileError(
-                f"{path} holds {len(names)} images ({shown}); choose one with --image, "
-                f"e.g. --image {names[0]}."
+                f"{path} holds {len(names)} images ({shown}); choose one by its name, "
+                f"e.g. image {names[0]}",
+                path=path,
+                option="image",
             )
         name = names[0]
     group = _open(path, name or "")
     meta = _ome(group)
     where = f"{path}/{name}" if name else str(path)
     if not isinstance(meta, (v05.Image, v04.Image)):
-        raise ImageFileError(f"{where}: not an OME-Zarr image (no NGFF multiscales metadata).")
+        raise ImageFileError(
+            f"{where}: not an OME-Zarr image (no NGFF multiscales metadata).", path=path
+        )
     multiscale = meta.multiscales[0]
     dataset = multiscale.datasets[0]  # the full resolution
     axes = "".join(a.name.upper() for a in multiscale.axes)
@@ -93,7 +104,9 @@ def read_zarr(path: Path, name: str | None = None, *, lazy: bool = False) -> Ima
         data = array if lazy else np.asarray(array)
         image = Image(data, axes)  # type: ignore[arg-type]
     except (KeyError, ImageFileError) as err:
-        raise ImageFileError(f"{where}: not a readable OME-Zarr image ({err}).") from None
+        raise ImageFileError(
+            f"{where}: not a readable OME-Zarr image ({err}).", path=path
+        ) from None
     scale, translation = _transforms(
         [*dataset.coordinateTransformations, *(multiscale.coordinateTransformations or [])],
         len(axes),
@@ -157,3 +170,20 @@ def create_zarr(
     return group.create_array(
         "0", shape=shape, dtype=dtype, chunks=plane, dimension_names=list(axes.lower())
     )
+
+
+def is_zarr_group(path: Path) -> bool:
+    """Whether ``path`` is a zarr group (v3 or v2), whatever its name."""
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
+FORMAT = ImageFormat(
+    "zarr",
+    "OME-Zarr (.ome.zarr)",
+    (".zarr",),
+    read_zarr,
+    write_zarr,
+    list_images=list_images,
+    recognise=is_zarr_group,
+    several=True,
+)

@@ -16,6 +16,7 @@ import numpy as np
 import tifffile
 
 from livedenoise.imageio.image import AXES, Image, ImageFileError
+from livedenoise.imageio.registry import ImageFormat
 
 # the dtypes an ImageJ hyperstack holds
 IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -68,13 +69,16 @@ def read_tiff(path: Path, series: str | None = None) -> Image:
     except ImageFileError:
         raise
     except (tifffile.TiffFileError, ValueError, IndexError) as err:
-        raise ImageFileError(f"{path}: not a readable TIFF image ({err}).") from None
+        raise ImageFileError(f"{path}: not a readable TIFF image ({err}).", path=path) from None
     axes, guessed = _letters(chosen.axes, rgb)
     try:
         return Image(data, axes, axes_guessed=guessed, rgb=rgb, **calibration)
     except ImageFileError as err:
         raise ImageFileError(
-            f"{path}: TIFF axes {chosen.axes!r} read as {axes!r}: {err} Give the axes with --axes."
+            f"{path}: TIFF axes {chosen.axes!r} read as {axes!r}: {err}",
+            path=path,
+            option="axes",
+            hint="give the image's axes",
         ) from None
 
 
@@ -94,8 +98,11 @@ def _series_index(path: Path, series: list[tifffile.TiffPageSeries], chosen: str
     )
     wrong = "" if chosen is None else f"has no series {chosen!r}: it "
     raise ImageFileError(
-        f"{path} {wrong}holds {len(series)} series (images: {listed}); choose one with --image, "
-        f"e.g. --image {len(series) - 1}."
+        f"{path} {wrong}holds {len(series)} series (images: {listed}); choose one by its number "
+        f"or name, e.g. image {len(series) - 1}",
+        path=path,
+        option="image",
+        value=chosen,
     )
 
 
@@ -179,7 +186,10 @@ def check_tiff_dtype(path: Path, dtype: np.dtype) -> None:
     if not is_ome_name(path) and dtype not in IMAGEJ_DTYPES:
         raise ImageFileError(
             f"{path}: an ImageJ TIFF holds uint8, uint16 or float32 values, not {dtype}; "
-            "name the output .ome.tif (OME-TIFF holds any), or write float32 (--float32)."
+            "name the output .ome.tif (OME-TIFF holds any), or write float32",
+            path=path,
+            option="float32",
+            value=dtype,
         )
 
 
@@ -239,3 +249,14 @@ def _ome_metadata(image: Image, axes: str) -> dict[str, Any]:
             metadata.setdefault("Plane", {})[f"Position{axis}"] = [offset] * planes
             metadata["Plane"][f"Position{axis}Unit"] = [_OME_UNIT[image.units[axis]]] * planes
     return metadata
+
+
+FORMAT = ImageFormat(
+    "tiff",
+    "TIFF (.tif; .ome.tif for OME-TIFF)",
+    (".tif", ".tiff"),
+    read_tiff,
+    write_tiff,
+    check_writable=check_tiff_dtype,
+    several=True,
+)

@@ -1,8 +1,9 @@
 """Fine-tuning data on disk: a folder with ``noisy/`` and ``clean/`` holding files of the same name.
 
-Files are TIFF or NumPy ``.npy``: one image (H x W), or a time series or z-stack (N x H x W). A noisy
-stack may be paired with a single clean image (repeats of a static field and their average). Every
-problem is reported naming the file, because a user fixing a set of 10 pairs needs to know which one.
+Files are in any format ``livedenoise.imageio`` reads (TIFF, NumPy ``.npy``, OME-Zarr, ...): one
+image (H x W), or a time series or z-stack (N x H x W), of one channel. A noisy stack may be paired
+with a single clean image (repeats of a static field and their average). Every problem is reported
+naming the file, because a user fixing a set of 10 pairs needs to know which one.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-SUFFIXES = (".tif", ".tiff", ".npy")
+from livedenoise.errors import LivedenoiseError
+from livedenoise.imageio import ImageFileError, as_frames, format_of, known_formats, read_image
 
 
-class PairsError(ValueError):
+class PairsError(LivedenoiseError, ValueError):
     """A fine-tuning folder or one of its files cannot be used; the message names the file."""
 
 
@@ -33,44 +34,47 @@ class ImagePair:
 def read_frames(path: Path) -> np.ndarray:
     """One image file as ``[N, H, W]`` float32 (a single image has N = 1)."""
     try:
-        if path.suffix.lower() == ".npy":
-            data = np.load(path, allow_pickle=False)
-        else:
-            data = tifffile.imread(path)
-    except Exception as err:  # any reader failure means the same thing to the user
-        raise PairsError(f"{path}: cannot be read as an image ({err}).") from None
-    data = np.asarray(data)
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise PairsError(f"{path}: holds {data.dtype} values, not image intensities.")
-    while data.ndim > 3 and data.shape[0] == 1:
-        data = data[0]
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3 or min(data.shape[1:]) < 8:
+        frames = as_frames(read_image(path))  # [N, C, H, W]
+    except ImageFileError as err:
+        reason = err.message.removeprefix(f"{path}: ").rstrip(".")
+        raise PairsError(f"{path}: cannot be read as an image ({reason}).", path=path) from None
+    if frames.shape[1] != 1:
+        raise PairsError(
+            f"{path}: holds {frames.shape[1]} channels; a pair's files hold one.", path=path
+        )
+    data = frames[:, 0]
+    if min(data.shape[1:]) < 8:
         raise PairsError(
             f"{path}: shape {data.shape} is not an image (H x W) or a stack of images (N x H x W) "
-            "of at least 8 x 8 pixels."
+            "of at least 8 x 8 pixels.",
+            path=path,
         )
     if not np.isfinite(data).all():
-        raise PairsError(f"{path}: contains NaN or infinite values.")
+        raise PairsError(f"{path}: contains NaN or infinite values.", path=path)
     return data.astype(np.float32)
 
 
 def image_files(folder: Path) -> dict[str, Path]:
-    """The image files of a folder by name; anything else that is not hidden is refused."""
+    """The image files of a folder by name (an OME-Zarr folder is one); any other file that is not
+    hidden is refused, a folder of no image format skipped."""
     if not folder.is_dir():
-        raise PairsError(f"{folder}: folder not found.")
+        raise PairsError(f"{folder}: folder not found.", path=folder)
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
+        if path.name.startswith("."):
             continue
-        if path.suffix.lower() not in SUFFIXES:
+        try:
+            format_of(path)
+        except ImageFileError:
+            if path.is_dir():
+                continue
             raise PairsError(
-                f"{path}: unsupported file type {path.suffix or '(none)'}; use TIFF or .npy."
-            )
+                f"{path}: unsupported file type {path.suffix or '(none)'}; use {known_formats()}.",
+                path=path,
+            ) from None
         files[path.name] = path
     if not files:
-        raise PairsError(f"{folder}: no image files (TIFF or .npy) in it.")
+        raise PairsError(f"{folder}: no image files ({known_formats()}) in it.", path=folder)
     return files
 
 
@@ -82,12 +86,15 @@ def load_pairs(folder: str | Path) -> list[ImagePair]:
         if not sub.is_dir():
             raise PairsError(
                 f"{sub}: folder not found. A fine-tuning set is a folder with noisy/ and clean/ "
-                "holding files of the same name."
+                "holding files of the same name.",
+                path=sub,
             )
     noisy, clean = image_files(noisy_dir), image_files(clean_dir)
     for name in sorted(noisy.keys() ^ clean.keys()):
         have, lack = (noisy_dir, clean_dir) if name in noisy else (clean_dir, noisy_dir)
-        raise PairsError(f"{have / name} has no partner: {lack / name} is missing.")
+        raise PairsError(
+            f"{have / name} has no partner: {lack / name} is missing.", path=lack / name
+        )
     pairs = []
     for name in sorted(noisy):
         x, y = read_frames(noisy[name]), read_frames(clean[name])
@@ -96,7 +103,8 @@ def load_pairs(folder: str | Path) -> list[ImagePair]:
         if x.shape != y.shape:
             raise PairsError(
                 f"{name}: noisy is {_shape(x)} but clean is {_shape(y)}; a pair must have the "
-                "same shape (or one clean image for a noisy stack)."
+                "same shape (or one clean image for a noisy stack).",
+                path=clean[name],
             )
         pairs.append(ImagePair(name, x, y))
     return pairs
