@@ -6,21 +6,22 @@
 
 Both load the engine, record (or read) the repeats of each field, measure the ladder on each, choose
 the setting that holds on all of them and write the directory whole (``profile.json``, plot, report)
-or not at all. A mistake the user can fix raises
-``CalibrationError`` with what to do; progress goes to a ``CalibrationProgress``, on the calling
-thread (a Qt front end reads what it stores on its own timer).
+or not at all. A mistake the user can fix raises ``CalibrationError`` with what to do. What they
+report goes to ``events`` (``livedenoise.events.Events``), emitted on the calling thread: ``status``
+(the engine), ``progress`` (repeats recorded, rungs denoised, each stage from 0), ``measured`` (each
+rung), then ``finished(profile)`` or ``failed(error)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
-from livedenoise.calibration.analysis import Rung, ladder_for
 from livedenoise.calibration.choose import (
     DEFAULT_REFERENCE_AVERAGES,
     Control,
@@ -37,7 +38,8 @@ from livedenoise.calibration.repeats import (
     check_repeat_count,
     load_repeats,
 )
-from livedenoise.calibration.run import calibrate, save_calibration
+from livedenoise.calibration.run import calibrate, of_fields, save_calibration
+from livedenoise.events import Events, events_or_new
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
 from livedenoise.model import ModelFileError, find_model, model_paths
 from livedenoise.paths import output_refusal
@@ -100,27 +102,6 @@ class RecordedStack(BaseModel):
     )
 
 
-class CalibrationProgress:
-    """What a running calibration reports, in this order; each method does nothing unless overridden."""
-
-    def engine(self, description: str) -> None:
-        """The engine is loaded (as ``Engine.describe`` words it)."""
-
-    def recording(self, setting: str, total: int, field: int, fields: int) -> None:
-        """``total`` repeats of field ``field`` (from 1) of ``fields`` are about to be recorded at
-        ``setting`` (``DEVICE.PROPERTY=VALUE``)."""
-
-    def repeat(self, done: int, total: int) -> None:
-        """``done`` of ``total`` repeats are recorded."""
-
-    def ladder(self, total: int, field: int, fields: int) -> None:
-        """``total`` rungs of field ``field`` (from 1) of ``fields`` are about to be denoised and
-        scored."""
-
-    def rung(self, rung: Rung, total: int) -> None:
-        """One more rung of ``total`` is measured."""
-
-
 def calibrate_on_core(
     core: CMMCorePlus,
     request: CalibrationRequest,
@@ -128,7 +109,7 @@ def calibrate_on_core(
     directory: Path,
     *,
     overwrite: bool = False,
-    progress: CalibrationProgress | None = None,
+    events: Events | None = None,
 ) -> Profile:
     """Record repeats of each field (the current one, or each of ``recording.positions``) and calibrate.
 
@@ -136,25 +117,37 @@ def calibrate_on_core(
     ``overwrite``) or cannot be written (``check_out``), the property, reference or model cannot be
     used, and after a device fault while recording, with nothing written.
     """
-    progress = progress or CalibrationProgress()
+    events = events_or_new(events)
+    with _reported(events):
+        profile = _on_core(core, request, recording, directory, overwrite, events)
+    events.finished.emit(profile)
+    return profile
+
+
+def _on_core(
+    core: CMMCorePlus,
+    request: CalibrationRequest,
+    recording: Recording,
+    directory: Path,
+    overwrite: bool,
+    events: Events,
+) -> Profile:
     check_out(directory, overwrite, request.model)
     if recording.positions and not core.getXYStageDevice():
         raise CalibrationError("stage positions were given, but this microscope has no XY stage.")
     check_repeat_count(recording.repeats)  # the reference below is drawn from them
     control = device_control(core, recording.property)
     reference = reference_value(control, request.reference, recording.repeats // 2)
-    engine = _engine(request, (core.getImageHeight(), core.getImageWidth()), progress)
+    engine = _engine(request, (core.getImageHeight(), core.getImageWidth()), events)
     stops: list[tuple[float, float] | None] = list(recording.positions) or [None]
     fields = []
     for i, xy in enumerate(stops, start=1):
         if xy is not None:
             _move_to(core, xy)
-        progress.recording(
-            f"{control.label}={control.text(control.base)}", recording.repeats, i, len(stops)
-        )
-        fields.append(_record(core, recording.repeats, control, progress))
+        what = f"repeats at {control.label}={control.text(control.base)}" + of_fields(i, len(stops))
+        fields.append(_record(core, recording.repeats, control, events, what))
     profile = _measure(
-        engine, request, fields, control, reference, partial(control.frame_ms, core), progress
+        engine, request, fields, control, reference, partial(control.frame_ms, core), events
     ).model_copy(update={"settings": device_settings(core)})  # what its choice holds for
     save_calibration(directory, profile, overwrite)
     return profile
@@ -166,7 +159,7 @@ def calibrate_from_stack(
     directory: Path,
     *,
     overwrite: bool = False,
-    progress: CalibrationProgress | None = None,
+    events: Events | None = None,
 ) -> Profile:
     """Calibrate on recorded repeat stacks, one per field; the control is the number of frames averaged.
 
@@ -174,7 +167,20 @@ def calibrate_from_stack(
     ``overwrite``) or cannot be written (``check_out``), a stack cannot be used (or its frames
     differ in size from the others'), or the reference or model cannot be used.
     """
-    progress = progress or CalibrationProgress()
+    events = events_or_new(events)
+    with _reported(events):
+        profile = _from_stack(stack, request, directory, overwrite, events)
+    events.finished.emit(profile)
+    return profile
+
+
+def _from_stack(
+    stack: RecordedStack,
+    request: CalibrationRequest,
+    directory: Path,
+    overwrite: bool,
+    events: Events,
+) -> Profile:
     check_out(directory, overwrite, request.model, stack.paths)
     fields = [load_repeats(path, stack.image) for path in stack.paths]
     sizes = {f.frames.shape[1:] for f in fields}
@@ -187,7 +193,7 @@ def calibrate_from_stack(
     reference = reference_value(
         control, request.reference, min(f.frames.shape[0] for f in fields) // 2
     )
-    engine = _engine(request, fields[0].frames.shape[1:], progress)
+    engine = _engine(request, fields[0].frames.shape[1:], events)
     step = stack.frame_ms
     profile = _measure(
         engine,
@@ -196,7 +202,7 @@ def calibrate_from_stack(
         control,
         reference,
         lambda n: None if step is None else n * step,
-        progress,
+        events,
     )
     save_calibration(directory, profile, overwrite)
     return profile
@@ -213,18 +219,26 @@ def check_out(directory: Path, overwrite: bool, model: Path, stacks: Sequence[Pa
     check_free(directory, overwrite)
 
 
+@contextmanager
+def _reported(events: Events) -> Iterator[None]:
+    """Emit ``failed`` with whatever stops the calibration, then let it propagate."""
+    try:
+        yield
+    except Exception as err:
+        events.failed.emit(err)
+        raise
+
+
 def _move_to(core: CMMCorePlus, xy: tuple[float, float]) -> None:
     """Move the XY stage to ``xy`` (um) and wait until it is there."""
     core.setXYPosition(*xy)
     core.waitForDevice(core.getXYStageDevice())
 
 
-def _record(
-    core: CMMCorePlus, count: int, control: Control, progress: CalibrationProgress
-) -> Repeats:
+def _record(core: CMMCorePlus, count: int, control: Control, events: Events, what: str) -> Repeats:
     """``count`` repeats at the control's fastest value; a device fault becomes a CalibrationError."""
     try:
-        return acquire_repeats(core, count, control, lambda done: progress.repeat(done, count))
+        return acquire_repeats(core, count, control, events, what)
     except CalibrationError:
         raise
     except Exception as err:  # MMCore and device adapters raise their own types
@@ -233,15 +247,13 @@ def _record(
         ) from err
 
 
-def _engine(
-    request: CalibrationRequest, frame_size: tuple[int, int], progress: CalibrationProgress
-) -> Engine:
+def _engine(request: CalibrationRequest, frame_size: tuple[int, int], events: Events) -> Engine:
     """The model on its backend for single frames of ``frame_size`` (calibration denoises alone)."""
     try:
         engine = load_engine(request.model, request.backend, window=1, frame_size=frame_size)
     except (ModelFileError, BackendError) as err:
         raise CalibrationError(str(err)) from err
-    progress.engine(engine.describe())
+    events.status.emit(f"engine: {engine.describe()}")
     return engine
 
 
@@ -252,10 +264,9 @@ def _measure(
     control: Control,
     reference: float,
     frame_ms: Callable[[float], float | None],
-    progress: CalibrationProgress,
+    events: Events,
 ) -> Profile:
     """The ladder of each field, breaking point and choice; ``frame_ms`` gives the frame time at a value."""
-    total = len(ladder_for(min(f.frames.shape[0] for f in fields)))
     try:
         profile = calibrate(
             engine,
@@ -268,8 +279,7 @@ def _measure(
             frame_ms,
             criterion=request.criterion,
             planned_frames=request.frames,
-            on_field=lambda i: progress.ladder(total, i + 1, len(fields)),
-            on_rung=lambda rung: progress.rung(rung, total),
+            events=events,
         )
     except InputError as err:
         raise CalibrationError(str(err)) from err

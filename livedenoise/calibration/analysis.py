@@ -22,7 +22,7 @@ fields' crops can be pooled into one interval over crops and fields (``pool``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -30,6 +30,7 @@ from scipy.stats import t as student_t
 
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.residual import structure_share
+from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.inference import Engine, denoised_frames
 from livedenoise.metrics import quality
 
@@ -152,13 +153,16 @@ def measure(
     engine: Engine,
     frames: np.ndarray,
     reference_averages: int,
-    on_rung: Callable[[Rung], None] = lambda rung: None,
+    events: Events | None = None,
+    what: str = "denoising the ladder",
 ) -> Measurement:
     """Raw and denoised quality over the ladder for repeats ``[R, H, W]`` (checked by ``repeats``).
 
     ``reference_averages`` is the reference protocol in frames; raises ``CalibrationError`` when it is
-    beyond the R/2 inputs or the field shows no structure above its reference's noise.
+    beyond the R/2 inputs or the field shows no structure above its reference's noise. ``events``
+    gets ``progress`` (rungs done of the ladder, as ``what``, from 0) and each rung as ``measured``.
     """
+    events = events_or_new(events)
     half = frames.shape[0] // 2
     if not 1 <= reference_averages <= half:
         raise CalibrationError(
@@ -189,7 +193,8 @@ def measure(
     protocol = sums[reference_averages - 1] / reference_averages
     reference_crops = [tuple(quality(protocol[c], reference[c])) for c in grid]
     averages = np.stack([sums[n - 1] / n for n in steps]).astype(np.float32)
-    rungs = []
+    rungs: list[Rung] = []
+    events.progress.emit(Progress(0, len(steps), what))
     # each average alone (WINDOW = 1), scored as soon as it is denoised
     denoised_rungs = denoised_frames(engine, averages, WINDOW)
     for n, raw, denoised in zip(steps, averages, denoised_rungs, strict=True):
@@ -204,7 +209,8 @@ def measure(
         )
         rung = _rung(n, crops, reference_crops)
         rungs.append(rung)
-        on_rung(rung)  # a viewer can draw the curve as it fills in
+        events.measured.emit(rung)  # a viewer can draw the curve as it fills in
+        events.progress.emit(Progress(len(rungs), len(steps), what))
     return Measurement(
         inputs=half,
         reference_frames=later.shape[0],

@@ -8,7 +8,6 @@ code runs on the simulated microscope and on real hardware.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pymmcore_plus import CMMCorePlus
 
 from livedenoise.calibration.choose import Control
 from livedenoise.calibration.errors import CalibrationError
+from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.imageio import ImageFileError, as_frames, describe, read_image
 
 MIN_REPEATS = 4  # 2 inputs (a ladder of 1, 2) and a reference of 2 frames: the least that compares
@@ -85,20 +85,24 @@ def acquire_repeats(
     core: CMMCorePlus,
     count: int,
     control: Control,
-    on_frame: Callable[[int], None] = lambda done: None,
+    events: Events | None = None,
+    what: str = "repeats",
 ) -> Repeats:
     """``count`` frames of the current field at the control's fastest value; the value is restored after.
 
     Frames are snapped one after the other with nothing moved in between. A real sample bleaches while
     it is scanned: the analysis reports the signal lost between the input and reference frames.
+    ``events`` gets ``progress`` (frames recorded, as ``what``, from 0).
     """
     check_repeat_count(count)
+    events = events_or_new(events)
     frames = []
+    events.progress.emit(Progress(0, count, what))
     with control.held(core, control.base):
         for done in range(1, count + 1):
             core.snapImage()
             frames.append(np.array(core.getImage(), copy=True))
-            on_frame(done)
+            events.progress.emit(Progress(done, count, what))
     stack = np.stack(frames)
     check_frames(stack, f"camera {core.getCameraDevice()}")
     return Repeats(stack, f"camera {core.getCameraDevice()}", describe_field(core))

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from livedenoise.calibration.analysis import Measurement, Rung, measure, pool
+from livedenoise.calibration.analysis import Measurement, measure, pool
 from livedenoise.calibration.breaking import combine, find_breaking_point
 from livedenoise.calibration.choose import Control, choose_value, reference_averages
 from livedenoise.calibration.criteria import Criterion, Tolerance
 from livedenoise.calibration.profile import Expected, FieldResult, Profile, Setting, publish
 from livedenoise.calibration.repeats import Repeats
 from livedenoise.calibration.report import write_outputs
+from livedenoise.events import Events
 from livedenoise.inference import Engine
 
 BLEACHING_NOTE = 0.05  # report a signal change between input and reference frames beyond this
@@ -30,23 +31,23 @@ def calibrate(
     *,
     criterion: Criterion | None = None,
     planned_frames: int | None = None,
-    on_field: Callable[[int], None] = lambda index: None,
-    on_rung: Callable[[Rung], None] = lambda rung: None,
+    events: Events | None = None,
 ) -> Profile:
     """Measure each field's repeats with ``engine`` and choose a value of ``control`` that holds on all.
 
     ``reference`` is the user's protocol as a value of the control (checked by ``reference_value``);
     ``margin`` is added to the breaking point, in averages; ``frame_ms`` gives the frame time (ms) at a
-    value; ``criterion`` judges each rung (None: ``Reference()``); ``planned_frames`` the frames of the acquisition to come. Fields with more repeats than the
-    fewest are cut to it, so that all measure one ladder. ``on_field(i)`` is called before field i's
-    ladder. Raises ``CalibrationError`` as ``measure``.
+    value; ``criterion`` judges each rung (None: ``Reference()``); ``planned_frames`` the frames of
+    the acquisition to come. Fields with more repeats than the fewest are cut to it, so that all
+    measure one ladder. ``events`` gets each field's ``progress`` and rungs (``measure``). Raises
+    ``CalibrationError`` as ``measure``.
     """
     count = min(f.frames.shape[0] for f in fields)
     ref_averages = reference_averages(control, reference)
     results = []
-    for i, repeats in enumerate(fields):
-        on_field(i)
-        m = measure(engine, repeats.frames[:count], ref_averages, on_rung)
+    for i, repeats in enumerate(fields, start=1):
+        what = "denoising the ladder" + of_fields(i, len(fields))
+        m = measure(engine, repeats.frames[:count], ref_averages, events, what)
         verdict = find_breaking_point(m.rungs, tolerance, control.averages(reference), criterion)
         results.append(
             FieldResult(source=repeats.source, field=repeats.field, measurement=m, verdict=verdict)
@@ -107,6 +108,11 @@ def calibrate(
         planned_frames=planned_frames,
         notes=notes,
     )
+
+
+def of_fields(field: int, fields: int) -> str:
+    """`` (field 2 of 3)`` where there are several fields, for progress."""
+    return f" (field {field} of {fields})" if fields > 1 else ""
 
 
 def _expected(m: Measurement, chosen_averages: float | None) -> Expected:

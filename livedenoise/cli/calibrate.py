@@ -28,21 +28,21 @@ from rich.table import Table
 from livedenoise.acquisition import ConfigError
 from livedenoise.app import open_microscope, release_microscope
 from livedenoise.app.calibration import (
-    CalibrationProgress,
     CalibrationRequest,
     RecordedStack,
     Recording,
     calibrate_from_stack,
     calibrate_on_core,
 )
-from livedenoise.calibration.analysis import Rung
 from livedenoise.calibration.choose import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.calibration.criteria import CRITERIA, Tolerance, names
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
-from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
+from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.events import Events
+from livedenoise.events import Progress as TaskProgress
 from livedenoise.pipeline.output import expected_frames
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
@@ -52,8 +52,9 @@ CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=st
 DEFAULT_CRITERION = CriterionName(names()[0])
 
 
-class _Bars(CalibrationProgress):
-    """The calibration as it goes: the engine line, then a bar for the repeats and one for the ladder.
+class _Bars:
+    """The calibration as it goes: the engine line, then a bar for each stage (the repeats, the
+    ladder), which starts with its ``progress`` at 0.
 
     The bars appear with the first of them, so an error before that prints alone; use as a context.
     """
@@ -63,6 +64,9 @@ class _Bars(CalibrationProgress):
     def __init__(self) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         self.bars = Progress(*columns, TimeElapsedColumn(), console=console)
+        self.events = Events()
+        self.events.status.connect(self._status)
+        self.events.progress.connect(self._progress)
 
     def __enter__(self) -> _Bars:
         return self
@@ -71,28 +75,15 @@ class _Bars(CalibrationProgress):
         if self.bars.live.is_started:
             self.bars.stop()
 
-    def _stage(self, description: str, total: int) -> None:
-        self.bars.start()
-        self.task = self.bars.add_task(description, total=total)
+    def _status(self, text: str) -> None:
+        console.print(text)
 
-    def engine(self, description: str) -> None:
-        console.print(f"engine: {description}")
-
-    def recording(self, setting: str, total: int, field: int, fields: int) -> None:
-        self._stage(f"repeats at {setting}{_of(field, fields)}", total)
-
-    def repeat(self, done: int, total: int) -> None:
-        self.bars.update(self.task, completed=done)
-
-    def ladder(self, total: int, field: int, fields: int) -> None:
-        self._stage(f"denoising the ladder{_of(field, fields)}", total)
-
-    def rung(self, rung: Rung, total: int) -> None:
-        self.bars.advance(self.task)
-
-
-def _of(field: int, fields: int) -> str:
-    return f" (field {field} of {fields})" if fields > 1 else ""
+    def _progress(self, progress: TaskProgress) -> None:
+        if progress.done == 0:
+            self.bars.start()
+            self.task = self.bars.add_task(progress.what, total=progress.total)
+        else:
+            self.bars.update(self.task, completed=progress.done)
 
 
 def parse_xy(text: str) -> tuple[float, float]:
@@ -222,7 +213,7 @@ def calibrate_command(
             help="DEVICE.PROPERTY=VALUE before recording (repeatable).",
         ),
     ] = None,
-    backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
+    backend: BackendOption = BackendName("auto"),
     frame_ms: Annotated[
         float | None,
         typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
@@ -249,11 +240,11 @@ def calibrate_command(
             tolerance=_tolerance(tolerance_psnr, tolerance_ssim, tolerance_structure),
             frames=expected_frames(load_sequence(sequence)) if sequence else frames,
         )
-        with _Bars() as progress:
+        with _Bars() as bars:
             if from_stack:
                 stack = RecordedStack(paths=from_stack, frame_ms=frame_ms, image=image)
                 profile = calibrate_from_stack(
-                    stack, request, directory, overwrite=overwrite, progress=progress
+                    stack, request, directory, overwrite=overwrite, events=bars.events
                 )
             else:
                 recording = Recording(
@@ -262,7 +253,7 @@ def calibrate_command(
                 core = open_microscope(config, set_ or [])
                 try:
                     profile = calibrate_on_core(
-                        core, request, recording, directory, overwrite=overwrite, progress=progress
+                        core, request, recording, directory, overwrite=overwrite, events=bars.events
                     )
                 finally:
                     release_microscope(core)

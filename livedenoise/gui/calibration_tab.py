@@ -21,12 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from livedenoise.app.calibration import (
-    CalibrationProgress,
-    CalibrationRequest,
-    Recording,
-    calibrate_on_core,
-)
+from livedenoise.app.calibration import CalibrationRequest, Recording, calibrate_on_core
 from livedenoise.calibration.analysis import Rung
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import (
@@ -37,6 +32,7 @@ from livedenoise.calibration.profile import (
     load_profile,
 )
 from livedenoise.calibration.report import summary
+from livedenoise.events import Events, Progress
 from livedenoise.model import ModelFileError
 
 
@@ -52,24 +48,9 @@ class Controller(Protocol):
     def running(self) -> bool: ...
 
 
-class _TabProgress(CalibrationProgress):
-    """Hands the calibrating thread's progress to the tab, which draws it on its timer."""
-
-    def __init__(self, tab: CalibrationTab) -> None:
-        self.tab = tab
-
-    def repeat(self, done: int, total: int) -> None:
-        self.tab.message = f"recording repeats… {done}/{total}"
-
-    def ladder(self, total: int, field: int, fields: int) -> None:
-        self.tab.message = "denoising the ladder…"
-
-    def rung(self, rung: Rung, total: int) -> None:
-        self.tab.rungs.append(rung)
-
-
 class CalibrationTab(QWidget):
-    """Reads the running calibration's rungs on the window's timer; the work runs in a thread."""
+    """Reads the running calibration's rungs on the window's timer; the work runs in a thread, whose
+    events (progress, rungs, the result or failure) the tab stores as they come."""
 
     def __init__(self, controller: Controller, out_dir: Path = Path("calibration")) -> None:
         super().__init__()
@@ -134,19 +115,30 @@ class CalibrationTab(QWidget):
         controller = self.controller
         request = CalibrationRequest(model=controller.model, backend=controller.backend)
         directory = self.out_dir / f"viewer-{datetime.now():%Y%m%d-%H%M%S}"
+        events = Events()
+        events.progress.connect(self._progress)
+        events.measured.connect(self._measured)
+        events.finished.connect(lambda profile: self._saved(profile, directory))
+        events.failed.connect(self._failed)
         try:
-            profile = calibrate_on_core(
-                controller.core,
-                request,
-                Recording(repeats=count),
-                directory,
-                progress=_TabProgress(self),
+            calibrate_on_core(
+                controller.core, request, Recording(repeats=count), directory, events=events
             )
-        except Exception as err:  # shown to the user; nothing half-written (save is atomic)
-            self.message = f"calibration failed: {err}"
+        except Exception:  # shown through events.failed; nothing half-written (save is atomic)
             return
+
+    def _progress(self, progress: Progress) -> None:
+        self.message = f"{progress.what}… {progress.done}/{progress.total}"
+
+    def _measured(self, rung: Rung) -> None:
+        self.rungs.append(rung)
+
+    def _saved(self, profile: Profile, directory: Path) -> None:
         self.profile, self.profile_path = profile, directory / PROFILE
         self.message = f"saved {directory}"
+
+    def _failed(self, error: Exception) -> None:
+        self.message = f"calibration failed: {error}"
 
     def _choose_profile(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
