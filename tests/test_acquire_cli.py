@@ -76,8 +76,29 @@ def test_invalid_settings_are_refused_before_anything_runs(
         "--out",
         str(out),
     )
-    assert code == 1 and message in output
+    assert code == 1 and f"setting {setting!r}: {message}" in output
+    assert output.endswith("(--set)")  # the command line names its flag for the setting
     assert not out.exists()
+
+
+def test_a_refused_setting_names_the_parameter_not_a_flag() -> None:
+    """A script or viewer user never typed ``--set``: the library names its own parameter."""
+    from livedenoise.acquisition import make_core
+    from livedenoise.app import release_microscope
+    from livedenoise.errors import LivedenoiseError
+    from livedenoise.pipeline.setup import SetupError, apply_assignments
+
+    core = make_core()
+    try:
+        with pytest.raises(SetupError) as refused:
+            apply_assignments(core, ["Scope.LineAverage=1"])
+    finally:
+        release_microscope(core)
+    error = refused.value
+    assert isinstance(error, LivedenoiseError) and isinstance(error, ValueError)
+    assert error.option == "settings" and error.value == "Scope.LineAverage=1"
+    assert str(error).startswith("setting 'Scope.LineAverage=1': no device 'Scope'")
+    assert "--" not in str(error)
 
 
 def test_a_broken_sequence_file_is_named_in_the_error(tmp_path: Path, small_model_path) -> None:

@@ -151,6 +151,22 @@ def test_viewer_shows_a_device_failure_and_keeps_every_frame(
     assert (raw[:5].reshape(5, -1).max(axis=1) > 0).all()
 
 
+def test_a_second_run_on_a_busy_core_is_refused(sim_core, small_model_path, tmp_path) -> None:
+    from livedenoise.app.acquisition import RunInProgress
+    from livedenoise.errors import LivedenoiseError
+
+    request = RunRequest(model=small_model_path, backend="torch", out_dir=tmp_path)
+    acquisition = Acquisition(sim_core, request)
+    acquisition.start_live()
+    try:
+        with pytest.raises(RunInProgress, match="a run is in progress: stop it first") as refused:
+            acquisition.start_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 2}))
+    finally:
+        summary = acquisition.stop()
+    assert isinstance(refused.value, LivedenoiseError) and isinstance(refused.value, RuntimeError)
+    assert summary is not None and summary.error is None
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 256 KiB file system (tmpfs), to fill up during a run; needs the right to mount."""

@@ -28,6 +28,7 @@ from livedenoise.acquisition.devices import (
     SimZStage,
 )
 from livedenoise.acquisition.rig import RIG
+from livedenoise.errors import LivedenoiseError
 
 DETECTOR = "Detector"
 XY_STAGE = "XYStage"
@@ -117,7 +118,7 @@ def make_core(config: str | Path | None = None) -> CMMCorePlus:
         lines = [line.strip() for line in path.read_text().splitlines()]
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(
-            f"{path}: cannot read it as a Micro-Manager configuration ({err})"
+            f"{path}: cannot read it as a Micro-Manager configuration ({err})", path=path
         ) from None
     python_devices = any(line.startswith(_PY_LINE) for line in lines)
     core = _new_core(PyDeviceCore if python_devices else CMMCorePlus)
@@ -134,8 +135,9 @@ def _new_core(kind: type[CMMCorePlus]) -> CMMCorePlus:
     return core
 
 
-class ConfigError(ValueError):
-    """A Micro-Manager configuration file that gives no usable microscope; the message says why."""
+class ConfigError(LivedenoiseError, ValueError):
+    """A Micro-Manager configuration file (``path``) that gives no usable microscope; the message
+    says why."""
 
 
 def _load_config(core: CMMCorePlus, path: Path, lines: list[str]) -> None:
@@ -149,7 +151,7 @@ def _load_config(core: CMMCorePlus, path: Path, lines: list[str]) -> None:
         if line.count(",") >= 3 and line.startswith("Device,")
     }
     if missing := sorted(adapters - set(core.getDeviceAdapterNames())):
-        raise ConfigError(_missing_adapters(core, path, missing))
+        raise ConfigError(_missing_adapters(core, path, missing), path=path)
     try:
         core.loadSystemConfiguration(str(path))
         _check_loaded(core, path)
@@ -159,7 +161,7 @@ def _load_config(core: CMMCorePlus, path: Path, lines: list[str]) -> None:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(
-            f"{path}: Micro-Manager could not load it: {' '.join(str(err).split())}"
+            f"{path}: Micro-Manager could not load it: {' '.join(str(err).split())}", path=path
         ) from None
 
 
@@ -168,13 +170,15 @@ def _check_loaded(core: CMMCorePlus, path: Path) -> None:
     if not [device for device in core.getLoadedDevices() if device != "Core"]:
         raise ConfigError(
             f"{path} loads no devices: a configuration names them in Device,LABEL,ADAPTER,DEVICE "
-            "lines (Micro-Manager's Hardware Configuration Wizard writes such a file)"
+            "lines (Micro-Manager's Hardware Configuration Wizard writes such a file)",
+            path=path,
         )
     if not core.getCameraDevice():
         cameras = ", ".join(core.getLoadedDevicesOfType(DeviceType.Camera))
         which = f"one of its cameras ({cameras})" if cameras else "a camera device"
         raise ConfigError(
-            f"{path} sets no camera: add the line Property,Core,Camera,LABEL naming {which}"
+            f"{path} sets no camera: add the line Property,Core,Camera,LABEL naming {which}",
+            path=path,
         )
 
 

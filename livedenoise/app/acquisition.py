@@ -27,6 +27,7 @@ from livedenoise.acquisition import make_core
 from livedenoise.calibration.choose import Control, device_control, set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, apply_profile
+from livedenoise.errors import LivedenoiseError
 from livedenoise.events import Events
 from livedenoise.frames import FrameInfo
 from livedenoise.inference import Engine, InputError, check_frame_size, load_engine
@@ -82,7 +83,7 @@ def check_camera(core: CMMCorePlus) -> None:
     """
     camera = core.getCameraDevice()
     if not camera:
-        raise SetupError("no camera is chosen: choose one with --set Core.Camera=NAME")
+        raise SetupError("no camera is chosen: set Core.Camera=NAME", option="settings")
     try:
         check_frame_size(
             core.getImageHeight(),
@@ -91,7 +92,11 @@ def check_camera(core: CMMCorePlus) -> None:
             " (make its ROI or frame size larger)",
         )
     except InputError as err:
-        raise SetupError(str(err)) from None
+        raise SetupError(str(err), option="settings") from None
+
+
+class RunInProgress(LivedenoiseError, RuntimeError):
+    """A run was asked for while another runs on the same core."""
 
 
 def default_store_name() -> str:
@@ -313,7 +318,7 @@ class Acquisition:
         self.events.finished.emit(summary)
 
     def start_live(self) -> None:
-        """Continuous acquisition until ``stop``; raises RuntimeError if a run is in progress,
+        """Continuous acquisition until ``stop``; raises RunInProgress if a run is in progress,
         SetupError for a camera ``check_camera`` refuses."""
         self._check_idle()
         check_camera(self.core)
@@ -422,4 +427,4 @@ class Acquisition:
 
     def _check_idle(self) -> None:
         if self.running:
-            raise RuntimeError("a run is in progress: stop it first")
+            raise RunInProgress("a run is in progress: stop it first")

@@ -12,20 +12,19 @@ import useq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from livedenoise.acquisition import ConfigError
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope, release_microscope
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
-from livedenoise.gui.display import DisplayError, check_display
-from livedenoise.inference import BackendError
+from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.errors import LivedenoiseError
+from livedenoise.gui.display import check_display
 from livedenoise.model import ModelFileError
 from livedenoise.pipeline.live import Policy
-from livedenoise.pipeline.setup import DEMO_SETTINGS, SetupError, demo_sequence, load_sequence
+from livedenoise.pipeline.setup import DEMO_SETTINGS, demo_sequence, load_sequence
 from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
-from livedenoise.storage import OutputPathError
 
 DEFAULT_MODEL = Path("backbone-small")
 DEMO_MODEL = Path("sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
+FLAGS = {"settings": "--set"}  # the library's parameters these commands call otherwise
 
 
 def stats_table(summary: RunSummary, title: str = "run statistics") -> Table:
@@ -130,7 +129,9 @@ def _prepare(
     """The core, the calibration and the engine, or a clear error before anything runs."""
     try:
         core = open_microscope(config, settings)
-    except (ConfigError, SetupError, FileNotFoundError) as err:
+    except LivedenoiseError as err:
+        raise fail(err, FLAGS) from None
+    except FileNotFoundError as err:
         raise fail(str(err)) from None
     try:
         acquisition = Acquisition(core, request)
@@ -138,17 +139,14 @@ def _prepare(
         with console.status("loading the engine (a model's first use exports it once)"):
             engine = acquisition.engine()
     except (
-        ConfigError,
-        SetupError,
+        LivedenoiseError,
         CalibrationError,
         ModelFileError,
-        BackendError,
         FileNotFoundError,
         FileExistsError,
-        OutputPathError,
     ) as err:
         release_microscope(core)  # a process that exits with devices loaded can abort
-        raise fail(str(err)) from None
+        raise fail(err if isinstance(err, LivedenoiseError) else str(err), FLAGS) from None
     console.print(f"engine: {engine.describe()}")
     if (profile := acquisition.profile) is not None:
         console.print(
@@ -166,7 +164,9 @@ def _headless(acquisition: Acquisition, sequence: useq.MDASequence | None, durat
         else:
             acquisition.start_sequence(sequence)
             _follow(acquisition, None)
-    except (FileExistsError, OutputPathError, SetupError) as err:
+    except LivedenoiseError as err:
+        raise fail(err, FLAGS) from None
+    except FileExistsError as err:
         raise fail(str(err)) from None
     _report(acquisition, acquisition.last_summary)
 
@@ -241,8 +241,8 @@ def _acquire(
     if not headless:
         try:
             check_display()  # before anything loads: Qt aborts the process without a window
-        except DisplayError as err:
-            raise fail(str(err)) from None
+        except LivedenoiseError as err:
+            raise fail(err) from None
     acquisition = _prepare(config, settings, request, sequence)
     try:
         if headless:
@@ -270,7 +270,7 @@ def acquire(
         ),
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
-    backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
+    backend: BackendOption = BackendName("auto"),
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     policy: Annotated[
         Policy | None,
@@ -306,8 +306,8 @@ def acquire(
     use_threads(threads)
     try:
         seq = load_sequence(sequence) if sequence else None
-    except SetupError as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
     request = RunRequest(
         model=model,
         backend=backend.value,
@@ -331,7 +331,7 @@ SIZE_NAMES = {
 
 def demo(
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
-    backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
+    backend: BackendOption = BackendName("auto"),
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     headless: Annotated[
         bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")

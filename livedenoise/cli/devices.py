@@ -10,9 +10,10 @@ import typer
 from pymmcore_plus import CMMCorePlus
 from rich.table import Table
 
-from livedenoise.acquisition import ConfigError, make_core
+from livedenoise.acquisition import make_core
 from livedenoise.app import release_microscope
 from livedenoise.cli.common import console, fail
+from livedenoise.errors import LivedenoiseError
 
 
 def devices(
@@ -27,7 +28,9 @@ def devices(
     """List every device and property: value, limits or allowed values, and whether it is settable."""
     try:
         core = make_core(config)
-    except (FileNotFoundError, ConfigError) as err:
+    except LivedenoiseError as err:
+        raise fail(err) from None
+    except FileNotFoundError as err:
         raise fail(str(err)) from None
     try:
         console.print(_property_table(core, title=str(config or "simulated microscope")))

@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Iterable
 
+from livedenoise.errors import LivedenoiseError
+
 # what Qt's xcb platform plugin loads (soname -> Debian/Ubuntu package), both Qt 5 and Qt 6
 XCB_LIBRARIES = {
     "libxcb.so.1": "libxcb1",
@@ -40,8 +42,13 @@ QT6_ONLY = {"libxcb-cursor.so.0": "libxcb-cursor0"}
 QT5_ONLY = {"libxcb-xinerama.so.0": "libxcb-xinerama0"}
 
 
-class DisplayError(RuntimeError):
-    """The viewer cannot open a window on this machine; the message says what to install or do."""
+class DisplayError(LivedenoiseError, RuntimeError):
+    """The viewer cannot open a window on this machine; the message says what to install or do,
+    and ``option="headless"`` that a run without a window still works."""
+
+
+def _no_window(message: str) -> DisplayError:
+    return DisplayError(message, option="headless", hint="or run headless, without a window")
 
 
 def missing_libraries(sonames: Iterable[str]) -> list[str]:
@@ -60,7 +67,7 @@ def missing_message(missing: list[str], packages: dict[str, str]) -> str:
     install = " ".join(dict.fromkeys(packages[soname] for soname in missing))
     return (
         f"the viewer cannot start: Qt's xcb platform needs {', '.join(missing)}, missing here. "
-        f"Install them (Debian/Ubuntu): sudo apt-get install {install}; or run with --headless."
+        f"Install them (Debian/Ubuntu): sudo apt-get install {install}"
     )
 
 
@@ -78,9 +85,9 @@ def check_display() -> None:
 
     packages = {**XCB_LIBRARIES, **(QT6_ONLY if qtpy.QT6 else QT5_ONLY)}
     if missing := missing_libraries(packages):
-        raise DisplayError(missing_message(missing, packages))
+        raise _no_window(missing_message(missing, packages))
     if not os.environ.get("DISPLAY"):
-        raise DisplayError(
-            "the viewer cannot start: no display (DISPLAY is not set). Run it in a desktop session, "
-            "under `xvfb-run -a`, or with --headless."
+        raise _no_window(
+            "the viewer cannot start: no display (DISPLAY is not set). Run it in a desktop session "
+            "or under `xvfb-run -a`"
         )

@@ -20,7 +20,7 @@ from pymmcore_plus import CMMCorePlus
 from pymmcore_plus.metadata import summary_metadata
 
 from livedenoise.frames import FrameIndex, RunLayout, grey_planes
-from livedenoise.pipeline.live import Denoiser, LivePipeline
+from livedenoise.pipeline.live import Denoiser, LivePipeline, RunError
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings, camera_formats
 from livedenoise.pipeline.ring import FrameRing
 from livedenoise.pipeline.stats import STOPPED_BY_USER, AutofocusFailure, RunSummary
@@ -159,7 +159,7 @@ class AcquisitionRun:
         summary = output.finish()
         if summary is None:  # the run ended before it started
             why = output.run_error or output.device_errors or "see log"
-            raise RuntimeError(f"the run did not start: {why}")
+            raise RunError(f"the run did not start: {why}", path=output.path)
         return summary
 
     def _runner_failure(self, err: Exception) -> str:

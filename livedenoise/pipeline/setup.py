@@ -13,10 +13,19 @@ from pydantic.fields import FieldInfo
 from pymmcore_plus import CMMCorePlus, PropertyType
 
 from livedenoise.acquisition.detector import BASE_PIXEL_UM
+from livedenoise.errors import LivedenoiseError
 
 
-class SetupError(ValueError):
-    """A setting or sequence the user gave cannot be applied; the message says what to do."""
+class SetupError(LivedenoiseError, ValueError):
+    """A setting or sequence the user gave cannot be applied; the message says what to do.
+
+    A refused ``DEVICE.PROPERTY=VALUE`` setting names ``option="settings"`` (``open_microscope``'s
+    parameter) and the setting as ``value``.
+    """
+
+
+def _refused(text: str, why: str) -> SetupError:
+    return SetupError(f"setting {text!r}: {why}", option="settings", value=text)
 
 
 def parse_assignment(text: str) -> tuple[str, str, str]:
@@ -24,9 +33,7 @@ def parse_assignment(text: str) -> tuple[str, str, str]:
     target, sep, value = text.partition("=")
     device, dot, prop = target.partition(".")
     if not (sep and dot and device and prop):
-        raise SetupError(
-            f"--set {text!r}: write DEVICE.PROPERTY=VALUE, e.g. Detector.LineAverage=4"
-        )
+        raise _refused(text, "write DEVICE.PROPERTY=VALUE, e.g. Detector.LineAverage=4")
     return device.strip(), prop.strip(), value.strip()
 
 
@@ -36,17 +43,17 @@ def apply_assignments(core: CMMCorePlus, assignments: list[str]) -> None:
     for text in assignments:
         device, prop, value = parse_assignment(text)
         if device not in devices:
-            raise SetupError(f"--set {text!r}: no device {device!r}; devices: {', '.join(devices)}")
+            raise _refused(text, f"no device {device!r}; devices: {', '.join(devices)}")
         props = core.getDevicePropertyNames(device)
         if prop not in props:
-            raise SetupError(
-                f"--set {text!r}: {device} has no property {prop!r}; see `livedenoise devices`"
+            raise _refused(
+                text, f"{device} has no property {prop!r}; its properties: {', '.join(props)}"
             )
         if core.isPropertyReadOnly(device, prop):
-            raise SetupError(f"--set {text!r}: {device}.{prop} is read-only")
+            raise _refused(text, f"{device}.{prop} is read-only")
         kind = PropertyType(core.getPropertyType(device, prop))
         if kind in (PropertyType.Integer, PropertyType.Float) and not _is_number(value):
-            raise SetupError(f"--set {text!r}: {device}.{prop} takes a number, not {value!r}")
+            raise _refused(text, f"{device}.{prop} takes a number, not {value!r}")
         try:
             core.setProperty(device, prop, value)
         except Exception as err:  # MMCore reports invalid values as its own exception types
@@ -61,7 +68,7 @@ def apply_assignments(core: CMMCorePlus, assignments: list[str]) -> None:
                     else str(err)
                 )
             )
-            raise SetupError(f"--set {text!r}: value refused ({limits})") from None
+            raise _refused(text, f"value refused ({limits})") from None
 
 
 def _is_number(text: str) -> bool:
