@@ -275,9 +275,7 @@ def careamics_method(
     return outputs, {"train_seconds": seconds, "steps": steps}
 
 
-def run_config(
-    field: Field, minutes: float, backbone: Path, interactive: bool
-) -> dict[str, Outcome]:
+def run_config(field: Field, minutes: float, backbone: Path) -> dict[str, Outcome]:
     """Every method on one configuration, scored on its test half."""
     outcomes: dict[str, Outcome] = {}
 
@@ -326,7 +324,6 @@ def run_config(
         [ImagePair(field.name, field.tune_noisy, clean)],
         f"bench-{field.name}",
         settings,
-        show_progress=interactive,
     )
     details: dict[str, float | int | str] = {
         "train_seconds": report.result.seconds,
@@ -344,7 +341,6 @@ def run_config(
         {field.name: field.tune_noisy},
         f"bench-{field.name}-selfsup",
         settings,
-        show_progress=interactive,
     )
     details = {
         "train_seconds": report.result.seconds,
@@ -411,7 +407,7 @@ def main() -> None:
     results: dict[str, dict[str, Outcome]] = {}
     for i, field in enumerate(fields, 1):
         console.rule(f"{field.name} ({i}/{len(fields)})")
-        results[field.name] = run_config(field, minutes, args.backbone, console.is_terminal)
+        results[field.name] = run_config(field, minutes, args.backbone)
 
     table = Table(title="Denoising quality on the test halves: PSNR (dB) / SSIM")
     table.add_column("method")

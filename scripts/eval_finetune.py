@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy.ndimage import gaussian_filter
 
+from livedenoise.cli.train import TrainingBar
 from livedenoise.model import load_model
 from livedenoise.training import (
     FinetuneSettings,
@@ -68,14 +69,16 @@ def main() -> None:
         norm = fit_normalization(p.clean for p in train_pairs)
         backbone_out = denoise(model, norm, test.noisy)
         started = time.perf_counter()
-        card, _ = finetune_pairs(
-            model,
-            parent,
-            train_pairs,
-            f"loo-{Path(test.name).stem}",
-            FinetuneSettings(minutes=args.minutes),
-            console=console,
-        )
+        name = f"loo-{Path(test.name).stem}"
+        with TrainingBar(console, f"fine-tuning {name}") as events:
+            card, _ = finetune_pairs(
+                model,
+                parent,
+                train_pairs,
+                name,
+                FinetuneSettings(minutes=args.minutes),
+                events=events,
+            )
         minutes = (time.perf_counter() - started) / 60
         scores = [
             mean_quality([(out, test.clean)]).psnr

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from livedenoise.cli.train import TrainingBar
 from livedenoise.model import load_model, save_model
 from livedenoise.training import FinetuneSettings, finetune_pairs, microscope_pairs
 
@@ -45,15 +46,16 @@ def main() -> None:
         f"simulated microscope: {args.fields} fields 256x256 (seed {args.seed}), line average "
         f"{args.line_averages} vs 4 x 64 (scripts/finetune_simulated.py)"
     ]
-    card, report = finetune_pairs(
-        model,
-        parent,
-        pairs,
-        args.out.stem,
-        FinetuneSettings(minutes=args.minutes, lr=args.lr),
-        trained_on,
-        console,
-    )
+    with TrainingBar(console, f"fine-tuning {args.out.stem}") as events:
+        card, report = finetune_pairs(
+            model,
+            parent,
+            pairs,
+            args.out.stem,
+            FinetuneSettings(minutes=args.minutes, lr=args.lr),
+            trained_on,
+            events,
+        )
     card = save_model(model, card, args.out)
     table = Table(title=f"{card.lineage}: held-out rows of the pairs")
     for col in ("", "PSNR dB", "SSIM"):

@@ -55,6 +55,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from livedenoise.cli.train import TrainingBar
 from livedenoise.metrics import affine_fit
 from livedenoise.model import CNNT, ModelCard, build_model, load_model, preset, save_model
 from livedenoise.training import (
@@ -364,7 +365,8 @@ def main() -> None:
         seed=args.seed,
     )
     draw = batch_stream(Batches(sources, plan), workers, args.seed, device.type == "cuda")
-    result = train(model, draw, validation, LOSS, loop, "backbone", console)
+    with TrainingBar(console, "backbone") as events:
+        result = train(model, draw, validation, LOSS, loop, "backbone", events)
     model.cpu()
 
     with console.status("scoring the held-out data"):

@@ -7,6 +7,7 @@ Tiny models, tiny images, a few steps: what a user would notice, in seconds.
 from __future__ import annotations
 
 from pathlib import Path
+from unittest.mock import Mock, call
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from livedenoise.acquisition.noise import DetectorModel
 from livedenoise.cli import app
+from livedenoise.events import Events, Progress
 from livedenoise.imageio import Image, write_image
 from livedenoise.inference import denoise_stack, load_engine
 from livedenoise.metrics import ssim as numpy_ssim
@@ -197,17 +199,46 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
     with torch.no_grad():
         before = float(loss(model(batch.inputs), batch.targets))
     settings = LoopSettings(lr=3e-3, minutes=None, max_steps=8, warmup_steps=0, eval_every=1)
-    result = train(model, lambda _: batch, [batch], loss, settings, show_progress=False)
+    events, progress, status = Events(), Mock(), Mock()
+    events.progress.connect(progress)
+    events.status.connect(status)
+    result = train(model, lambda _: batch, [batch], loss, settings, events=events)
     with torch.no_grad():
         after = float(loss(model(batch.inputs), batch.targets))
     assert after < 0.9 * before
     assert result.best_psnr > result.history[0][2]
+    # a bar's worth of signals: each step of the 8, then the end; a status line per validation
+    steps = [Progress(i, 8, "steps") for i in range(9)]
+    assert [c.args[0] for c in progress.call_args_list] == [*steps, Progress(8, 8, "steps")]
+    assert status.call_count == len(result.history) == 9
+    assert f"(best {result.best_psnr:.2f})" in status.call_args.args[0]
+
+
+def test_finetuning_reports_through_events(backbone: Path, tmp_path: Path) -> None:
+    """Progress, status and a warning for the blank pair reach receivers as typed payloads."""
+    pairs_dir = write_pairs(tmp_path / "pairs")
+    for sub in ("noisy", "clean"):
+        np.save(pairs_dir / sub / "shutter.npy", np.zeros((64, 64), np.float32))
+    events, progress, status, warning = Events(), Mock(), Mock(), Mock()
+    events.progress.connect(progress)
+    events.status.connect(status)
+    events.warning.connect(warning)
+    _, report = finetune_folder(pairs_dir, tmp_path / "m", backbone, QUICK, events=events)
+    warning.assert_called_once()
+    assert "skipped 1 blank pair" in warning.call_args.args[0]
+    assert "shutter.npy" in warning.call_args.args[0]
+    steps = report.result.steps
+    assert progress.call_args_list[0] == call(Progress(0, steps, "steps"))  # epochs: steps known
+    assert progress.call_args_list[-1] == call(Progress(steps, steps, "steps"))
+    assert all(
+        isinstance(c.args[0], str) and "val PSNR" in c.args[0] for c in status.call_args_list
+    )
 
 
 def test_finetuned_model_saves_and_reloads_with_its_lineage(backbone: Path, tmp_path: Path) -> None:
     pairs_dir = write_pairs(tmp_path / "pairs")
     out = tmp_path / "models" / "my-experiment"
-    card, report = finetune_folder(pairs_dir, out, backbone, QUICK, show_progress=False)
+    card, report = finetune_folder(pairs_dir, out, backbone, QUICK)
     model, reloaded = load_model(out)
     _, parent = load_model(backbone)
     assert reloaded == card
@@ -245,9 +276,7 @@ def test_self_supervised_finetuning_uses_odd_even_frames_of_stacks(
     np.save(
         folder / "repeats.npy", rng.poisson(np.broadcast_to(clean, (4, 64, 64))).astype(np.uint16)
     )
-    card, report = finetune_folder(
-        folder, tmp_path / "ss", backbone, QUICK, self_supervised=True, show_progress=False
-    )
+    card, report = finetune_folder(folder, tmp_path / "ss", backbone, QUICK, self_supervised=True)
     assert "odd/even" in report.mode
     assert load_model(tmp_path / "ss")[1].parent == load_model(backbone)[1].lineage
     assert card.trained_on == [str(folder / "repeats.npy")]

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from livedenoise.cli.common import console, fail
+from livedenoise.errors import LivedenoiseError
+from livedenoise.events import Events, Progress
 from livedenoise.imageio import known_formats
 from livedenoise.model import ModelFileError, find_model, model_paths
-from livedenoise.training import FinetuneReport, FinetuneSettings, PairsError, finetune_folder
+from livedenoise.training import FinetuneReport, FinetuneSettings, finetune_folder
 
 DEFAULT_BACKBONE = Path("backbone-small")
 
@@ -67,22 +72,24 @@ def finetune(
             f"no backbone model at {backbone} ({weights} not found). Run "
             "`python scripts/train_backbone.py` from the project root, or pass --backbone MODEL."
         )
+    budget = f" for up to {minutes:g} min" if minutes else ""
+    intro = f"fine-tuning {out.stem}{budget} (Ctrl-C stops early and keeps the best weights so far)"
     try:
         settings = FinetuneSettings(minutes=minutes, epochs=epochs, lr=lr)
-    except ValueError as err:  # the only value it checks is the learning rate
-        raise fail(f"--{err}") from None
-    settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
-    try:
-        card, report = finetune_folder(
-            data,
-            out,
-            backbone,
-            settings,
-            self_supervised=self_supervised,
-            console=console,
-            overwrite=overwrite,
-        )
-    except (PairsError, ModelFileError) as err:
+        settings = replace(settings, plan=replace(settings.plan, frames=(frames,)))
+        with TrainingBar(console, f"fine-tuning {out.stem}", intro) as events:
+            card, report = finetune_folder(
+                data,
+                out,
+                backbone,
+                settings,
+                self_supervised=self_supervised,
+                events=events,
+                overwrite=overwrite,
+            )
+    except LivedenoiseError as err:
+        raise fail(err) from None
+    except ModelFileError as err:  # not (yet) a LivedenoiseError
         raise fail(str(err)) from None
     r = report.result
     console.print(_report_table(report))
@@ -97,6 +104,54 @@ def finetune(
             f"(step {r.best_step})"
         )
         raise typer.Exit(130)
+
+
+class TrainingBar:
+    """A rich progress bar drawn from a training run's events: its steps, the loss and validation
+    PSNR of its status lines, and its warnings as lines above the bar. ``intro`` is printed as the
+    first step begins (the data read and the starting weights scored).
+
+    ``with TrainingBar(console, "fine-tuning exp1") as events: train(..., events=events)``
+    """
+
+    def __init__(self, console: Console, label: str, intro: str = "") -> None:
+        self.intro = intro
+        self.events = Events()
+        self.bar = ProgressBar(
+            TextColumn(label),
+            BarColumn(),
+            TextColumn("step {task.completed:.0f}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task: TaskID | None = None
+        self.status = ""
+        self.events.progress.connect(self._progress)
+        self.events.status.connect(self._status)
+        self.events.warning.connect(self._warning)
+
+    def __enter__(self) -> Events:
+        return self.events
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def _progress(self, done: Progress) -> None:
+        if self.task is None:
+            if self.intro:
+                self.bar.console.print(self.intro, markup=False, highlight=False)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=done.total, status=self.status)
+        self.bar.update(self.task, completed=done.done, total=done.total, status=self.status)
+
+    def _status(self, text: str) -> None:
+        self.status = text
+        if self.task is not None:
+            self.bar.update(self.task, status=text)
+
+    def _warning(self, text: str) -> None:
+        self.bar.console.print(text, markup=False, highlight=False)
 
 
 def _report_table(report: FinetuneReport) -> Table:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 
+from livedenoise.events import Events, events_or_new
 from livedenoise.metrics import Quality
 from livedenoise.model import (
     CNNT,
@@ -34,7 +33,7 @@ from livedenoise.model import (
 )
 from livedenoise.training.batches import TILE, Batch, Batches, BatchPlan, PairSource, Source
 from livedenoise.training.evaluate import denoise, mean_quality
-from livedenoise.training.loop import LoopSettings, TrainResult, train
+from livedenoise.training.loop import LoopSettings, SettingsError, TrainResult, train
 from livedenoise.training.losses import LossWeights
 from livedenoise.training.noise_law import ResampledSource
 from livedenoise.training.normalize import TRAINED_NORMALIZATION
@@ -76,8 +75,11 @@ class FinetuneSettings:
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
-            raise ValueError(
-                f"lr {self.lr}: a learning rate must be above 0 (the default is {FinetuneSettings.lr:g})."
+            raise SettingsError(
+                f"lr {self.lr:g}: a learning rate must be above 0",
+                option="lr",
+                value=self.lr,
+                hint=f"the default is {FinetuneSettings.lr:g}",
             )
 
 
@@ -106,7 +108,8 @@ def split_rows(
         if h - rows < MIN_ROWS:
             raise PairsError(
                 f"{p.name}: {h} rows are too few to hold out {rows} for validation and still train; "
-                f"images need at least {2 * MIN_ROWS} rows."
+                f"images need at least {2 * MIN_ROWS} rows.",
+                value=h,
             )
         cut = h - rows
         train_part.append(ImagePair(p.name, p.noisy[:, :cut], p.clean[:, :cut]))
@@ -121,13 +124,14 @@ def finetune_pairs(
     name: str,
     settings: FinetuneSettings = FinetuneSettings(),
     trained_on: Sequence[str] = (),
-    console: Console | None = None,
-    show_progress: bool = True,
+    events: Events | None = None,
 ) -> tuple[ModelCard, FinetuneReport]:
     """Fine-tune ``model`` (in place) on noisy/clean pairs; the card is ready for ``save_model``.
 
-    Blank pairs are skipped, saying so on ``console`` (``usable_pairs``)."""
-    pairs = usable_pairs(pairs, _say(console))
+    Blank pairs are skipped, with a ``warning`` on ``events`` (``usable_pairs``); the training
+    loop's progress and status go there too (``train``)."""
+    events = events_or_new(events)
+    pairs = usable_pairs(pairs, events)
     norm = child_normalization(parent)
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     backbone = copy.deepcopy(model)
@@ -138,9 +142,7 @@ def finetune_pairs(
         if resampled is None
         else [(recorded, 1.0 - settings.resampled), (resampled, settings.resampled)]
     )
-    result = _train(
-        model, sources, train_part, held_out, norm, settings, False, name, console, show_progress
-    )
+    result = _train(model, sources, train_part, held_out, norm, settings, False, name, events)
     window = max(settings.plan.frames)
     report = FinetuneReport(
         "supervised",
@@ -170,10 +172,11 @@ def finetune_noisy(
     name: str,
     settings: FinetuneSettings = FinetuneSettings(),
     trained_on: Sequence[str] = (),
-    console: Console | None = None,
-    show_progress: bool = True,
+    events: Events | None = None,
 ) -> tuple[ModelCard, FinetuneReport]:
-    """Self-supervised fine-tuning: odd/even frames when every recording has 2+ frames, else masking."""
+    """Self-supervised fine-tuning: odd/even frames when every recording has 2+ frames, else masking.
+
+    The training loop's progress and status go to ``events`` (``train``)."""
     norm = child_normalization(parent)
     if all(frames.shape[0] >= 2 for frames in stacks.values()):
         mode, pairs, mask = "self-supervised: odd/even frames", odd_even_pairs(stacks), False
@@ -184,9 +187,7 @@ def finetune_noisy(
     settings = replace(settings, loss=LossWeights(ssim=0.0, l1=0.0, mse=1.0))
     train_part, held_out = split_rows(pairs, settings.val_fraction)
     sources: list[tuple[Source, float]] = [(PairSource(train_part, norm), 1.0)]
-    result = _train(
-        model, sources, train_part, held_out, norm, settings, mask, name, console, show_progress
-    )
+    result = _train(model, sources, train_part, held_out, norm, settings, mask, name, events)
     report = FinetuneReport(mode, result)
     metrics = {
         "heldout_selfsup_psnr_backbone": report.backbone_val_psnr,
@@ -201,16 +202,17 @@ def finetune_folder(
     backbone: str | Path,
     settings: FinetuneSettings = FinetuneSettings(),
     self_supervised: bool = False,
-    console: Console | None = None,
-    show_progress: bool = True,
+    events: Events | None = None,
     overwrite: bool = False,
 ) -> tuple[ModelCard, FinetuneReport]:
     """Load the backbone and a folder (pairs, or noisy recordings), fine-tune, save as ``out``.
 
     ``out`` is checked first, so training never ends in a model that cannot be saved, and never
     replaces the data, the backbone or (without ``overwrite``) another model; Ctrl-C ends training
-    early and the best weights so far are saved (``report.result.stopped`` says so).
+    early and the best weights so far are saved (``report.result.stopped`` says so). ``events``
+    gets a warning for skipped blank pairs and the training loop's progress and status.
     """
+    events = events_or_new(events)
     folder, out = Path(folder), Path(out)
     inputs = [("training data", folder)]
     inputs += [("backbone", path) for path in model_paths(find_model(backbone))]
@@ -219,21 +221,12 @@ def finetune_folder(
     if self_supervised:
         stacks = load_noisy(folder)
         trained_on = [str(folder / n) for n in stacks]
-        card, report = finetune_noisy(
-            model, parent, stacks, out.stem, settings, trained_on, console, show_progress
-        )
+        card, report = finetune_noisy(model, parent, stacks, out.stem, settings, trained_on, events)
     else:
-        pairs = usable_pairs(load_pairs(folder), _say(console))
+        pairs = usable_pairs(load_pairs(folder), events)
         trained_on = [f"{folder}/{{noisy,clean}}/{p.name}" for p in pairs]
-        card, report = finetune_pairs(
-            model, parent, pairs, out.stem, settings, trained_on, console, show_progress
-        )
+        card, report = finetune_pairs(model, parent, pairs, out.stem, settings, trained_on, events)
     return save_model(model, card, out), report
-
-
-def _say(console: Console | None) -> Callable[[str], None] | None:
-    """Plain lines on ``console`` (file names are not markup)."""
-    return None if console is None else partial(console.print, markup=False)
 
 
 def child_normalization(parent: ModelCard) -> Normalization:
@@ -252,8 +245,7 @@ def _train(
     settings: FinetuneSettings,
     mask: bool,
     label: str,
-    console: Console | None,
-    show_progress: bool,
+    events: Events | None,
 ) -> TrainResult:
     """Run the loop on batches from ``sources`` (of the training part), validating on the held-out band."""
     batches = Batches(sources, settings.plan)
@@ -286,14 +278,7 @@ def _train(
         seed=settings.seed,
     )
     draw = masked(batches) if mask else batches
-    if console is not None:
-        budget = f" for up to {settings.minutes:g} min" if settings.minutes else ""
-        console.print(
-            f"fine-tuning {label}{budget} (Ctrl-C stops early and keeps the best weights so far)"
-        )
-    return train(
-        model, draw, validation, settings.loss, loop, f"fine-tuning {label}", console, show_progress
-    )
+    return train(model, draw, validation, settings.loss, loop, f"fine-tuning {label}", events)
 
 
 def _starts(size: int) -> list[int]:

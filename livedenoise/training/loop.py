@@ -3,7 +3,8 @@
 AdamW (betas 0.9/0.95, weight decay 0.1) with gradient clipping at 1.0, as in the CNNT recipe; a warm-up
 then cosine learning-rate decay driven by whichever runs out first, the step count or the time budget, so
 a run cut short by its minutes still ends on a small learning rate; early stopping on the validation PSNR,
-keeping the best weights; float16 autocast on a CUDA GPU only; a rich progress bar.
+keeping the best weights; float16 autocast on a CUDA GPU only. Progress goes out as events (steps,
+the loss and validation PSNR as status lines), for a front end to draw.
 """
 
 from __future__ import annotations
@@ -15,16 +16,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from livedenoise.cpu import cpu_threads
+from livedenoise.errors import LivedenoiseError
+from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.metrics import psnr
 from livedenoise.model import CNNT
 from livedenoise.training.batches import Batch
 from livedenoise.training.losses import LossWeights
 
 BatchFn = Callable[[np.random.Generator], Batch]
+
+
+class SettingsError(LivedenoiseError, ValueError):
+    """Training settings that cannot train; ``option`` names the setting."""
+
+
+class TrainingError(LivedenoiseError, RuntimeError):
+    """Training that cannot go on as set (the loss stopped being finite); ``option`` names the fix."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,9 @@ class LoopSettings:
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.max_steps is None:
-            raise ValueError("give a time budget (minutes), a step count, or both")
+            raise SettingsError(
+                "give a time budget (minutes), a step count, or both", option="minutes"
+            )
 
 
 @dataclass
@@ -93,43 +104,48 @@ def train(
     loss_fn: LossWeights,
     settings: LoopSettings,
     label: str = "training",
-    console: Console | None = None,
-    show_progress: bool = True,
+    events: Events | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; it ends with the weights that scored best on ``validation``.
 
-    Ctrl-C ends training like an early stop (``stopped="interrupted"``), with the best weights so far.
-    Raises RuntimeError when the loss stops being finite (the message suggests a lower learning rate).
+    ``events`` gets ``progress`` after each step (its total: the steps the run will take at its pace
+    so far, as the time budget may end it) and a ``status`` line with the loss and validation PSNR
+    after each validation. Ctrl-C ends training like an early stop (``stopped="interrupted"``), with
+    the best weights so far. Raises TrainingError when the loss stops being finite.
     """
+    events = events_or_new(events)
     device = pick_device()
     model.to(device).train()
     optimiser = _Optimiser(model, settings, device)
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     best = _Best(model, validation, device)
+    events.status.emit(best.report())
     start, step, running = time.perf_counter(), 0, math.nan
-    with _progress_bar(console, show_progress) as progress:
-        task = progress.add_task(label, total=1.0, step=0, loss=math.nan, psnr=best.psnr)
-        try:
-            while (done := _fraction_done(step, time.perf_counter() - start, settings)) < 1.0:
-                optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
-                value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
-                step += 1
-                running = value if math.isnan(running) else 0.95 * running + 0.05 * value
-                if step % settings.eval_every == 0:
-                    best.validate(step, running)
-                    if best.stale >= settings.patience:
-                        stopped = "early"
-                        break
-                progress.update(task, completed=done, step=step, loss=running, psnr=best.psnr)
-            else:
-                hit_steps = settings.max_steps is not None and step >= settings.max_steps
-                stopped = "steps" if hit_steps else "time"
-        except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, as an early stop would
-            stopped = "interrupted"
-        if step % settings.eval_every:  # the steps since the last validation
-            best.validate(step, running)
-        progress.update(task, completed=1.0, step=step, loss=running, psnr=best.psnr)
+    events.progress.emit(Progress(0, settings.max_steps, "steps"))
+    try:
+        while (done := _fraction_done(step, time.perf_counter() - start, settings)) < 1.0:
+            optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
+            value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
+            step += 1
+            running = value if math.isnan(running) else 0.95 * running + 0.05 * value
+            if step % settings.eval_every == 0:
+                best.validate(step, running)
+                events.status.emit(best.report())
+                if best.stale >= settings.patience:
+                    stopped = "early"
+                    break
+            expected = _expected_steps(step, time.perf_counter() - start, settings)
+            events.progress.emit(Progress(step, expected, "steps"))
+        else:
+            hit_steps = settings.max_steps is not None and step >= settings.max_steps
+            stopped = "steps" if hit_steps else "time"
+    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, as an early stop would
+        stopped = "interrupted"
+    if step % settings.eval_every:  # the steps since the last validation
+        best.validate(step, running)
+        events.status.emit(best.report())
+    events.progress.emit(Progress(step, step, "steps"))
     model.load_state_dict(best.state)
     model.eval()
     seconds = time.perf_counter() - start
@@ -178,6 +194,12 @@ class _Best:
         else:
             self.stale += 1
 
+    def report(self) -> str:
+        """The last validation, for a status line: ``loss 0.0123, val PSNR 31.20 dB (best ...)``."""
+        _, loss, score = self.history[-1]
+        shown = "" if math.isnan(loss) else f"loss {loss:.4f}, "
+        return f"{shown}val PSNR {score:.2f} dB (best {self.psnr:.2f})"
+
 
 def _train_step(
     model: CNNT, batch: Batch, loss_fn: LossWeights, optimiser: _Optimiser, label: str, step: int
@@ -189,8 +211,10 @@ def _train_step(
     loss = loss_fn(pred, batch.targets, batch.mask)
     value = float(loss.detach())
     if not math.isfinite(value):
-        raise RuntimeError(
-            f"{label}: the loss became {value} at step {step}; lower the learning rate."
+        raise TrainingError(
+            f"{label}: the loss became {value} at step {step}; lower the learning rate",
+            option="lr",
+            value=value,
         )
     optimiser.step(loss)
     return value
@@ -205,17 +229,10 @@ def _fraction_done(step: int, elapsed: float, settings: LoopSettings) -> float:
     )
 
 
-def _progress_bar(console: Console | None, show: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("step {task.fields[step]}"),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("val PSNR {task.fields[psnr]:.2f} dB"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not show,
-    )
+def _expected_steps(step: int, elapsed: float, settings: LoopSettings) -> int | None:
+    """The steps the run will take at its pace so far: its step count, or what its minutes allow."""
+    done = _fraction_done(step, elapsed, settings)
+    return max(step, round(step / done)) if done > 0 else settings.max_steps
 
 
 def _lr_factor(step: int, done: float, settings: LoopSettings) -> float:

@@ -8,13 +8,14 @@ naming the file, because a user fixing a set of 10 pairs needs to know which one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from livedenoise.errors import LivedenoiseError
+from livedenoise.events import Events
 from livedenoise.imageio import ImageFileError, as_frames, format_of, known_formats, read_image
 
 
@@ -110,19 +111,17 @@ def load_pairs(folder: str | Path) -> list[ImagePair]:
     return pairs
 
 
-def usable_pairs(
-    pairs: Sequence[ImagePair], say: Callable[[str], None] | None = None
-) -> list[ImagePair]:
+def usable_pairs(pairs: Sequence[ImagePair], events: Events | None = None) -> list[ImagePair]:
     """``pairs`` without the blank ones, whose noisy or clean image holds one value throughout (a
     closed shutter, an empty field): nothing to learn from, and a flat reference scores an infinite
-    PSNR. ``say`` is given one line naming those skipped; PairsError when none is left."""
+    PSNR. ``events`` gets a warning naming those skipped; PairsError when none is left."""
     blank = [p.name for p in pairs if np.ptp(p.noisy) == 0 or np.ptp(p.clean) == 0]
     if blank and len(blank) == len(pairs):
         raise PairsError(
             f"every pair is blank (one value throughout): {', '.join(blank)}; nothing to learn from."
         )
-    if blank and say is not None:
-        say(
+    if blank and events is not None:
+        events.warning.emit(
             f"skipped {len(blank)} blank pair(s), one value throughout with nothing to learn from: "
             f"{', '.join(blank)}"
         )
