@@ -62,7 +62,7 @@ def test_truncated_weights_with_matching_hash_are_refused(model_copy: Path) -> N
     weights, card_path = model_paths(model_copy)
     weights.write_bytes(weights.read_bytes()[:1000])
     card = json.loads(card_path.read_text())
-    from livedenoise.model import file_sha256
+    from livedenoise.hashing import file_sha256
 
     card["weights_sha256"] = file_sha256(weights)
     card_path.write_text(json.dumps(card))

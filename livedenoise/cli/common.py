@@ -14,7 +14,10 @@ from livedenoise.backends import backend_names
 from livedenoise.errors import LivedenoiseError
 
 console = Console()
-Backend = Enum("Backend", {name: name for name in backend_names()}, type=str)  # typer's choice list
+# typer's choice list, from the backend registry when the command line is built; mypy cannot know
+# members made at run time, hence the ignore
+BackendName = Enum("BackendName", {name: name for name in backend_names()}, type=str)  # type: ignore[misc]
+BackendOption = Annotated[BackendName, typer.Option(help="Inference engine.")]
 
 
 def fail(message: str | LivedenoiseError, flags: dict[str, str] | None = None) -> typer.Exit:

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from livedenoise.cli.common import Backend, Threads, console, fail, use_threads
+from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
 
 
@@ -75,7 +75,7 @@ def denoise(
             "series of a multi-series TIFF (its number from 0, or its name)."
         ),
     ] = None,
-    backend: Annotated[Backend, typer.Option(help="Inference engine.")] = Backend.auto,  # type: ignore[valid-type]
+    backend: BackendOption = BackendName("auto"),
     window: Annotated[
         int, typer.Option("--window", "-t", min=1, help="Frames (or z-planes) per window, T.")
     ] = 8,

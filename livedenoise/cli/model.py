@@ -29,7 +29,9 @@ from livedenoise.model import (
 from livedenoise.paths import output_refusal
 
 
-class ExportBackend(str, Enum):
+class ExportFormat(str, Enum):
+    """What ``export`` writes: an ONNX graph, a TensorRT engine, or a bioimage.io package."""
+
     onnx = "onnx"
     tensorrt = "tensorrt"
     bioimageio = "bioimageio"
@@ -91,9 +93,9 @@ def info(
 
 def export(
     model: Annotated[Path, typer.Argument(help="A model: NAME, NAME.safetensors or NAME.json.")],
-    backend: Annotated[
-        ExportBackend, typer.Option("--format", "--backend", help="What to export to.")
-    ] = ExportBackend.onnx,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", "--backend", help="What to export to.")
+    ] = ExportFormat.onnx,
     out: Annotated[
         Path | None,
         typer.Option(help="ONNX file (default: beside the model) or bioimage.io package NAME.zip."),
@@ -124,10 +126,10 @@ def export(
     """
     if out is not None and (refused := _out_refusal(model, out, overwrite)):
         raise fail(refused)
-    if backend is ExportBackend.bioimageio:
+    if export_format is ExportFormat.bioimageio:
         _export_package(model, out, license, author or [])
         return
-    if backend is ExportBackend.tensorrt:
+    if export_format is ExportFormat.tensorrt:
         if out is not None:
             raise fail(
                 "a TensorRT engine is tied to this GPU and TensorRT version, so it lives in the "

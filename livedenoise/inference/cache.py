@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from livedenoise.model import CNNT, ModelCard, export_onnx, file_sha256
+from livedenoise.hashing import file_sha256
+from livedenoise.model import CNNT, ModelCard, export_onnx
 from livedenoise.model.card import SHIPPED_DIR
 from livedenoise.model.onnx_export import OPSET, onnx_metadata
 

@@ -23,6 +23,7 @@ from types import ModuleType
 
 import torch
 
+from livedenoise.hashing import file_sha256
 from livedenoise.inference.base import BackendError, BackendOptions, EngineRequest, Limits
 from livedenoise.inference.cache import cached, key_digest
 from livedenoise.inference.gpu import (
@@ -36,7 +37,7 @@ from livedenoise.inference.gpu import (
     value_bytes,
 )
 from livedenoise.inference.gpu import PRECISIONS as PRECISIONS  # the export command's choices
-from livedenoise.model import ModelCard, file_sha256
+from livedenoise.model import ModelCard
 from livedenoise.model.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)

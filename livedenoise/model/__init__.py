@@ -14,7 +14,7 @@ from livedenoise.model.card import (
 )
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import PRESETS, CNNTConfig, preset
-from livedenoise.model.onnx_export import export_onnx, file_sha256
+from livedenoise.model.onnx_export import export_onnx
 
 __all__ = [
     "CNNT",
@@ -26,7 +26,6 @@ __all__ = [
     "build_model",
     "check_model_output",
     "export_onnx",
-    "file_sha256",
     "find_model",
     "load_card",
     "load_model",

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from livedenoise.hashing import file_sha256
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import CNNTConfig
-from livedenoise.model.onnx_export import file_sha256
 from livedenoise.paths import input_refusal, unwritable_folder
 
 CARD_FORMAT = "livedenoise-model/1"

@@ -7,7 +7,6 @@ The graph is the bare network (inputs already normalised, as livedenoise's engin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from collections.abc import Mapping
@@ -155,12 +154,3 @@ def export_onnx(
         program.model.ir_version = ir_version
     program.save(str(path))
     return path
-
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a file (model weights, ONNX graphs): the identity that caches are keyed by."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
