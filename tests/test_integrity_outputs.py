@@ -132,7 +132,8 @@ def test_calibrate_to_an_unwritable_folder_is_refused_before_calibrating(
         out = folder / "tirf"
         args = ("--model", identity_model_path, "--from-stack", TIRF, "--out", out)
         line = refused("calibrate", *args)
-        assert "cannot write in" in line and "choose another --out" in line, line
+        assert "cannot write in" in line and "choose another output folder" in line, line
+        assert "(--out)" in line, line
         assert not out.exists()
 
 

@@ -134,7 +134,10 @@ def _on_core(
 ) -> Profile:
     check_out(directory, overwrite, request.model)
     if recording.positions and not core.getXYStageDevice():
-        raise CalibrationError("stage positions were given, but this microscope has no XY stage.")
+        raise CalibrationError(
+            "stage positions were given, but this microscope has no XY stage",
+            option="positions",
+        )
     check_repeat_count(recording.repeats)  # the reference below is drawn from them
     control = device_control(core, recording.property)
     reference = reference_value(control, request.reference, recording.repeats // 2)
@@ -209,13 +212,13 @@ def _from_stack(
 
 
 def check_out(directory: Path, overwrite: bool, model: Path, stacks: Sequence[Path] = ()) -> None:
-    """Refuse ``--out`` before any work: a place that is, holds or lies inside the model or a stack
-    (replacing it would delete them), a folder that cannot be written, or an existing calibration
-    (unless ``overwrite``). Raises CalibrationError."""
+    """Refuse the output ``directory`` before any work: a place that is, holds or lies inside the
+    model or a stack (replacing it would delete them), a folder that cannot be written, or an
+    existing calibration (unless ``overwrite``). Raises CalibrationError."""
     inputs = [("model", path) for path in model_paths(find_model(model))]
     inputs += [("stack", path) for path in stacks]
-    if refused := output_refusal(directory, inputs, "--out"):
-        raise CalibrationError(refused)
+    if refused := output_refusal(directory, inputs, "output folder"):
+        raise CalibrationError(refused, path=directory, option="directory")
     check_free(directory, overwrite)
 
 
@@ -252,7 +255,7 @@ def _engine(request: CalibrationRequest, frame_size: tuple[int, int], events: Ev
     try:
         engine = load_engine(request.model, request.backend, window=1, frame_size=frame_size)
     except (ModelFileError, BackendError) as err:
-        raise CalibrationError(str(err)) from err
+        raise CalibrationError.from_error(err) from err
     events.status.emit(f"engine: {engine.describe()}")
     return engine
 
@@ -282,5 +285,5 @@ def _measure(
             events=events,
         )
     except InputError as err:
-        raise CalibrationError(str(err)) from err
+        raise CalibrationError.from_error(err) from err
     return profile

@@ -122,13 +122,20 @@ def find_property(core: CMMCorePlus, spec: str | None) -> tuple[str, str]:
         scanner = bool(camera) and core.hasProperty(camera, "LineAverage")
         device, prop = camera, "LineAverage" if scanner else "Exposure"
     if not device:
-        raise CalibrationError("no camera is set on the core; give --property DEVICE.PROPERTY.")
+        raise CalibrationError(
+            "no camera is set on the core",
+            option="property",
+            hint="name the property that sets averaging as DEVICE.PROPERTY",
+        )
     if not core.hasProperty(device, prop):
         names = ", ".join(str(p) for p in core.getDevicePropertyNames(device))
         unknown = f" and no device {head!r} is loaded ({', '.join(devices)})" if dot else ""
         raise CalibrationError(
-            f"device {device} has no property {prop!r}{unknown}; give --property DEVICE.PROPERTY "
-            f"naming the property that sets averaging or exposure ({device} has: {names})."
+            f"device {device} has no property {prop!r}{unknown}",
+            option="property",
+            value=spec,
+            hint=f"name the property that sets averaging or exposure as DEVICE.PROPERTY "
+            f"({device} has: {names})",
         )
     return device, prop
 
@@ -186,14 +193,19 @@ def reference_value(control: Control, reference: float | None, most: int) -> flo
     if not control.supports(value) or value < control.base:
         raise CalibrationError(
             f"reference {control.label}={control.text(value)} is not a setting the device accepts "
-            f"at or above the fastest {control.text(control.base)} ({control.describe()})."
+            f"at or above the fastest {control.text(control.base)} ({control.describe()})",
+            option="reference",
+            value=reference,
         )
     if reference_averages(control, value) > most:
         raise CalibrationError(
             f"reference {control.label}={control.text(value)} is "
             f"{control.averages(value):g} averages, more than the {most} these repeats measure "
-            f"(half of them are inputs, half the reference image): record at least "
-            f"{2 * reference_averages(control, value)} repeats, or give a shorter --reference."
+            f"(half of them are inputs, half the reference image)",
+            option="reference",
+            value=reference,
+            hint=f"record at least {2 * reference_averages(control, value)} repeats, or give a "
+            "shorter reference protocol",
         )
     return value
 

@@ -34,7 +34,7 @@ class Setting(BaseModel):
     value: float
     text: str  # as written to the device
     averages: float  # in frames recorded at the fastest value
-    frame_ms: float | None = None  # as the camera reports it; None offline without --frame-ms
+    frame_ms: float | None = None  # as the camera reports it; None offline without a frame time
 
 
 class FieldResult(BaseModel):
@@ -102,7 +102,12 @@ class Profile(BaseModel):
 def check_free(directory: Path, overwrite: bool) -> None:
     """Refuse to replace an existing calibration unless asked to (checked again before writing)."""
     if directory.exists() and not overwrite:
-        raise CalibrationError(f"{directory} exists; choose another --out or pass --overwrite.")
+        raise CalibrationError(
+            f"{directory} exists",
+            path=directory,
+            option="overwrite",
+            hint="choose another output folder, or allow replacing it",
+        )
 
 
 def publish(directory: Path, write: Callable[[Path], None], overwrite: bool = False) -> None:
@@ -205,9 +210,11 @@ def apply_profile(
         )
     if not accept and (found := differences(profile, core, model)):
         raise CalibrationError(
-            f"{path} was measured under other conditions: {'; '.join(found)}. Its choice holds "
-            "only for what it measured: calibrate again here, or pass --accept-calibration to "
-            "apply it anyway."
+            f"{path} was measured under other conditions: {'; '.join(found)}",
+            path=path,
+            option="accept_calibration",
+            hint="its choice holds only for what it measured: calibrate again here, or accept "
+            "the calibration to apply it anyway",
         )
     try:
         set_number(core, profile.device, profile.property, profile.chosen.text)

@@ -59,7 +59,7 @@ def load_repeats(path: str | Path, image_name: str | None = None) -> Repeats:
     try:
         image = read_image(path, image_name)
     except ImageFileError as err:
-        raise CalibrationError(str(err)) from None
+        raise CalibrationError.from_error(err) from None
     stacked = [
         a for a, n in zip(image.axes, image.data.shape, strict=True) if a not in "YX" and n > 1
     ]
@@ -77,7 +77,10 @@ def check_repeat_count(count: int) -> None:
     """Raise CalibrationError for fewer repeats than a calibration can compare."""
     if count < MIN_REPEATS:
         raise CalibrationError(
-            f"--repeats {count} is too few; calibration needs at least {MIN_REPEATS} (64 is typical)."
+            f"{count} repeats are too few",
+            option="repeats",
+            value=count,
+            hint=f"calibration needs at least {MIN_REPEATS}, 64 is typical",
         )
 
 

@@ -100,7 +100,7 @@ def _planned(profile: Profile) -> str:
     """The time the user's planned acquisition saves."""
     frames = profile.planned_frames
     if frames is None:
-        return "planned acquisition: not given (--frames or --sequence gives the time saved for it)"
+        return "planned acquisition: not given (give its frames or sequence to see the time saved)"
     chosen, ref = profile.chosen, profile.reference
     if chosen.frame_ms is None or ref.frame_ms is None:
         spared = frames * (ref.averages - chosen.averages)

@@ -41,6 +41,7 @@ from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
 from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.errors import LivedenoiseError
 from livedenoise.events import Events
 from livedenoise.events import Progress as TaskProgress
 from livedenoise.pipeline.output import expected_frames
@@ -50,6 +51,9 @@ CALIBRATION_DIR = Path("calibration")
 # typer's choice list: the criteria registered when the command line is loaded, the default first
 CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=str)
 DEFAULT_CRITERION = CriterionName(names()[0])
+AUTO = BackendName("auto")
+# the library's parameters whose flag is named otherwise (the rest: --name-of-it)
+FLAGS = {"directory": "--out", "positions": "--xy", "paths": "--from-stack"}
 
 
 class _Bars:
@@ -213,7 +217,7 @@ def calibrate_command(
             help="DEVICE.PROPERTY=VALUE before recording (repeatable).",
         ),
     ] = None,
-    backend: BackendOption = BackendName("auto"),
+    backend: BackendOption = AUTO,
     frame_ms: Annotated[
         float | None,
         typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
@@ -257,8 +261,8 @@ def calibrate_command(
                     )
                 finally:
                     release_microscope(core)
-    except (CalibrationError, ConfigError, SetupError, FileNotFoundError) as err:
-        raise fail(str(err)) from None
+    except (LivedenoiseError, ConfigError, SetupError, OSError) as err:
+        raise fail(err, FLAGS) from None
     _show(profile, directory)
 
 
