@@ -343,24 +343,36 @@ def run_single(args, model: str, input: Path, output: Path, log_path: Path) -> d
 def child_single(args) -> None:
     """The child's side of ``run_single``: denoise, then report when the engine was ready and done."""
     from livedenoise.app.denoising import denoise_file
+    from livedenoise.events import Events
 
     loaded = {}
 
-    def on_loaded(engine: str) -> None:
-        loaded.update(engine=engine, loaded_at=time.time())
+    def engine_line(line: str) -> None:
+        if line.startswith("engine: "):
+            loaded.update(engine=line.removeprefix("engine: "), loaded_at=time.time())
 
+    events = Events()
+    events.status.connect(engine_line)
     input, output = args.child_single
-    denoise_file(
-        args.model, input, output, backend=args.backend, window=args.window, on_loaded=on_loaded
-    )
+    denoise_file(args.model, input, output, backend=args.backend, window=args.window, events=events)
     done = {"done_at": time.time(), "peak_rss": high_water(os.getpid())}
     print(RESULT + json.dumps({**loaded, **done}), flush=True)
 
 
 def run_dask(args, model: str, input: Path, output: Path, workers: int) -> dict:
     from livedenoise.app.chunked import denoise_chunked
+    from livedenoise.events import Events
 
     seen: dict[str, object] = {}
+
+    def line(text: str) -> None:  # the input, the cluster and the engine, in that order
+        if text.startswith("engine: "):
+            seen.setdefault("loaded", time.perf_counter())
+        elif "Dask" in text:
+            seen.setdefault("cluster", text)
+
+    events = Events()
+    events.status.connect(line)
     watcher = Watcher(os.getpid())  # the cluster's worker processes are this one's children
     watcher.start()
     start = time.perf_counter()
@@ -372,8 +384,7 @@ def run_dask(args, model: str, input: Path, output: Path, workers: int) -> dict:
         window=args.window,
         workers=workers,
         block_frames=args.block_frames,
-        on_cluster=lambda line: seen.setdefault("cluster", line),
-        on_loaded=lambda line: seen.setdefault("loaded", time.perf_counter()),
+        events=events,
     )
     wall = time.perf_counter() - start
     watcher.stop.set()

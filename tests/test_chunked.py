@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import Mock, call
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 from livedenoise.app.chunked import PROGRESS, ctrl_c_held, denoise_chunked
 from livedenoise.app.denoising import DenoiseError, denoise_file
 from livedenoise.cli import app
+from livedenoise.events import Events, Progress
 from livedenoise.imageio import Image, read_image, write_image
 from livedenoise.inference import InputError
 from livedenoise.model import CNNTConfig, ModelCard, Normalization, build_model, save_model
@@ -83,7 +85,9 @@ def test_time_series_equals_the_single_process_output(
         channels=["GFP", "mCherry"],
     )
     write_image(tmp_path / "in.ome.zarr", source)
-    blocks: list[tuple[int, int]] = []
+    events = Events()
+    progress = Mock()
+    events.progress.connect(progress)
     result = chunked(
         cluster,
         small_model_path,
@@ -92,10 +96,10 @@ def test_time_series_equals_the_single_process_output(
         window=4,
         float32=True,
         block_frames=3,  # blocks of 3 frames with windows of 4: every block reads a halo
-        on_block=lambda done, total: blocks.append((done, total)),
+        events=events,
     )
     assert result.blocks == result.computed == 2 * 4  # per channel (a 1-channel model), 4 blocks
-    assert blocks[-1] == (8, 8)
+    assert progress.call_args_list[-1] == call(Progress(8, 8, "blocks"))
     expected = read_image(
         single(small_model_path, tmp_path / "in.ome.zarr", tmp_path, float32=True)
     )

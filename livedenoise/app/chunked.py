@@ -27,7 +27,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,10 +41,14 @@ from livedenoise.app.denoising import (
     check_channels,
     check_output,
     check_stride,
+    loading_engine,
     output_exists,
+    reported,
+    show_engine,
     to_dtype,
 )
 from livedenoise.cpu import cpu_threads
+from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.imageio import (
     Image,
     ImageFileError,
@@ -359,10 +363,7 @@ def denoise_chunked(
     workers: int = 2,
     scheduler: str | None = None,
     block_frames: int = 16,
-    on_read: Callable[[str], None] | None = None,
-    on_cluster: Callable[[str], None] | None = None,
-    on_loaded: Callable[[str], None] | None = None,
-    on_block: Callable[[int, int], None] | None = None,
+    events: Events | None = None,
 ) -> ChunkedResult:
     """Denoise the OME-Zarr ``input`` into the OME-Zarr ``output`` as a Dask computation.
 
@@ -374,12 +375,44 @@ def denoise_chunked(
     address of a running ``dask.distributed`` scheduler; without it, a local cluster of ``workers``
     processes.
     An unfinished output of the same command is resumed (``overwrite`` starts afresh).
-    ``on_read(input line)``, ``on_cluster(cluster line)``, ``on_loaded(engine line)`` and
-    ``on_block(done, total)`` (blocks, those done before included) report progress. Raises
-    DenoiseError, ImageFileError, ModelFileError, BackendError, InputError or OSError with a message
-    for people; an error in a task stops the run and is recorded in the output's progress.
+    ``events`` as ``denoise_file``'s, and ``status`` with the cluster's line; ``progress`` counts
+    blocks (``what`` "blocks"), those done before included. Raises DenoiseError, ImageFileError,
+    ModelFileError, BackendError, InputError or OSError with a message for people; an error in a
+    task stops the run and is recorded in the output's progress.
     """
-    input, output = Path(input).resolve(), Path(output).resolve()
+    settings = _Settings(image, backend, window, stride, float32, overwrite, workers, scheduler)
+    return reported(
+        events_or_new(events),
+        Path(input),
+        lambda events: _run(model, Path(input), Path(output), settings, block_frames, events),
+    )
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """``denoise_chunked``'s options but the paths, the model and the block size."""
+
+    image: str | None
+    backend: str
+    window: int
+    stride: int | None
+    float32: bool
+    overwrite: bool
+    workers: int
+    scheduler: str | None
+
+
+def _run(
+    model: Path | str,
+    given: Path,
+    output: Path,
+    settings: _Settings,
+    block_frames: int,
+    events: Events,
+) -> ChunkedResult:
+    image, backend, window = settings.image, settings.backend, settings.window
+    stride, overwrite = settings.stride, settings.overwrite
+    input, output = given.resolve(), output.resolve()
     for path, role, ok in ((input, "INPUT", _is_zarr(input)), (output, "OUTPUT", _is_zarr(output))):
         if not ok:
             raise DenoiseError(
@@ -409,7 +442,7 @@ def denoise_chunked(
     )
     img = images[0]
     check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
-    dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
+    dtype = np.dtype(np.float32) if settings.float32 or run_store else images[0].data.dtype
     job = Job(
         str(input), str(output), files.sha256, backend, window, block_frames, dtype.name, stride
     )
@@ -417,11 +450,10 @@ def denoise_chunked(
     if resumed is not None and _progress_group(output).attrs.get("complete"):
         done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
         return ChunkedResult(read, f"{resumed}, before", done_line, len(blocks), 0, {})
-    if on_read is not None:
-        on_read(f"{read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
-    with _client(workers, scheduler) as (client, cluster_line):
-        if on_cluster is not None:
-            on_cluster(cluster_line)
+    events.status.emit(f"{given}: {read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
+    with _client(settings.workers, settings.scheduler) as (client, cluster_line):
+        events.status.emit(cluster_line)
+        loading_engine(events)
         first = next(b for b in blocks if b.denoise)
         frame_size = tuple(images[0].data.shape[-2:])
         probe = client.submit(
@@ -431,8 +463,7 @@ def denoise_chunked(
         if resumed is not None and resumed != backend:
             reason = f"the backend this run began with; {backend} was asked for"
         engine_line = f"{where} ({reason})"
-        if on_loaded is not None:
-            on_loaded(engine_line)
+        show_engine(events, engine_line)
         job = replace(job, resolved=name)
         if resumed is None and output.exists():  # overwrite, now that the run can start
             shutil.rmtree(output) if output.is_dir() else output.unlink()
@@ -442,7 +473,7 @@ def denoise_chunked(
         else:
             done = _done_rows(output)
         todo = [row for row in range(len(blocks)) if row not in done]
-        results = _compute(client, job, blocks, todo, files, len(done), on_block)
+        results = _compute(client, job, blocks, todo, files, len(done), events)
     _finish(output, blocks, run_store)
     return ChunkedResult(
         read,
@@ -560,13 +591,12 @@ def _compute(
     todo: list[int],
     files: ModelFiles,
     done: int,
-    on_block: Callable[[int, int], None] | None,
+    events: Events,
 ) -> list[BlockResult]:
     """Run the blocks of ``todo``; the first error cancels the rest, is recorded and raised."""
     from distributed import KilledWorker, as_completed
 
-    if on_block is not None:
-        on_block(done, len(blocks))
+    events.progress.emit(Progress(done, len(blocks), "blocks"))
     if not todo:
         return []
     model = client.scatter(files, broadcast=True, hash=False)
@@ -578,8 +608,7 @@ def _compute(
         for future in as_completed(futures):
             results.append(future.result())
             done += 1
-            if on_block is not None:
-                on_block(done, len(blocks))
+            events.progress.emit(Progress(done, len(blocks), "blocks"))
     except BaseException as err:
         client.cancel(futures)
         _progress_group(Path(job.output)).attrs["error"] = f"{type(err).__name__}: {err}"

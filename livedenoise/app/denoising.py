@@ -1,8 +1,9 @@
 """Offline denoising of an image file (2D, time series or z-stack) with a saved model, start to end.
 
 Checks, reading, the engine, denoising (``inference.denoise_stack``: overlapping windows, every
-output kept) and writing, once, for the command line, the viewer and scripts. Front ends follow along through
-callbacks and show errors as they are: every one says what is wrong and what to do.
+output kept) and writing, once, for the command line, the viewer and scripts. Front ends follow along
+through the task's ``Events`` and show errors as they are: every one says what is wrong and what to
+do.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from livedenoise.app.acquisition import engine_attrs
+from livedenoise.app.session import engine_attrs
 from livedenoise.errors import LivedenoiseError
+from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.imageio import (
     Image,
@@ -40,6 +43,9 @@ from livedenoise.inference import (
 from livedenoise.model import find_model, load_card, model_paths
 from livedenoise.paths import output_refusal
 from livedenoise.storage import RunStore, StoredRun, open_run
+
+R = TypeVar("R")
+LOADING = "loading the engine (a model's first use exports or builds it)"
 
 
 class DenoiseError(LivedenoiseError, ValueError):
@@ -75,9 +81,7 @@ def denoise_file(
     axes: str | None = None,
     float32: bool = False,
     overwrite: bool = False,
-    on_read: Callable[[str], None] | None = None,
-    on_loaded: Callable[[str], None] | None = None,
-    on_frame: Callable[[int, int], None] | None = None,
+    events: Events | None = None,
 ) -> DenoiseResult:
     """Denoise the image at ``input`` with ``model`` and write it to ``output``.
 
@@ -88,14 +92,63 @@ def denoise_file(
     the window) is the frames between overlapping windows. ``axes`` (letters from TZCYX)
     overrides the file's own. The output keeps the input's calibration and dtype (float32 with
     ``float32``), axes in the standard order. A single-channel model denoises each channel of a
-    multi-channel image on its own. ``on_read(input line)`` comes once the input is read, before the
-    engine loads (which can take minutes on a model's first use); ``on_loaded(engine line)`` once it
-    has; ``on_frame(done, total)`` after each frame. Raises DenoiseError, ImageFileError,
+    multi-channel image on its own.
+
+    ``events``: ``started(input)``; ``status`` with the input line once it is read, then a
+    ``progress`` of unknown total while the engine loads (minutes on a model's first use), then
+    ``status`` with the engine line; ``progress`` after each frame (``what`` "denoising");
+    ``finished(DenoiseResult)`` or ``failed(error)``. Raises DenoiseError, ImageFileError,
     ModelFileError, BackendError, InputError or OSError, each with a message for people, and all but
     the last before any frame is denoised.
     """
+    options = (image, backend, (window, stride), axes, float32, overwrite)
+    return reported(
+        events_or_new(events),
+        Path(input),
+        lambda events: _denoise_file(model, Path(input), Path(output), *options, events),
+    )
+
+
+def reported(events: Events, subject: Path, work: Callable[[Events], R]) -> R:
+    """``work(events)`` between ``started(subject)`` and ``finished(result)``, or ``failed(error)``
+    before its error propagates: every offline task reports its ends the same way."""
+    events.started.emit(subject)
+    try:
+        result = work(events)
+    except Exception as error:
+        events.failed.emit(error)
+        raise
+    events.finished.emit(result)
+    return result
+
+
+def show_engine(events: Events, engine_line: str) -> None:
+    """The engine is ready: the spinner that ``loading_engine`` started gives way to its line."""
+    events.status.emit(f"engine: {engine_line}")
+
+
+def loading_engine(events: Events) -> None:
+    """A progress of unknown total: loading can take minutes (a model's first use exports or
+    builds it), and a front end that shows nothing then looks stuck."""
+    events.progress.emit(Progress(0, None, LOADING))
+
+
+def _denoise_file(
+    model: Path | str,
+    input: Path,
+    output: Path,
+    image: str | None,
+    backend: str,
+    windows: tuple[int, int | None],
+    axes: str | None,
+    float32: bool,
+    overwrite: bool,
+    events: Events,
+) -> DenoiseResult:
+    """``denoise_file`` with its options checked and its events given; ``windows`` is
+    (window, stride)."""
+    window, stride = windows
     check_stride(stride, window)
-    input, output = Path(input), Path(output)
     image_format(Path(output.name))  # an output name of no known format fails before any work
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:
@@ -110,9 +163,7 @@ def denoise_file(
                 option="image",
                 hint="or choose one image of it, e.g. raw/p0",
             )
-        return _denoise_run(
-            model, input, run, output, backend, (window, stride), on_read, on_loaded, on_frame
-        )
+        return _denoise_run(model, input, run, output, backend, windows, events)
     source = read_image(input, image)
     if axes:
         source = source.with_axes(axes)
@@ -122,16 +173,15 @@ def denoise_file(
     read = f"{describe(source)} as {n} frame(s) of {c} channel(s)"
     if source.axes_guessed:
         read += f" ({guess_note(source)})"
-    if on_read is not None:
-        on_read(read)
+    events.status.emit(f"{input}: {read}")
     check_frame_size(h, w, f"{input}: ", " (or check the axes, if they were misread)")
     dtype = np.dtype(np.float32) if float32 else source.data.dtype
     check_writable(output, dtype)
     check_channels(input, c, load_card(model).config.channels, axes_option=True)
+    loading_engine(events)
     engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
-    if on_loaded is not None:
-        on_loaded(engine.describe())
-    denoised = _denoise_frames(engine, frames, (window, stride), on_frame)
+    show_engine(events, engine.describe())
+    denoised = _denoise_frames(engine, frames, windows, events)
     result = replace(source, data=from_frames(to_dtype(denoised, dtype), source))
     write_image(output, result)
     return DenoiseResult(read, engine.describe(), describe(result.in_order()))
@@ -152,9 +202,7 @@ def _denoise_run(
     output: Path,
     backend: str,
     windows: tuple[int, int | None],
-    on_read: Callable[[str], None] | None,
-    on_loaded: Callable[[str], None] | None,
-    on_frame: Callable[[int, int], None] | None,
+    events: Events,
 ) -> DenoiseResult:
     """Every raw image of ``run`` copied into a new run store at ``output`` with its denoised twin.
 
@@ -168,15 +216,14 @@ def _denoise_run(
     read = f"run store of {len(images)} raw image(s): " + ", ".join(
         f"{name} {describe(image)}" for name, image in zip(names, images, strict=True)
     )
-    if on_read is not None:
-        on_read(read)
+    events.status.emit(f"{input}: {read}")
     for name, image in zip(names, images, strict=True):
         check_frame_size(*image.data.shape[-2:], f"{input}/{name}: ")
     layout = RunLayout(**run.attrs["layout"])
     axis = "t" if max(image.data.shape[0] for image in images) > 1 else "z"
+    loading_engine(events)
     engine = load_engine(model, backend, window=window, frame_size=tuple(images[0].data.shape[-2:]))
-    if on_loaded is not None:
-        on_loaded(engine.describe())
+    show_engine(events, engine.describe())
     attrs = {
         key: value
         for key, value in run.attrs.items()
@@ -201,8 +248,7 @@ def _denoise_run(
                     FrameIndex(t, p, c, z), denoised[n, c], time.monotonic() - start, np.nan
                 )
                 done += 1
-                if on_frame is not None:
-                    on_frame(done, total)
+                events.progress.emit(Progress(done, total, "denoising"))
     store.close({"frames": total, "denoised": done})
     return DenoiseResult(read, engine.describe(), f"{len(images)} raw and denoised image(s)")
 
@@ -233,19 +279,23 @@ def _denoise_frames(
     engine: Engine,
     frames: np.ndarray,
     windows: tuple[int, int | None],
-    on_frame: Callable[[int, int], None] | None,
+    events: Events | None,
 ) -> np.ndarray:
     """``[N, C, H, W]`` denoised together, or channel by channel for a single-channel engine, in
-    windows of ``windows`` (window, stride)."""
+    windows of ``windows`` (window, stride); ``progress`` per frame on ``events``, if given."""
     n, c = frames.shape[:2]
     window, stride = windows
+
+    def frame_done(before: int, total: int) -> Callable[[int], None] | None:
+        if events is None:
+            return None
+        return lambda done: events.progress.emit(Progress(before + done, total, "denoising"))
+
     if engine.channels == c:
-        progress = None if on_frame is None else (lambda done: on_frame(done, n))
-        return denoise_stack(engine, frames, window, progress, stride)
+        return denoise_stack(engine, frames, window, frame_done(0, n), stride)
     out = np.empty(frames.shape, dtype=np.float32)
     for k in range(c):  # channels are independent fluorophores
-        progress = None if on_frame is None else (lambda done, k=k: on_frame(k * n + done, c * n))
-        out[:, k] = denoise_stack(engine, frames[:, k], window, progress, stride)
+        out[:, k] = denoise_stack(engine, frames[:, k], window, frame_done(k * n, c * n), stride)
     return out
 
 

@@ -3,59 +3,64 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as Bar
 
 from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
 
+if TYPE_CHECKING:
+    from livedenoise.events import Events, Progress
+
+AUTO = BackendName("auto")
+
 
 class _Display:
-    """The command's view of ``denoise_file``: the input line, a spinner while the engine loads (a
-    model's first use exports or builds it), then a progress bar; rich shows one of them at a time."""
+    """The command's view of a denoising task's events: its lines, a spinner while a step of unknown
+    length runs (a model's first use exports or builds it), then a progress bar; rich shows one of
+    them at a time."""
 
-    def __init__(self, input: Path) -> None:
-        self.input = input
-        self.status = console.status(
-            "loading the engine (a model's first use exports or builds it)"
-        )
+    def __init__(self) -> None:
+        self.spinner = console.status("")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        self.progress = Progress(*columns, TimeRemainingColumn(), console=console)
+        self.bar = Bar(*columns, TimeRemainingColumn(), console=console)
         self.task: TaskID | None = None
 
-    def read(self, description: str) -> None:
-        console.print(f"{self.input}: {description}")
-        self.status.start()
+    def connect(self, events: Events) -> None:
+        events.status.connect(self.line)
+        events.progress.connect(self.advance)
 
-    def loaded(self, engine: str) -> None:
-        self.status.stop()
-        console.print(f"engine: {engine}")
+    def line(self, text: str) -> None:
+        self.spinner.stop()
+        console.print(text)
 
-    def frame(self, done: int, total: int, what: str = "denoising") -> None:
+    def advance(self, progress: Progress) -> None:
+        if progress.total is None:
+            self.spinner.update(progress.what)
+            self.spinner.start()
+            return
+        self.spinner.stop()
         if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task(what, total=total)
-        self.progress.update(self.task, completed=done)
-
-    def block(self, done: int, total: int) -> None:
-        self.frame(done, total, "blocks")
+            self.bar.start()
+            self.task = self.bar.add_task(progress.what, total=progress.total)
+        self.bar.update(self.task, completed=progress.done)
 
     def __enter__(self) -> _Display:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.status.stop()
+        self.spinner.stop()
         if self.task is not None:
-            self.progress.stop()
+            self.bar.stop()
 
 
 def denoise(
@@ -75,7 +80,7 @@ def denoise(
             "series of a multi-series TIFF (its number from 0, or its name)."
         ),
     ] = None,
-    backend: BackendOption = BackendName("auto"),
+    backend: BackendOption = AUTO,
     window: Annotated[
         int, typer.Option("--window", "-t", min=1, help="Frames (or z-planes) per window, T.")
     ] = 8,
@@ -151,6 +156,7 @@ def denoise(
     # loaded only now (torch, ONNX Runtime, zarr): --help and a mistaken option answer at once
     from livedenoise.app.chunked import ChunkedResult, denoise_chunked
     from livedenoise.app.denoising import DenoiseResult, denoise_file
+    from livedenoise.events import Events
     from livedenoise.imageio import ImageFileError
     from livedenoise.inference import BackendError, InputError
     from livedenoise.model import ModelFileError
@@ -159,8 +165,10 @@ def denoise(
     common = {"image": image, "backend": backend.value, "window": window, "stride": stride}
     common.update(float32=float32, overwrite=overwrite)
     result: DenoiseResult | ChunkedResult
+    events = Events()
     try:
-        with _Display(input) as display:
+        with _Display() as display:
+            display.connect(events)
             if chunked:
                 result = denoise_chunked(
                     model,
@@ -170,10 +178,7 @@ def denoise(
                     workers=workers or 2,
                     scheduler=scheduler,
                     **({} if block_frames is None else {"block_frames": block_frames}),
-                    on_read=display.read,
-                    on_cluster=console.print,
-                    on_loaded=display.loaded,
-                    on_block=display.block,
+                    events=events,
                 )
             else:
                 result = denoise_file(
@@ -182,9 +187,7 @@ def denoise(
                     output,
                     **common,  # type: ignore[arg-type]
                     axes=axes,
-                    on_read=display.read,
-                    on_loaded=display.loaded,
-                    on_frame=display.frame,
+                    events=events,
                 )
     except LivedenoiseError as err:
         raise fail(err) from None
