@@ -152,7 +152,7 @@ def test_viewer_shows_a_device_failure_and_keeps_every_frame(
 
 
 def test_a_second_run_on_a_busy_core_is_refused(sim_core, small_model_path, tmp_path) -> None:
-    from livedenoise.app.acquisition import RunInProgress
+    from livedenoise.app.session import RunInProgress
     from livedenoise.errors import LivedenoiseError
 
     request = RunRequest(model=small_model_path, backend="torch", out_dir=tmp_path)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from livedenoise.acquisition import make_core
 from livedenoise.inference import load_engine
-from livedenoise.pipeline.acquire import AcquisitionRun
 from livedenoise.pipeline.output import RunSettings
+from livedenoise.pipeline.runs import AcquisitionRun
 from livedenoise.pipeline.setup import apply_assignments
 from livedenoise.storage import open_run
 

@@ -11,9 +11,9 @@ import pytest
 import useq
 
 from livedenoise.inference import load_engine
-from livedenoise.pipeline.acquire import AcquisitionRun
 from livedenoise.pipeline.live import Policy
 from livedenoise.pipeline.output import RunSettings
+from livedenoise.pipeline.runs import AcquisitionRun
 from livedenoise.pipeline.setup import apply_assignments
 from livedenoise.pipeline.stats import RunSummary
 from livedenoise.storage import open_run

@@ -54,7 +54,7 @@ class RigMember:
         super().__init__(*args)
         self._values: dict[str, Any] = {}
         self._attached = False
-        self.setting(RIG, "default", kind=str, pre_init=True, on_change=self._check_detached)
+        self.setting(RIG, "default", kind=str, pre_init=True, effect=self._check_detached)
 
     def setting(
         self,
@@ -65,9 +65,10 @@ class RigMember:
         limits: tuple[float, float] | None = None,
         allowed: Sequence[Choice] | None = None,
         pre_init: bool = False,
-        on_change: Callable[[Any], None] | None = None,
+        effect: Callable[[Any], None] | None = None,
     ) -> None:
-        """Register a property stored on the device, converted by `kind`, checked by the core."""
+        """Register a property stored on the device, converted by `kind`, checked by the core;
+        `effect` runs with each converted value before it is stored (and may refuse it by raising)."""
         self._values[name] = default
 
         def store(dev: RigMember, value: Any) -> None:
@@ -75,8 +76,8 @@ class RigMember:
                 value = kind(value)
             except ValueError as err:
                 raise ValueError(f"property {name!r}: {err}") from None
-            if on_change is not None:
-                on_change(value)
+            if effect is not None:
+                effect(value)
             dev._values[name] = value
 
         self.register_property(  # type: ignore[attr-defined]

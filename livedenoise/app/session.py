@@ -1,4 +1,5 @@
-"""Running acquisitions on a core: the one implementation the command line and the viewer drive.
+"""Runs on a core (live mode, MDA sequences): the one implementation the command line and the viewer
+drive.
 
     core = open_microscope(None, ["Detector.LineAverage=2"])       # the simulated microscope
     acquisition = Acquisition(core, RunRequest(model="sim-confocal-small"))
@@ -12,8 +13,7 @@ and draws ``latest``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,76 +23,21 @@ import useq
 from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
-from livedenoise.acquisition import make_core
+from livedenoise.app.microscope import check_camera, release_microscope
 from livedenoise.calibration.choose import Control, device_control, set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile, apply_profile
 from livedenoise.errors import LivedenoiseError
 from livedenoise.events import Events
 from livedenoise.frames import FrameInfo
-from livedenoise.inference import Engine, InputError, check_frame_size, load_engine
-from livedenoise.pipeline.acquire import AcquisitionRun, LiveAcquisition
+from livedenoise.inference import Engine, load_engine
 from livedenoise.pipeline.live import LivePipeline, Policy, RunError, relay
 from livedenoise.pipeline.mosaic import Mosaic
 from livedenoise.pipeline.output import DenoisingOutput, RunSettings
-from livedenoise.pipeline.setup import (
-    SetupError,
-    apply_assignments,
-    check_presets,
-    check_sequence,
-)
+from livedenoise.pipeline.runs import AcquisitionRun, LiveAcquisition
+from livedenoise.pipeline.setup import check_presets, check_sequence
 from livedenoise.pipeline.stats import STOPPED_BY_USER, RunSummary
 from livedenoise.storage import check_new_store
-
-
-def open_microscope(config: Path | None = None, settings: Sequence[str] = ()) -> CMMCorePlus:
-    """A core for ``config`` (None: the simulated microscope) with ``DEVICE.PROPERTY=VALUE`` applied.
-
-    Raises ``SetupError`` for a setting the core refuses and ``FileNotFoundError`` for a missing file.
-    """
-    core = make_core(config)
-    try:
-        apply_assignments(core, list(settings))
-    except BaseException:
-        release_microscope(core)
-        raise
-    return core
-
-
-def release_microscope(core: CMMCorePlus) -> None:
-    """Stop the core's acquisition, unload its devices and detach its callback thread.
-
-    A core left to interpreter shutdown with its callback thread live can abort the process
-    ("terminate called without an active exception"), replacing the command's exit code.
-    """
-    with suppress(Exception):
-        if core.isSequenceRunning():
-            core.stopSequenceAcquisition()
-    with suppress(Exception):
-        core.unloadAllDevices()
-    with suppress(Exception):
-        super(CMMCorePlus, core).registerCallback(None)
-
-
-def check_camera(core: CMMCorePlus) -> None:
-    """Refuse a camera a run cannot take, before anything is acquired: none chosen, or frames
-    smaller than the model's minimum (the rule offline denoising applies). Raises SetupError.
-
-    Any pixel type is taken: 32-bit float frames are stored as float32, colour frames as one channel
-    per colour, each physical camera of a Multi Camera as channels of its own.
-    """
-    camera = core.getCameraDevice()
-    if not camera:
-        raise SetupError("no camera is chosen: set Core.Camera=NAME", option="settings")
-    try:
-        check_frame_size(
-            core.getImageHeight(),
-            core.getImageWidth(),
-            f"camera {camera}: ",
-            " (make its ROI or frame size larger)",
-        )
-    except InputError as err:
-        raise SetupError(str(err), option="settings") from None
 
 
 class RunInProgress(LivedenoiseError, RuntimeError):

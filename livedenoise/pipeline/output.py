@@ -62,7 +62,7 @@ def expected_frames(sequence: useq.MDASequence) -> int:
     return sum(1 for event in sequence if is_image_event(event))
 
 
-def device_state(meta: dict[str, Any]) -> list[list[str]]:
+def summary_properties(meta: dict[str, Any]) -> list[list[str]]:
     """Every device property as ``[device, property, value]``, from pymmcore-plus summary metadata."""
     return [
         [dev["label"], prop["name"], str(prop["value"])]
@@ -73,7 +73,7 @@ def device_state(meta: dict[str, Any]) -> list[list[str]]:
 
 def current_preset(meta: dict[str, Any], group: str) -> str | None:
     """The preset of config ``group`` whose settings all match the devices' values, if one does."""
-    values = {(dev, prop): value for dev, prop, value in device_state(meta)}
+    values = {(dev, prop): value for dev, prop, value in summary_properties(meta)}
     for g in meta.get("config_groups", ()):
         if g["name"] != group:
             continue
@@ -114,7 +114,7 @@ def physical_cameras(meta: dict[str, Any]) -> list[str]:
     cameras = camera_formats(meta)
     named = [
         value
-        for device, prop, value in device_state(meta)
+        for device, prop, value in summary_properties(meta)
         if device == label and prop.startswith("Physical Camera") and value in cameras
     ]
     return named if count > 1 and len(named) == count else [label] * count
@@ -210,7 +210,7 @@ class DenoisingOutput:
         self._tiled = is_tiled(sequence)
         self._pixel_size_um = layout.pixel_size_um
         group = next(
-            (v for d, p, v in device_state(meta) if (d, p) == ("Core", "ChannelGroup")), ""
+            (v for d, p, v in summary_properties(meta) if (d, p) == ("Core", "ChannelGroup")), ""
         )
         self._default_channel = (current_preset(meta, group) if group else None) or "default"
         axis = self.settings.window_axis or default_axis(layout.timepoints, layout.slices)
@@ -222,7 +222,7 @@ class DenoisingOutput:
                 "policy": self.settings.policy.value,
                 "window": {"size": self.settings.window, "axis": axis},
                 "sequence": sequence.model_dump(mode="json", exclude_unset=True),
-                "devices": device_state(meta),
+                "devices": summary_properties(meta),
             },
         )
         info = meta["image_infos"][0]

@@ -1,4 +1,4 @@
-"""The bridge from a Micro-Manager core to the live pipeline, for MDA sequences and live mode.
+"""Runs on a Micro-Manager core through the live pipeline: an MDA sequence or live mode.
 
 Only standard Micro-Manager calls are used, so the same code drives the simulated microscope, the demo
 configuration and real hardware. An MDA run goes through ``DenoisingOutput``, the same output any
@@ -32,8 +32,9 @@ def frame_dtype(core: CMMCorePlus) -> np.dtype:
     return np.dtype({1: np.uint8, 2: np.uint16, 4: np.uint32}[core.getBytesPerPixel()])
 
 
-def device_state(core: CMMCorePlus) -> list[list[str]]:
-    """Every device property value now: the acquisition settings, as recorded."""
+def core_properties(core: CMMCorePlus) -> list[list[str]]:
+    """Every device property as ``[device, property, value]``, read from the core now: the
+    acquisition settings, as a store records them."""
     return [
         [dev, prop, str(core.getProperty(dev, prop))]
         for dev in core.getLoadedDevices()
@@ -210,7 +211,7 @@ class LiveAcquisition:
                 "policy": settings.policy.value,
                 "window": {"size": settings.window, "axis": "t"},
                 "mode": "live",
-                "devices": device_state(core),
+                "devices": core_properties(core),
             },
         )
         ring = FrameRing.for_memory(
