@@ -112,7 +112,7 @@ def test_calibrate_on_a_run_store_names_its_own_image_option(
     calibrate = ("calibrate", "--model", identity_model_path, "--backend", "torch")
 
     code, text = _cli(*calibrate, "--from-stack", store, "--out", tmp_path / "whole")
-    assert code == 1 and "choose one with --image" in text and "raw/p0" in text
+    assert code == 1 and "choose one by its name (--image)" in text and "raw/p0" in text
     assert not (tmp_path / "whole").exists()
     code, text = _cli(
         *calibrate, "--from-stack", store, "--image", "raw/p1", "--out", tmp_path / "p1"

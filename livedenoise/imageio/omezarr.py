@@ -83,8 +83,7 @@ def read_zarr(path: Path, name: str | None = None, *, lazy: bool = False) -> Ima
         if len(names) > 1:
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
             raise ImageFileError(
-                f"{path} holds {len(names)} images ({shown}); choose one by its name, "
-                f"e.g. image {names[0]}",
+                f"{path} holds {len(names)} images ({shown}); choose one by its name",
                 path=path,
                 option="image",
             )

@@ -99,7 +99,7 @@ def _series_index(path: Path, series: list[tifffile.TiffPageSeries], chosen: str
     wrong = "" if chosen is None else f"has no series {chosen!r}: it "
     raise ImageFileError(
         f"{path} {wrong}holds {len(series)} series (images: {listed}); choose one by its number "
-        f"or name, e.g. image {len(series) - 1}",
+        "or name",
         path=path,
         option="image",
         value=chosen,
