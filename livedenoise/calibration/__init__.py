@@ -7,10 +7,11 @@
     apply_profile(core, "calibration/NAME/profile.json")               # profile, before acquiring
 
 Front ends and scripts call ``livedenoise.app.calibrate_on_core`` or ``calibrate_from_stack``, which do
-the steps above with progress callbacks.
+the steps above and report through ``livedenoise.events.Events``.
 
 Method: the README's Calibration section. Modules: ``repeats`` (recording), ``analysis`` (the ladder against an independent
-reference), ``residual`` (hallucination check), ``breaking`` (the criteria and the breaking point), ``choose`` (the
+reference), ``residual`` (hallucination check), ``criteria`` (what "good enough" means: one module
+per criterion, registered by name), ``breaking`` (the breaking point), ``choose`` (the
 device's values), ``profile`` (the saved result), ``report`` (plot and markdown), ``run`` (all of it).
 Image quality is scored with ``livedenoise.metrics``, which training shares.
 """

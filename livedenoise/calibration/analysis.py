@@ -191,7 +191,7 @@ def measure(
     steps = ladder(half)
     sums = np.cumsum(inputs, axis=0)
     protocol = sums[reference_averages - 1] / reference_averages
-    reference_crops = [tuple(quality(protocol[c], reference[c])) for c in grid]
+    reference_crops: list[Triple] = [quality(protocol[c], reference[c]) for c in grid]
     averages = np.stack([sums[n - 1] / n for n in steps]).astype(np.float32)
     rungs: list[Rung] = []
     events.progress.emit(Progress(0, len(steps), what))

@@ -8,12 +8,13 @@ previous profile of the same name survives until the new one is ready).
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pymmcore_plus import CMMCorePlus
@@ -24,7 +25,7 @@ from livedenoise.calibration.choose import set_number
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.model import load_card
 
-FORMAT = "livedenoise-calibration/2"
+FORMAT: Final = "livedenoise-calibration/2"
 PROFILE = "profile.json"
 
 
@@ -94,7 +95,7 @@ class Profile(BaseModel):
         "and in profiles written before they were recorded",
     )
 
-    @property
+    @builtins.property  # the field ``property`` hides the builtin in this class
     def control_label(self) -> str:
         return f"{self.device}.{self.property}" if self.device else self.property
 

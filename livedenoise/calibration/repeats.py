@@ -113,7 +113,7 @@ def acquire_repeats(
 
 def describe_field(core: CMMCorePlus) -> dict[str, str]:
     """Where the repeats were taken: stage position, focus, channel, pixel size, frame size."""
-    info = {"camera": core.getCameraDevice()}
+    info: dict[str, str] = {"camera": str(core.getCameraDevice())}
     if core.getXYStageDevice():
         x, y = core.getXYPosition()
         info["xy_um"] = f"{x:.2f}, {y:.2f}"

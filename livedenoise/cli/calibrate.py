@@ -8,6 +8,7 @@ field): recorded repeat stacks. Writes ``calibration/NAME/`` (or the ``--out`` p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +50,7 @@ from livedenoise.pipeline.setup import SetupError, load_sequence
 
 CALIBRATION_DIR = Path("calibration")
 # typer's choice list: the criteria registered when the command line is loaded, the default first
-CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=str)
+CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=str)  # type: ignore[misc]
 DEFAULT_CRITERION = CriterionName(names()[0])
 AUTO = BackendName("auto")
 # the library's parameters whose flag is named otherwise (the rest: --name-of-it)
@@ -177,7 +178,7 @@ def calibrate_command(
         ),
     ] = None,
     criterion: Annotated[
-        CriterionName,  # type: ignore[valid-type]
+        CriterionName,
         typer.Option(help="; ".join(f"{kind}: {c.help}" for kind, c in CRITERIA.items()) + "."),
     ] = DEFAULT_CRITERION,
     frames: Annotated[
@@ -262,14 +263,14 @@ def calibrate_command(
                 finally:
                     release_microscope(core)
     except (LivedenoiseError, ConfigError, SetupError, OSError) as err:
-        raise fail(err, FLAGS) from None
+        raise fail(err if isinstance(err, LivedenoiseError) else str(err), FLAGS) from None
     _show(profile, directory)
 
 
 def _check_options(
     from_stack: list[Path] | None,
-    stack_only: dict[str, object],
-    microscope_only: dict[str, object],
+    stack_only: Mapping[str, object],
+    microscope_only: Mapping[str, object],
 ) -> None:
     """Refuse options that do not apply to the source."""
     if from_stack:

@@ -61,7 +61,7 @@ class CalibrationTab(QWidget):
         self.profile_path: Path | None = None
         self.message = ""
         self._thread: threading.Thread | None = None
-        self._drawn = (-1, None)
+        self._drawn: tuple[int, Profile | None] = (-1, None)
 
         self.plot = pg.PlotWidget(labels={"bottom": "frames averaged (n)", "left": "PSNR (dB)"})
         self.plot.addLegend()

@@ -40,7 +40,7 @@ def names() -> list[str]:
 @cache
 def _union() -> TypeAdapter[Any]:
     """The registered criteria as one discriminated union on ``kind``."""
-    members = Union.__getitem__(tuple(CRITERIA.values()))  # type: ignore[attr-defined]  # a union built at run time
+    members = Union.__getitem__(tuple(CRITERIA.values()))  # a union built at run time
     return TypeAdapter(Annotated[members, Field(discriminator="kind")])
 
 
