@@ -8,6 +8,7 @@ model fine-tuned for that microscope, which beats the raw average safely on ever
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,15 @@ from livedenoise.acquisition import make_core
 from livedenoise.app.calibration import CalibrationRequest, RecordedStack, calibrate_from_stack
 from livedenoise.calibration.analysis import Measurement, Rung
 from livedenoise.calibration.choose import device_control
-from livedenoise.calibration.criteria import Criterion, Guide, Metric, Tolerance, register
+from livedenoise.calibration.criteria import (
+    Criterion,
+    Guide,
+    Metric,
+    Plateau,
+    Reference,
+    Tolerance,
+    register,
+)
 from livedenoise.calibration.profile import load_profile
 from livedenoise.calibration.repeats import acquire_repeats
 from livedenoise.pipeline.setup import apply_assignments
@@ -89,3 +98,18 @@ def test_registered_criterion_decides_the_calibration(
 def test_unknown_criterion_is_refused_naming_the_registered_ones() -> None:
     with pytest.raises(ValueError, match="'reference', 'plateau', 'from-averages'"):
         CalibrationRequest(model=Path("m"), criterion="best-guess")
+
+
+def test_profiles_saved_before_the_registry_load_and_save_their_criterion_by_name(
+    tmp_path: Path,
+) -> None:
+    """The shipped TIRF profile names its criterion as a plain kind; it loads as that criterion and
+    is written back the same way."""
+    profile = load_profile(ROOT / "calibration" / "tirf" / "profile.json")
+    assert profile.verdict.criterion == Reference()
+    data = json.loads(profile.model_dump_json())
+    assert data["verdict"]["criterion"] == "reference"
+    plateau = profile.model_copy(
+        update={"verdict": profile.verdict.model_copy(update={"criterion": Plateau()})}
+    )
+    assert json.loads(plateau.model_dump_json())["verdict"]["criterion"] == "plateau"
