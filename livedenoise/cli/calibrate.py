@@ -54,7 +54,7 @@ CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=st
 DEFAULT_CRITERION = CriterionName(names()[0])
 AUTO = BackendName("auto")
 # the library's parameters whose flag is named otherwise (the rest: --name-of-it)
-FLAGS = {"directory": "--out", "positions": "--xy", "paths": "--from-stack"}
+FLAGS = {"directory": "--out", "positions": "--xy"}
 
 
 class _Bars:
