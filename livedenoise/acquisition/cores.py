@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import pymmcore
 from pymmcore_plus import CMMCorePlus, DeviceType
@@ -30,6 +31,9 @@ from livedenoise.acquisition.devices import (
 from livedenoise.acquisition.rig import RIG
 from livedenoise.errors import LivedenoiseError
 
+if TYPE_CHECKING:
+    from pymmcore import PixelSizeConfigName
+
 DETECTOR = "Detector"
 XY_STAGE = "XYStage"
 Z_STAGE = "ZStage"
@@ -43,6 +47,8 @@ CHANNELS = {
     "Cy5": LASER_LINES[3],
 }
 SIMULATED_CFG = Path(__file__).with_name("simulated.cfg")
+AnyCore = TypeVar("AnyCore", bound=CMMCorePlus)
+Affine = tuple[float, float, float, float, float, float]  # MMCore's pixel-size affine transform
 _PY_LINE = "#py "  # UniMMCore's prefix for Python-device lines (comments to the C++ loader)
 
 
@@ -54,7 +60,7 @@ class PyDeviceCore(UniMMCore):
     are matched against every device's current property values, as MMCore does for its own.
     """
 
-    def getCurrentPixelSizeConfig(self, cached: bool = False) -> str:
+    def getCurrentPixelSizeConfig(self, cached: bool = False) -> PixelSizeConfigName:
         def read(dev: str, prop: str) -> object:
             if cached:
                 with suppress(KeyError, RuntimeError):  # not cached yet: ask the device
@@ -64,7 +70,7 @@ class PyDeviceCore(UniMMCore):
         for name in self.getAvailablePixelSizeConfigs():
             if all(_same(read(d, p), value) for d, p, value in self.getPixelSizeConfigData(name)):
                 return name
-        return ""
+        return cast("PixelSizeConfigName", "")  # none: a name only in pymmcore's type stubs
 
     def setPixelSizeConfig(self, resolutionID: str) -> None:
         for dev, prop, value in self.getPixelSizeConfigData(resolutionID):
@@ -75,11 +81,12 @@ class PyDeviceCore(UniMMCore):
             return 0.0
         return self.getPixelSizeUmByID(name) * self._binning() / self.getMagnificationFactor()
 
-    def getPixelSizeAffine(self, cached: bool = False) -> tuple[float, ...]:
+    def getPixelSizeAffine(self, cached: bool = False) -> Affine:
         if not (name := self.getCurrentPixelSizeConfig(cached)):
-            return (0.0,) * 6
+            return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         scale = self._binning() / self.getMagnificationFactor()
-        return tuple(v * scale for v in self.getPixelSizeAffineByID(name))
+        a, b, c, d, e, f = (v * scale for v in self.getPixelSizeAffineByID(name))
+        return a, b, c, d, e, f
 
     def _binning(self) -> float:
         camera = self.getCameraDevice()
@@ -108,9 +115,9 @@ def make_core(config: str | Path | None = None) -> CMMCorePlus:
     that are not installed, fails to load, or sets no camera.
     """
     if config is None:
-        core = _new_core(PyDeviceCore)
-        _load_simulated(core, rig=f"sim-{uuid.uuid4().hex[:12]}")
-        return core
+        simulated = _new_core(PyDeviceCore)
+        _load_simulated(simulated, rig=f"sim-{uuid.uuid4().hex[:12]}")
+        return simulated
     path = Path(config).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no Micro-Manager configuration file at {path}")
@@ -126,7 +133,7 @@ def make_core(config: str | Path | None = None) -> CMMCorePlus:
     return core
 
 
-def _new_core(kind: type[CMMCorePlus]) -> CMMCorePlus:
+def _new_core(kind: type[AnyCore]) -> AnyCore:
     """A bare core, released at exit. pymmcore-plus' search for a Micro-Manager install is silenced:
     Python devices need none, and a configuration's missing adapters are said with what to do."""
     with _quiet_discovery():

@@ -67,7 +67,7 @@ class ScanningDetector(RigMember, CameraDevice):
         # raises (0 = never). Lets a user rehearse what a failing device does to a run.
         s("FailAfterFrames", 0, kind=whole, limits=(0, 2**31 - 1))
         self.register_property(
-            "PixelDwell_us", getter=lambda dev: round(dev.dwell_us(), 6), property_type=float
+            "PixelDwell_us", getter=ScanningDetector.rounded_dwell_us, property_type=float
         )
         self._roi: tuple[int, int, int, int] | None = None
         self._mount(0)
@@ -130,6 +130,10 @@ class ScanningDetector(RigMember, CameraDevice):
     def dwell_us(self) -> float:
         """Time the beam spends on one pixel in one pass."""
         return self.line_us() * _FILL / self.value("FrameWidth")
+
+    def rounded_dwell_us(self) -> float:
+        """``dwell_us`` as the PixelDwell_us property shows it (to the picosecond)."""
+        return round(self.dwell_us(), 6)
 
     def frame_ms(self, passes: int | None = None) -> float:
         """Lines x line average x line time, plus the flyback."""

@@ -40,6 +40,7 @@ def average_passes(
 ) -> np.ndarray:
     """Return the ADC image of `passes` averaged scan passes of the expected photon counts."""
     photons = rng.poisson(photons_per_pass * passes)
+    charge: np.ndarray
     if det.excess_noise > 1.0:
         shape = 1.0 / (det.excess_noise - 1.0)  # gamma gain: relative variance 1 / shape
         charge = rng.gamma(photons * shape, det.gain / shape)

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
@@ -30,6 +31,7 @@ from scipy.special import expit
 FLUOROPHORES = ("nuclei", "microtubules", "actin+membrane", "vesicles")
 PSF_SIGMA_XY = 0.1  # um
 PSF_SIGMA_Z = 0.45  # um
+FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
 COVERSLIP_Z = -0.8  # um
 BACKGROUND = 0.01  # autofluorescence, everywhere, in every channel
 _LAMELLA = 1.2  # um: thickness of the flat rim of a cell
@@ -59,7 +61,7 @@ class _Cell:
         """Distance of dx, dy from the centre, and of the cell edge in the same direction."""
         d = np.sqrt(dx * dx + dy * dy)
         c, s = dx / (d + 1e-9), dy / (d + 1e-9)
-        ck, sk, r = c, s, 1.0
+        ck, sk, r = c, s, np.ones_like(d)
         for amp, phase in self.shape.T.tolist():  # cos(k theta + phase) by angle addition
             ck, sk = ck * c - sk * s, sk * c + ck * s
             r = r + amp * (math.cos(phase) * ck - math.sin(phase) * sk)
@@ -83,7 +85,7 @@ class _Cell:
         return np.where(half > 0, self.nucleus[5] + half, -np.inf)
 
 
-def _sheet(dz: np.ndarray) -> np.ndarray:
+def _sheet(dz: FloatOrArray) -> FloatOrArray:
     """Axial response to a thin sheet at distance dz from the focus (1 in focus)."""
     return np.exp(-0.5 * (dz / PSF_SIGMA_Z) ** 2)
 
@@ -181,7 +183,7 @@ def _stress_fibres(rng: np.random.Generator, cell: _Cell) -> np.ndarray:
     direction = rng.uniform(0, np.pi) + rng.normal(0, 0.15, (n, 1))
     through = rng.uniform(-0.6, 0.6, (n, 2)) * cell.radius
     t = np.arange(-2 * cell.radius, 2 * cell.radius, _STEP)
-    x = through[:, :1] + t * np.cos(direction)
+    x: np.ndarray = through[:, :1] + t * np.cos(direction)
     y = through[:, 1:] + t * np.sin(direction)
     d, edge = cell.edge(x, y)
     z = COVERSLIP_Z + 0.25 + rng.normal(0, 0.1, x.shape)

@@ -62,7 +62,7 @@ def _property_table(core: CMMCorePlus, title: str) -> Table:
         for prop in core.getDevicePropertyNames(label):
             name = prop.value if isinstance(prop, Enum) else prop
             if label == "Core" and name in roles:
-                value = roles[name]()
+                value: str = roles[name]()
             else:
                 value = core.getProperty(label, name)
             if core.hasPropertyLimits(label, name):

@@ -20,13 +20,13 @@ class FrameView(QWidget):
         self.title = QLabel(f"<b>{title}</b>")
         self.auto_contrast = QCheckBox("auto contrast")
         self.auto_contrast.setChecked(True)
-        self.cursor = QLabel("")
+        self.under_cursor = QLabel("")  # the pixel under the mouse and its value
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.auto_contrast)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.under_cursor)
         self.graphics.scene().sigMouseMoved.connect(self._show_value)
         self._data: np.ndarray | None = None
 
@@ -61,4 +61,4 @@ class FrameView(QWidget):
         point = self.view.mapSceneToView(pos)
         row, col = int(point.y()), int(point.x())
         if 0 <= row < self._data.shape[0] and 0 <= col < self._data.shape[1]:
-            self.cursor.setText(f"x {col}  y {row}  value {self._data[row, col]:.1f}")
+            self.under_cursor.setText(f"x {col}  y {row}  value {self._data[row, col]:.1f}")

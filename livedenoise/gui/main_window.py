@@ -18,7 +18,9 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSpinBox,
+    QStatusBar,
     QTabWidget,
+    QToolBar,
     QWidget,
 )
 
@@ -98,7 +100,9 @@ class LiveWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self._build_controls()
         self.status = QLabel()
-        self.statusBar().addWidget(self.status, 1)
+        self.status_bar = QStatusBar()
+        self.status_bar.addWidget(self.status, 1)
+        self.setStatusBar(self.status_bar)
         self.error_box: QMessageBox | None = None
         self.failure: str | None = None  # why the latest run failed, as its signal said
         self._shown_version = -1
@@ -112,7 +116,8 @@ class LiveWindow(QMainWindow):
     # -- controls ----------------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        bar = self.addToolBar("acquisition")
+        bar = QToolBar("acquisition")
+        self.addToolBar(bar)
         self.live_button = QPushButton("Start live")
         self.live_button.setCheckable(True)
         self.live_button.toggled.connect(self._toggle_live)
@@ -216,7 +221,7 @@ class LiveWindow(QMainWindow):
         denoised = latest.denoised if latest.denoised is not None else np.zeros_like(raw)
         frames = np.stack([raw, denoised.astype(np.float32)])
         write_image(path, Image(frames, "CYX", channels=["raw", "denoised"]))
-        self.statusBar().showMessage(f"saved {path}", 5000)
+        self.status_bar.showMessage(f"saved {path}", 5000)
         return path
 
     def _failed_elsewhere(self, error: Exception) -> None:
@@ -269,7 +274,7 @@ class LiveWindow(QMainWindow):
             text = f"FAILED: {self.failure} · {text}"
         return text
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def closeEvent(self, event: QCloseEvent | None) -> None:
         """Closing mid-run stops the acquisition at once and closes the store with every raw frame;
         frames still waiting for the engine stay raw-only (``livedenoise denoise`` can do them later)."""
         self._timer.stop()
@@ -277,4 +282,5 @@ class LiveWindow(QMainWindow):
         self.acquisition.skip_backlog()
         self.acquisition.wait()
         self.acquisition.events.failed.disconnect(self._failed_elsewhere, missing_ok=True)
-        event.accept()
+        if event is not None:
+            event.accept()

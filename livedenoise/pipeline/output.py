@@ -14,6 +14,7 @@ and pixel size, the sequence's axes), and records every device property as the r
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def expected_frames(sequence: useq.MDASequence) -> int:
     return sum(1 for event in sequence if is_image_event(event))
 
 
-def summary_properties(meta: dict[str, Any]) -> list[list[str]]:
+def summary_properties(meta: Mapping[str, Any]) -> list[list[str]]:
     """Every device property as ``[device, property, value]``, from pymmcore-plus summary metadata."""
     return [
         [dev["label"], prop["name"], str(prop["value"])]
@@ -71,7 +72,7 @@ def summary_properties(meta: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def current_preset(meta: dict[str, Any], group: str) -> str | None:
+def current_preset(meta: Mapping[str, Any], group: str) -> str | None:
     """The preset of config ``group`` whose settings all match the devices' values, if one does."""
     values = {(dev, prop): value for dev, prop, value in summary_properties(meta)}
     for g in meta.get("config_groups", ()):
@@ -97,16 +98,17 @@ def position_plan(sequence: useq.MDASequence, p: int) -> tuple[str | None, float
     if p >= len(sequence.stage_positions):
         return None, z_step_um(sequence)
     position = sequence.stage_positions[p]
-    own = position.sequence is not None and position.sequence.z_plan is not None
-    return position.name, z_step_um(position.sequence if own else sequence)
+    own = position.sequence
+    plan = own if own is not None and own.z_plan is not None else sequence
+    return position.name, z_step_um(plan)
 
 
-def camera_formats(meta: dict[str, Any]) -> dict[str, str]:
+def camera_formats(meta: Mapping[str, Any]) -> dict[str, str]:
     """Every camera's pixel format by label, in pymmcore-plus's names (see ``grey_planes``)."""
     return {info["camera_label"]: str(info.get("pixel_format", "")) for info in meta["image_infos"]}
 
 
-def physical_cameras(meta: dict[str, Any]) -> list[str]:
+def physical_cameras(meta: Mapping[str, Any]) -> list[str]:
     """The cameras whose frames a run delivers, in their order: the chosen camera, or those a
     Utilities Multi Camera names in its ``Physical Camera N`` properties."""
     info = meta["image_infos"][0]
@@ -120,14 +122,14 @@ def physical_cameras(meta: dict[str, Any]) -> list[str]:
     return named if count > 1 and len(named) == count else [label] * count
 
 
-def planes_per_event(meta: dict[str, Any]) -> int:
+def planes_per_event(meta: Mapping[str, Any]) -> int:
     """Frames the pipeline takes in per image event: one per physical camera (a Multi Camera
     delivers each), three for a colour camera (see ``grey_planes``)."""
     formats = camera_formats(meta)
     return sum(3 if formats[camera].startswith("RGB") else 1 for camera in physical_cameras(meta))
 
 
-def layout_from_meta(sequence: useq.MDASequence, meta: dict[str, Any]) -> RunLayout:
+def layout_from_meta(sequence: useq.MDASequence, meta: Mapping[str, Any]) -> RunLayout:
     """Sizes to allocate first and the physical scale, from the sequence and the run's metadata.
 
     Images take their frame shape and dtype from their first frame and grow as frames arrive, so a
@@ -201,7 +203,7 @@ class DenoisingOutput:
     def path(self) -> Path:
         return self.settings.out
 
-    def sequenceStarted(self, sequence: useq.MDASequence, meta: dict[str, Any]) -> None:
+    def sequenceStarted(self, sequence: useq.MDASequence, meta: Mapping[str, Any]) -> None:
         layout = layout_from_meta(sequence, meta)
         self.expected = expected_frames(sequence) * planes_per_event(meta)
         self._formats = camera_formats(meta)
@@ -260,7 +262,7 @@ class DenoisingOutput:
         names = {"channel": channel_name, "position": label, "z_step_um": z_step}
         return index, names | ({"position_name": name} if name else {})
 
-    def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: dict[str, Any]) -> None:
+    def frameReady(self, img: np.ndarray, event: useq.MDAEvent, meta: Mapping[str, Any]) -> None:
         """Take a frame in: each physical camera's (Multi Camera) and each colour's plane is a
         channel of its own, named after the preset, the camera and the colour."""
         assert self.pipeline is not None, "frameReady before sequenceStarted"
