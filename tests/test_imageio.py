@@ -10,6 +10,7 @@ import pytest
 import tifffile
 import zarr
 
+from livedenoise.errors import LivedenoiseError
 from livedenoise.imageio import Image, ImageFileError, list_images, read_image, write_image
 from livedenoise.imageio.omezarr import write_zarr
 
@@ -137,3 +138,23 @@ def test_npy_axes_follow_the_standard_order_on_writing(tmp_path: Path) -> None:
     back = read_image(tmp_path / "a.npy")
     assert back.axes == "TYX" and back.axes_guessed
     np.testing.assert_array_equal(back.data, np.moveaxis(data, 2, 0))
+
+
+def test_file_errors_name_the_parameter_that_fixes_them_not_a_flag(tmp_path: Path) -> None:
+    """Viewer and script users never typed a flag: the library names its parameter (option)."""
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        for _ in range(2):
+            tif.write(np.zeros((8, 10), np.uint8))
+    np.save(tmp_path / "a.npy", np.zeros((8, 10), np.uint8))
+    int32 = Image(np.zeros((8, 10), np.int32), "YX")
+    causes = [
+        ("image", lambda: read_image(tmp_path / "two.ome.tif")),  # several series, none chosen
+        ("image", lambda: read_image(tmp_path / "a.npy", "1")),  # a .npy holds one image
+        ("float32", lambda: write_image(tmp_path / "i.tif", int32)),  # not in an ImageJ TIFF
+        ("axes", lambda: Image(np.zeros((8, 10)), "TYX")),
+    ]
+    for option, cause in causes:
+        with pytest.raises(LivedenoiseError) as err:
+            cause()
+        assert isinstance(err.value, ImageFileError) and isinstance(err.value, ValueError)
+        assert err.value.option == option and "--" not in str(err.value)

@@ -10,12 +10,12 @@ order (t, c, z, y, x), one chunk per plane, scale and translation from the image
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
-from pydantic import ValidationError
-from yaozarrs import v04, v05, validate_ome_object
+from pydantic import TypeAdapter, ValidationError
+from yaozarrs import v04, v05
 
 from livedenoise.imageio.image import Image, ImageFileError
 from livedenoise.imageio.registry import ImageFormat
@@ -46,9 +46,9 @@ def _ome(group: zarr.Group) -> Any:
     """The group's NGFF metadata as a yaozarrs model (0.5 in ``ome``, 0.4 at the top), or None."""
     attrs = group.attrs.asdict()
     try:
-        if "ome" in attrs:
-            return validate_ome_object(attrs["ome"], v05.OMEMetadata)
-        return validate_ome_object(attrs, v04.OMEZarrGroupJSON) if attrs else None
+        if "ome" in attrs:  # the union of 0.5 nodes, as yaozarrs's validate_ome_object takes it
+            return TypeAdapter(v05.OMEMetadata).validate_python(attrs["ome"])
+        return TypeAdapter(v04.OMEZarrGroupJSON).validate_python(attrs) if attrs else None
     except ValidationError:
         return None
 
@@ -62,10 +62,11 @@ def list_images(path: Path) -> list[str]:
     root = _open(path)
     if not isinstance(_ome(root), (v05.Bf2Raw, v04.Bf2Raw)):
         return []
-    series = _ome(root["OME"]) if "OME" in root else None
+    listing = root.get("OME")
+    series = _ome(listing) if isinstance(listing, zarr.Group) else None
     if isinstance(series, (v05.Series, v04.Series)):
         return list(series.series)
-    names = []
+    names: list[str] = []
     while str(len(names)) in root:
         names.append(str(len(names)))
     return names
@@ -100,8 +101,11 @@ def read_zarr(path: Path, name: str | None = None, *, lazy: bool = False) -> Ima
     axes = "".join(a.name.upper() for a in multiscale.axes)
     try:
         array = group[dataset.path]
-        data = array if lazy else np.asarray(array)
-        image = Image(data, axes)  # type: ignore[arg-type]
+        if not isinstance(array, zarr.Array):
+            raise ImageFileError(f"{dataset.path} is a group, not an array")
+        # lazy: the zarr.Array itself, indexed as an ndarray would be
+        data = cast(np.ndarray, array) if lazy else np.asarray(array)
+        image = Image(data, axes)
     except (KeyError, ImageFileError) as err:
         raise ImageFileError(
             f"{where}: not a readable OME-Zarr image ({err}).", path=path

@@ -205,8 +205,8 @@ def write_tiff(path: Path, image: Image) -> None:
     axes = image.axes.replace("C", "S") if image.rgb else image.axes
     photometric = "rgb" if image.rgb else "minisblack"
     if is_ome_name(path) or (image.rgb and image.data.dtype != np.uint8):
-        metadata = _ome_metadata(image, axes)
-        tifffile.imwrite(path, image.data, ome=True, photometric=photometric, metadata=metadata)
+        ome = _ome_metadata(image, axes)
+        tifffile.imwrite(path, image.data, ome=True, photometric=photometric, metadata=ome)
         return
     metadata: dict[str, Any] = {"axes": axes}
     resolution = None

@@ -173,7 +173,12 @@ def microscope_pairs(
     """
     rng = np.random.default_rng(seed)
     core = make_core()
-    settings = {"TimeScale": 0, "Photobleaching": "Off", "FrameWidth": size, "FrameHeight": size}
+    settings: dict[str, str | int] = {
+        "TimeScale": 0,
+        "Photobleaching": "Off",
+        "FrameWidth": size,
+        "FrameHeight": size,
+    }
     for name, value in settings.items():
         core.setProperty(DETECTOR, name, value)
     pitch = 45.0  # um between cells of the simulated specimen: centre fields near a cell
@@ -193,8 +198,8 @@ def microscope_pairs(
             "ReadNoise_ADU": float(rng.uniform(0, 5)),
             "ExcessNoiseFactor": float(rng.uniform(1.0, 1.6)),
         }
-        for name, value in detector.items():
-            core.setProperty(DETECTOR, name, value)
+        for name, level in detector.items():
+            core.setProperty(DETECTOR, name, level)
         passes = int(rng.choice(line_averages))
         noisy = _snaps(core, passes, frames)
         clean = _snaps(core, 64, CLEAN_PASSES // 64).mean(axis=0, keepdims=True)
