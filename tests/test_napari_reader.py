@@ -140,6 +140,38 @@ def test_reader_leaves_other_paths_to_other_readers(tmp_path: Path, tiled_store:
     assert get_reader(str(tiled_store)) is not None
 
 
+def test_chunked_denoise_output_opens_where_its_input_lay(
+    viewer: ViewerModel, tmp_path: Path
+) -> None:
+    """A chunked ``denoise`` output is livedenoise's (its progress record says so); the in-memory
+    input beside it is any NGFF image, left to other readers."""
+    from distributed import LocalCluster
+
+    from livedenoise.app.chunked import denoise_chunked
+    from livedenoise.imageio import Image, write_image
+
+    frames = np.random.default_rng(0).poisson(50, (6, 32, 32)).astype(np.uint16)
+    image = Image(frames, "TYX", scale={"Y": 0.5, "X": 0.5}, translation={"Y": 10.0, "X": -4.0})
+    write_image(tmp_path / "in.ome.zarr", image)
+    out = tmp_path / "out.ome.zarr"
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        denoise_chunked(
+            "sim-confocal-small",
+            tmp_path / "in.ome.zarr",
+            out,
+            backend="onnxruntime",
+            window=2,
+            scheduler=cluster.scheduler_address,
+        )
+
+    assert get_reader(str(tmp_path / "in.ome.zarr")) is None
+    viewer.open(str(out), plugin="livedenoise")
+    (layer,) = viewer.layers
+    np.testing.assert_allclose(layer.scale[-2:], [0.5, 0.5])
+    np.testing.assert_allclose(layer.translate[-2:], [10.0, -4.0])
+    assert layer.data.shape == frames.shape
+
+
 def test_manifest_is_valid() -> None:
     """What ``npe2 validate livedenoise --imports`` checks: the installed distribution's manifest
     (found by its entry point) matches npe2's schema and every command it names imports."""
