@@ -392,6 +392,16 @@ def test_finetune_refuses_a_learning_rate_that_cannot_train(backbone: Path, tmp_
     assert not (tmp_path / "m.json").exists()
 
 
+def test_a_learning_rate_that_blows_up_training_is_a_clear_error(backbone: Path, tmp_path) -> None:
+    """The loss turns NaN at the second step: one line naming the learning rate's flag, no model."""
+    pairs = write_pairs(tmp_path / "pairs")
+    args = (str(pairs), "--out", str(tmp_path / "m"), "--backbone", str(backbone), "--lr", "1e30")
+    code, output = run_cli(*args, "--minutes", "5")  # it fails long before the minutes run out
+    assert code == 1 and "Traceback" not in output
+    assert "the loss became" in output and "at step 1; lower the learning rate (--lr)" in output
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_ctrl_c_ends_finetuning_with_the_best_weights_saved(backbone: Path, tmp_path: Path) -> None:
     """SIGINT to a real `livedenoise finetune`: the model so far is saved and says so."""
     import time
