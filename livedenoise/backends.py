@@ -1,7 +1,7 @@
 """The inference backends by name: the one registry ``load_engine`` dispatches through.
 
 Each entry names its class as ``"module:Class"``, imported only when that backend is built: choice
-lists (the command line's ``--backend``, the viewer's menu) need the names alone, and loading torch,
+lists (the command line's backend option, the viewer's menu) need the names alone, and loading torch,
 ONNX Runtime or TensorRT for them would cost every command seconds before it can even report a
 mistyped option.
 

@@ -185,7 +185,7 @@ def test_new_never_replaces_a_model_without_overwrite(
     weights = tmp_path / "mine.safetensors"
     before = _digest(weights)
     again = runner.invoke(app, ["new", "mine", "--seed", "2"])
-    assert again.exit_code == 1 and "pass --overwrite" in again.output, again.output
+    assert again.exit_code == 1 and "(--overwrite)" in again.output, again.output
     assert _digest(weights) == before
     replaced = runner.invoke(app, ["new", "mine", "--seed", "2", "--overwrite"])
     assert replaced.exit_code == 0 and _digest(weights) != before

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from livedenoise.model import CNNTConfig, build_model, preset
+from livedenoise.model import CNNTConfig, ModelConfigError, build_model, preset
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_same_seed_same_weights_and_presets_differ_in_size() -> None:
 def test_invalid_config_is_refused_with_the_reason() -> None:
     with pytest.raises(ValidationError, match="multiple of heads"):
         CNNTConfig(block_channels=(30, 64, 128), heads=8)
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ModelConfigError, match="unknown preset 'huge'; choose one of paper, small"):
         preset("huge")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ModelConfigError, match=r"cells_per_block: .* greater than or equal to 1"):
         preset("small", cells_per_block=0)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from livedenoise.errors import LivedenoiseError
 from livedenoise.model import (
     ModelCard,
     ModelFileError,
     build_model,
+    check_model_output,
     load_card,
     load_model,
     model_paths,
@@ -116,3 +118,23 @@ def test_unknown_model_error_lists_the_shipped_names(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelFileError, match="backbone-small, sim-confocal-small"):
         load_model("backbone-smal")
+
+
+def test_a_refused_model_output_names_the_parameter_not_a_flag(
+    model_copy: Path, tmp_path: Path
+) -> None:
+    """The library says which parameter fixes it; only the command line turns that into a flag."""
+    with pytest.raises(ModelFileError, match="exists; replace that model") as err:
+        check_model_output(model_copy)
+    assert (err.value.option, err.value.path) == ("overwrite", model_paths(model_copy)[0])
+    with pytest.raises(ModelFileError, match="shipped model's name") as err:
+        check_model_output(tmp_path / "backbone-small")
+    assert err.value.option == "out"
+    data = tmp_path / "pairs"
+    with pytest.raises(ModelFileError, match=r"output .* lies inside the training data") as err:
+        check_model_output(data / "model", [("training data", data)])
+    assert err.value.option == "out"
+    for refused in (model_copy, tmp_path / "backbone-small"):
+        with pytest.raises(LivedenoiseError) as err:
+            check_model_output(refused)
+        assert "--" not in str(err.value)

@@ -34,6 +34,7 @@ except ImportError as err:  # pragma: no cover - the extra is part of the dev in
     ) from err
 
 from livedenoise.acquisition.sample import Sample
+from livedenoise.errors import LivedenoiseError
 from livedenoise.inference import in_memory_engine
 from livedenoise.model import (
     ModelCard,
@@ -62,7 +63,7 @@ CAMERA_UNITS = Normalization(offset=100.0, scale=1000.0)
 Processing = list[spec.EnsureDtypeDescr | spec.ScaleLinearDescr]  # all a fixed affine map needs
 
 
-class PackageError(ValueError):
+class PackageError(LivedenoiseError, ValueError):
     """A package that is invalid, or not one livedenoise exported; the message says which and why."""
 
 
@@ -328,11 +329,14 @@ def import_package(package: Path, out: Path) -> ModelCard:
     """
     descr = load_description(package, perform_io_checks=True)
     if isinstance(descr, InvalidDescr):
-        raise PackageError(f"{package}: not a valid bioimage.io package:\n{descr.get_reason()}")
+        raise PackageError(
+            f"{package}: not a valid bioimage.io package:\n{descr.get_reason()}", path=package
+        )
     if not isinstance(descr, spec.ModelDescr):
         raise PackageError(
             f"{package}: a {descr.type} description of format {descr.format_version}, not a "
-            "livedenoise CNNT package (bioimage.io model format 0.5)."
+            "livedenoise CNNT package (bioimage.io model format 0.5).",
+            path=package,
         )
     files = {Path(str(f.source)).name: f for f in descr.attachments}
     if not {CARD_FILE, WEIGHTS_FILE} <= set(files):
@@ -340,12 +344,18 @@ def import_package(package: Path, out: Path) -> ModelCard:
         raise PackageError(
             f"{package}: {descr.name!r} is not a livedenoise CNNT package (architecture: {kind}; "
             f"no {CARD_FILE} and {WEIGHTS_FILE} attached), so livedenoise cannot load it; run it "
-            "with bioimageio.core or deepImageJ instead."
+            "with bioimageio.core or deepImageJ instead.",
+            path=package,
         )
     weights, card_path = model_paths(out)
     for target in (weights, card_path):
         if target.exists():
-            raise ModelFileError(f"{target} exists; choose another --out or remove it.")
+            raise ModelFileError(
+                f"{target} exists",
+                hint="restore the model under another name, or remove that file",
+                option="out",
+                path=target,
+            )
     weights.parent.mkdir(parents=True, exist_ok=True)
     try:
         weights.write_bytes(files[WEIGHTS_FILE].get_reader().read())

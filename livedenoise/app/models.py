@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from livedenoise.inference import load_engine
+from livedenoise.inference.tensorrt_engine import TensorRTBackend
 from livedenoise.model import export_onnx, load_model, model_paths
 from livedenoise.model.onnx_export import onnx_metadata
 
@@ -34,4 +35,5 @@ def build_tensorrt(
     engine = load_engine(
         model, "tensorrt", window=window, frame_size=frame_size, precision=precision
     )
+    assert isinstance(engine.backend, TensorRTBackend)  # what the name "tensorrt" builds
     return engine.describe(), engine.backend.path

@@ -13,11 +13,13 @@ import logging
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:  # the click that typer's group is typed with (typer vendors its own)
+    from typer._click import Command, Context, HelpFormatter
 
 # name: (module under livedenoise.cli, function, help panel), in the order --help lists them
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -46,10 +48,9 @@ class _LazyCommands(TyperGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         for name, (_, _, panel) in COMMANDS.items():
-            self.commands[name] = click.Command(name)
-            self.commands[name].rich_help_panel = panel  # type: ignore[attr-defined]
+            self.commands[name] = TyperCommand(name, rich_help_panel=panel)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if self.listing or cmd_name not in COMMANDS:
             return self.commands.get(cmd_name)
         module, function, panel = COMMANDS[cmd_name]
@@ -58,7 +59,7 @@ class _LazyCommands(TyperGroup):
         single.command(cmd_name, rich_help_panel=panel)(callback)
         return typer.main.get_command(single)
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         for name, (module, function, _) in COMMANDS.items():
             self.commands[name].help = _docstring(module, function)
         self.listing = True

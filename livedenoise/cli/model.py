@@ -11,12 +11,11 @@ from rich.table import Table
 
 from livedenoise.app.models import build_tensorrt, export_to_onnx
 from livedenoise.cli.common import console, fail
-from livedenoise.inference import BackendError
+from livedenoise.errors import LivedenoiseError
 from livedenoise.inference.tensorrt_engine import PRECISIONS
 from livedenoise.model import (
     PRESETS,
     ModelCard,
-    ModelFileError,
     Normalization,
     build_model,
     check_model_output,
@@ -69,8 +68,10 @@ def new(
         cfg = preset(preset_name, channels=channels)
         norm = Normalization(offset=offset, scale=scale)
         check_model_output(out, overwrite=overwrite)
-    except (ValueError, ModelFileError) as err:
-        raise fail(str(err).replace("--out", "OUT")) from None
+    except LivedenoiseError as err:
+        raise fail(err, {"out": "OUT"}) from None
+    except ValueError as err:  # the normalisation's own checks (pydantic)
+        raise fail(str(err)) from None
     card = ModelCard(name=out.stem, config=cfg, normalization=norm, notes="untrained")
     card = save_model(build_model(cfg, seed=seed), card, out)
     console.print(f"wrote {model_paths(out)[0]} ({card.weights_sha256[:12]})")
@@ -82,8 +83,8 @@ def info(
     """Show a model's card: architecture, normalisation, training data, lineage and hash."""
     try:
         net, card = load_model(model)
-    except ModelFileError as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
     table = Table(title=f"model {card.name}", show_header=False)
     table.add_row("parameters", f"{sum(p.numel() for p in net.parameters()):,}")
     for key, value in card.model_dump(exclude={"format"}).items():
@@ -139,15 +140,15 @@ def export(
         try:
             with console.status(f"building a TensorRT {precision} engine for {model}"):
                 description, path = build_tensorrt(model, size, window, precision)
-        except (ModelFileError, BackendError) as err:
-            raise fail(str(err)) from None
+        except LivedenoiseError as err:
+            raise fail(err) from None
         console.print(f"engine: {description}\nat {path}")
         return
     try:
         with console.status(f"exporting {model} to ONNX"):
             target = export_to_onnx(model, out)
-    except ModelFileError as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
     console.print(f"wrote {target}")
 
 
@@ -168,14 +169,14 @@ def _export_package(model: Path, out: Path | None, license: str, authors: list[s
     if out is None or out.suffix != ".zip":
         raise fail("give the package's file with --out NAME.zip.")
     try:
-        from livedenoise.app.bioimageio import PackageError, export_package
+        from livedenoise.app.bioimageio import export_package
 
         with console.status(f"packaging {model} for bioimage.io and testing the package"):
             result = export_package(model, out, license=license, authors=authors)
     except ImportError as err:
         raise fail(str(err)) from None
-    except (ModelFileError, PackageError) as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
     console.print(f"wrote {result.path} ({', '.join(result.weights)} weights)")
     if result.test_status != "passed":
         raise fail(f"the package's own test failed:\n{result.test_details}")
@@ -194,12 +195,11 @@ def import_package(
     """Restore a livedenoise model from a bioimage.io package, checking every file's hash."""
     target = out or Path(package.name.removesuffix(".zip"))
     try:
-        from livedenoise.app.bioimageio import PackageError
         from livedenoise.app.bioimageio import import_package as restore
 
         card = restore(package, target)
     except ImportError as err:
         raise fail(str(err)) from None
-    except (ModelFileError, PackageError) as err:
-        raise fail(str(err)) from None
+    except LivedenoiseError as err:
+        raise fail(err) from None
     console.print(f"wrote {model_paths(target)[0]} (model {card.lineage})")

@@ -231,7 +231,8 @@ class Engine:
         max_size = self.backend.limits(frames).max_size
         if self.card.tile is not None:  # the size the model's per-tile statistics were trained at
             tile = self.card.tile
-            max_size = (tile, tile) if max_size is None else tuple(min(m, tile) for m in max_size)
+            h, w = max_size or (tile, tile)
+            max_size = (min(h, tile), min(w, tile))
         if max_size is None or (height <= max_size[0] and width <= max_size[1]):
             return None
         return choose_tiling(self.card.config, min(max_size))
@@ -245,7 +246,9 @@ class Engine:
         if limits.max_frames is not None and t > limits.max_frames:
             raise InputError(
                 f"window has {t} frames but this {self.name} engine was built for at most "
-                f"{limits.max_frames}; build it for a longer window (window={t})."
+                f"{limits.max_frames}; build it for a longer window (window={t}).",
+                option="window",
+                value=t,
             )
         check_frame_size(h, w)
         check_finite(x.swapaxes(0, 1), of=" of the window")  # before normalising spreads a NaN

@@ -67,7 +67,7 @@ def why_unusable(path: Path, key: Mapping[str, object]) -> str | None:
 
 
 def cached(
-    path: Path, key: Mapping[str, object], build: Callable[[Path], None], what: str = ""
+    path: Path, key: Mapping[str, object], build: Callable[[Path], object], what: str = ""
 ) -> Path:
     """``path``, rebuilt with ``build(tmp_path)`` unless it is a verified build for ``key``.
 

@@ -37,7 +37,11 @@ def require_gpu(what: str) -> None:
 def value_bytes(precision: str) -> int:
     """Bytes of one activation value at ``precision``; raises BackendError for an unknown one."""
     if precision not in PRECISIONS:
-        raise BackendError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        raise BackendError(
+            f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.",
+            option="precision",
+            value=precision,
+        )
     return 4 if precision == "fp32" else 2
 
 
@@ -45,7 +49,11 @@ def check_precision(precision: str) -> None:
     """Raise a BackendError for an unknown precision, or BF16 on a GPU older than Ampere."""
     value_bytes(precision)
     if precision == "bf16" and torch.cuda.get_device_capability() < (8, 0):
-        raise BackendError("BF16 needs an Ampere or newer GPU (compute capability 8.0); use fp16.")
+        raise BackendError(
+            "BF16 needs an Ampere or newer GPU (compute capability 8.0); use fp16.",
+            option="precision",
+            value=precision,
+        )
 
 
 @dataclass(frozen=True)
@@ -122,14 +130,16 @@ class CudaGraphBackend(Backend):
         self._pool = torch.cuda.graph_pool_handle()
 
     def _allocate(self, shape: Shape5) -> np.ndarray:
-        def empty(**kw: object) -> torch.Tensor:
-            return torch.empty(shape, dtype=torch.float32, **kw)
+        def empty(device: str = "cpu") -> torch.Tensor:
+            """float32 of this shape on ``device``; host buffers pinned, for asynchronous copies."""
+            pinned = device == "cpu"
+            return torch.empty(shape, dtype=torch.float32, device=device, pin_memory=pinned)
 
         s = Staging(
-            host_in=empty(pin_memory=True),
-            device_in=empty(device="cuda"),
-            device_out=empty(device="cuda"),
-            host_out=empty(pin_memory=True),
+            host_in=empty(),
+            device_in=empty("cuda"),
+            device_out=empty("cuda"),
+            host_out=empty(),
         )
         self._staging[shape] = s
         return s.host_in.numpy()

@@ -96,9 +96,17 @@ def denoised_frames(
             f"got a stack of shape {frames.shape}; give frames as [N, H, W] or [N, C, H, W]."
         )
     if window < 1:
-        raise InputError(f"window of {window} frames; a window holds at least 1 frame.")
+        raise InputError(
+            f"window of {window} frames; a window holds at least 1 frame.",
+            option="window",
+            value=window,
+        )
     if stride is not None and not 1 <= stride <= window:
-        raise InputError(f"stride of {stride} frames; give 1 to the window ({window}).")
+        raise InputError(
+            f"stride of {stride} frames; give 1 to the window ({window}).",
+            option="stride",
+            value=stride,
+        )
     check_finite(frames, first)  # all at once, before any work
     stack = frames[:, None] if frames.ndim == 3 else frames  # [N, C, H, W]
     n = stack.shape[0] if total is None else total

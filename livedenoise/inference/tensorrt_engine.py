@@ -20,6 +20,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -79,7 +80,7 @@ def engine_key(
     }
 
 
-def _pin_fp32(trt: ModuleType, network: object) -> int:
+def _pin_fp32(trt: ModuleType, network: Any) -> int:  # tensorrt ships no type stubs
     """Pin the attention and the scale chain feeding it to FP32; returns how many layers were pinned.
 
     Starts at every matmul and softmax (in CNNT every matmul is attention: convolutions are their own

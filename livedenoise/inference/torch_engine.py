@@ -66,7 +66,11 @@ class TorchBackend(Backend):
         if self.device.type == "cpu" and threads is not None:
             torch.set_num_threads(threads)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise BackendError("torch was asked for CUDA but sees no CUDA GPU; use device='cpu'.")
+            raise BackendError(
+                "torch was asked for CUDA but sees no CUDA GPU; use device='cpu'.",
+                option="device",
+                value=str(device),
+            )
         if self.device.type != "cpu":  # leave the caller's module on the CPU (ONNX export needs it)
             model = copy.deepcopy(model)
         self.model = model.eval().to(self.device)

@@ -13,7 +13,7 @@ from livedenoise.model.card import (
     shipped_models,
 )
 from livedenoise.model.cnnt import CNNT, build_model
-from livedenoise.model.config import PRESETS, CNNTConfig, preset
+from livedenoise.model.config import PRESETS, CNNTConfig, ModelConfigError, preset
 from livedenoise.model.onnx_export import export_onnx
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PRESETS",
     "CNNTConfig",
     "ModelCard",
+    "ModelConfigError",
     "ModelFileError",
     "Normalization",
     "build_model",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from livedenoise.errors import LivedenoiseError
 from livedenoise.hashing import file_sha256
 from livedenoise.model.cnnt import CNNT, build_model
 from livedenoise.model.config import CNNTConfig
@@ -26,8 +27,9 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 """The models installed with the package: found by bare name from any working folder."""
 
 
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt or does not fit its card; the message names the file."""
+class ModelFileError(LivedenoiseError, ValueError):
+    """A model file is missing, corrupt or does not fit its card, or a model cannot be saved where
+    asked; the message names the file."""
 
 
 PERCENTILE_SAMPLES = 1 << 16
@@ -169,25 +171,35 @@ def check_model_output(
     the shipped one wherever the bare name is used there), when its folder cannot be created or
     written, when its files would
     replace or lie inside one of ``inputs`` (``(role, path)``: the training data, the backbone), or
-    when a model is there already and ``overwrite`` is not given.
+    when a model is there already and ``overwrite`` is not given. Its ``option`` is ``"out"`` (the
+    place the caller chose) or ``"overwrite"``.
     """
     files = model_paths(path)
     if (name := files[0].stem).lower() in {shipped.lower() for shipped in shipped_models()}:
         raise ModelFileError(  # lower case too: some file systems do not tell case apart
             f"{name} is a shipped model's name: a model saved as {name} would be loaded instead of "
-            "the shipped one in its folder; choose another name for --out."
+            "the shipped one in its folder",
+            hint="choose another name",
+            option="out",
+            path=files[0],
         )
-    if refused := unwritable_folder(files[0]):
+    if unwritable := unwritable_folder(files[0]):
         raise ModelFileError(
-            f"cannot save a model in {refused[0]} ({refused[1]}); choose another --out."
+            f"cannot save a model in {unwritable[0]} ({unwritable[1]})",
+            hint="choose another place",
+            option="out",
+            path=unwritable[0],
         )
     inputs = list(inputs)
     for file in files:
-        if refused := input_refusal(file, inputs, "--out"):
-            raise ModelFileError(refused)
+        if refused := input_refusal(file, inputs, "output"):
+            raise ModelFileError(refused, option="out", path=file)
     if not overwrite and (found := [file for file in files if file.exists()]):
         raise ModelFileError(
-            f"{found[0]} exists: pass --overwrite to replace that model, or choose another --out."
+            f"{found[0]} exists",
+            hint="replace that model (overwrite) or choose another name",
+            option="overwrite",
+            path=found[0],
         )
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from livedenoise.errors import LivedenoiseError
+
+
+class ModelConfigError(LivedenoiseError, ValueError):
+    """A network size that does not exist or does not fit together (a preset's name, a channel count)."""
 
 
 class CNNTConfig(BaseModel):
@@ -44,9 +50,19 @@ PRESETS: dict[str, CNNTConfig] = {
 
 
 def preset(name: str, **overrides: object) -> CNNTConfig:
-    """A preset config, optionally with some fields changed (validated again)."""
+    """A preset config, optionally with some fields changed (validated again); ModelConfigError
+    for an unknown name (``option="preset"``) or a changed field the network cannot take."""
+    if name not in PRESETS:
+        raise ModelConfigError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}",
+            option="preset",
+            value=name,
+        )
     try:
-        base = PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
-    return CNNTConfig.model_validate({**base.model_dump(), **overrides})
+        return CNNTConfig.model_validate({**PRESETS[name].model_dump(), **overrides})
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(map(str, first["loc"])) or None
+        raise ModelConfigError(
+            f"{field or 'preset ' + name}: {first['msg']}", option=field, value=first.get("input")
+        ) from None

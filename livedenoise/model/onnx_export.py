@@ -146,6 +146,7 @@ def export_onnx(
             verbose=False,
         )
     registry_log.setLevel(level)
+    assert program is not None  # None is the legacy (dynamo=False) exporter's return
     for node in program.model.graph.all_nodes():
         # the exporter's per-node provenance (this machine's source paths, stack traces): half the file
         node.metadata_props.clear()
