@@ -10,7 +10,14 @@ from livedenoise.training.finetune import (
     finetune_pairs,
     split_rows,
 )
-from livedenoise.training.loop import LoopSettings, TrainResult, pick_device, train
+from livedenoise.training.loop import (
+    LoopSettings,
+    SettingsError,
+    TrainingError,
+    TrainResult,
+    pick_device,
+    train,
+)
 from livedenoise.training.losses import LossWeights, ssim
 from livedenoise.training.normalize import TRAINED_NORMALIZATION, fit_normalization
 from livedenoise.training.pairs import ImagePair, PairsError, load_noisy, load_pairs, read_frames
@@ -30,8 +37,10 @@ __all__ = [
     "NoiseLevels",
     "PairSource",
     "PairsError",
+    "SettingsError",
     "SynthSource",
     "TrainResult",
+    "TrainingError",
     "denoise",
     "finetune_folder",
     "finetune_noisy",
