@@ -26,8 +26,8 @@ def finetune(
     data: Annotated[
         Path,
         typer.Argument(
-            help=f"A folder with noisy/ and clean/ holding files of the same name ({known_formats()}; "
-            "images, time series or z-stacks); with --self-supervised, a folder of noisy recordings."
+            help="A folder with noisy/ and clean/ holding files of the same name: images, time series "
+            f"or z-stacks in {known_formats()}; with --self-supervised, a folder of noisy recordings."
         ),
     ],
     out: Annotated[
