@@ -12,6 +12,7 @@ model's); on a display (``xvfb-run -a pytest tests/test_napari_reader.py``) in n
 from __future__ import annotations
 
 import os
+import shutil
 from itertools import product
 from pathlib import Path
 
@@ -113,8 +114,15 @@ def test_viewer_opens_run_store_tiles_at_stage_positions(
     assert np.isfinite(frame).all() and frame.std() > 0
 
 
-def test_layers_are_lazy_and_share_one_window_per_channel(tiled_store: Path) -> None:
-    layers = open_layers(tiled_store)
+def test_layers_are_lazy_and_share_one_window_per_channel(
+    tiled_store: Path, tmp_path: Path
+) -> None:
+    store = shutil.copytree(tiled_store, tmp_path / "copy.ome.zarr")
+    # every frame after the first time point unreadable: opening must not touch them
+    for chunk in (store / "raw").glob("p*/0/c/1/**/*"):
+        if chunk.is_file():
+            chunk.write_bytes(b"not a frame")
+    layers = open_layers(store)
     assert [layer.image for layer in layers] == [
         *(f"raw/p{n}" for n in range(4)),
         *(f"denoised/p{n}" for n in range(4)),
@@ -127,6 +135,8 @@ def test_layers_are_lazy_and_share_one_window_per_channel(tiled_store: Path) -> 
         assert len(windows) == 1  # tiles compare: one display window per channel
         for low, high in next(iter(windows)):
             assert low < high
+    with pytest.raises(RuntimeError, match="decompression"):
+        layers[0].data[1].compute()  # the frames are read when shown, and only then
 
 
 def test_reader_leaves_other_paths_to_other_readers(tmp_path: Path, tiled_store: Path) -> None:
