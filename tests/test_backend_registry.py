@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from livedenoise import backends
 from livedenoise.inference import (
@@ -78,6 +79,24 @@ def test_an_option_the_backend_lacks_is_refused_by_name(small_model_path: Path) 
 def test_auto_refuses_an_option_no_backend_has(small_model_path: Path) -> None:
     with pytest.raises(BackendError, match="no backend has an option 'precison'"):
         load_engine(small_model_path, precison="fp16")
+
+
+def test_auto_gives_each_backend_only_the_options_it_has(
+    small_model_path: Path, small_onnx_path: Path, tmp_path: Path
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: auto would pick a GPU engine")
+    before = torch.get_num_threads()
+    try:
+        engine = load_engine(
+            small_model_path, onnx=small_onnx_path, cache_dir=tmp_path, threads=1, precision="fp32"
+        )
+        described = engine.describe()  # torch's describes the process's current thread count
+    finally:
+        torch.set_num_threads(before)  # torch's thread count is the whole process's
+    assert engine.name in ("onnxruntime", "torch")
+    # threads reached the CPU backends; precision, which only the GPU engines have, was not refused
+    assert "on CPU, 1 thread" in described
 
 
 def test_unknown_backend_names_the_registered_ones(small_model_path: Path) -> None:
