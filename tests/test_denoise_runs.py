@@ -72,3 +72,19 @@ def test_every_raw_image_into_a_new_run_store(
     )
     assert [i["channels"] for i in after.attrs["images"]] == [["FITC", "DAPI"]] * 2
     np.testing.assert_array_equal(after.timing["acquired_s"], before.timing["acquired_s"])
+
+
+def test_one_test_tells_a_run_store_from_other_inputs(recording: Path, tmp_path: Path) -> None:
+    """The in-memory and chunked paths share it: a recording is one; one of its images, a plain
+    OME-Zarr image, a TIFF or nothing is not."""
+    from livedenoise.imageio import Image, write_image
+    from livedenoise.storage import is_run_store
+
+    frames = np.zeros((2, 16, 16), np.uint16)
+    write_image(tmp_path / "plain.ome.zarr", Image(frames, "TYX"))
+    write_image(tmp_path / "plain.tif", Image(frames, "TYX"))
+    assert is_run_store(recording)
+    assert not is_run_store(recording / "raw" / "p0")  # one image of it
+    assert not is_run_store(tmp_path / "plain.ome.zarr")
+    assert not is_run_store(tmp_path / "plain.tif")
+    assert not is_run_store(tmp_path / "missing.ome.zarr")

@@ -152,7 +152,11 @@ def test_stride_1_denoises_with_more_windows_than_the_default(
 
 
 @pytest.mark.parametrize(
-    ("stride", "said"), [(5, "give --stride 1..4"), (0, "Invalid value for '--stride'")]
+    ("stride", "said"),
+    [
+        (5, "give 1..4, or none for half the window, rounded up (--stride)"),
+        (0, "Invalid value for '--stride'"),
+    ],
 )
 def test_a_stride_out_of_range_is_one_line(
     small_model_path: Path, stack_zarr: Path, stride: int, said: str
@@ -180,7 +184,7 @@ def test_chunked_equals_in_memory_at_a_stride_and_refuses_another(
         np.asarray(read_image(chunked).data), np.asarray(read_image(here).data), atol=1e-5
     )
     code, text = denoise_cli(*common[:-4], "--stride", 2, "--backend", "torch", chunked, *dask)
-    assert code == 1 and "made with --stride 1 (now 2)" in text, text
+    assert code == 1 and "made with stride 1 (now 2)" in text, text
     # the default stride of window 4 is 2: a run made with --stride 2 is the same run without it
     code, text = denoise_cli(
         *common[:-4], "--stride", 2, "--backend", "torch", chunked, *dask, "--overwrite"

@@ -22,7 +22,6 @@ from livedenoise.events import Events, Progress, events_or_new
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.imageio import (
     Image,
-    ImageFileError,
     as_frames,
     check_writable,
     describe,
@@ -42,7 +41,7 @@ from livedenoise.inference import (
 )
 from livedenoise.model import find_model, load_card, model_paths
 from livedenoise.paths import output_refusal
-from livedenoise.storage import RunStore, StoredRun, open_run
+from livedenoise.storage import RunStore, StoredRun, is_run_store, open_run
 
 R = TypeVar("R")
 LOADING = "loading the engine (a model's first use exports or builds it)"
@@ -153,7 +152,7 @@ def _denoise_file(
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:
         raise output_exists(output)
-    run = _run_store(input) if image is None else None
+    run = open_run(input) if image is None and is_run_store(input) else None
     if run is not None:
         if image_format(Path(output.name)) != "zarr" or output.exists():
             raise DenoiseError(
@@ -187,14 +186,6 @@ def _denoise_file(
     return DenoiseResult(read, engine.describe(), describe(result.in_order()))
 
 
-def _run_store(path: Path) -> StoredRun | None:
-    """The run at ``path`` if it is a livedenoise run store, else None."""
-    try:
-        return open_run(path) if path.is_dir() and list_images(path) else None
-    except (KeyError, ImageFileError):
-        return None
-
-
 def _denoise_run(
     model: Path | str,
     input: Path,
@@ -218,7 +209,8 @@ def _denoise_run(
     )
     events.status.emit(f"{input}: {read}")
     for name, image in zip(names, images, strict=True):
-        check_frame_size(*image.data.shape[-2:], f"{input}/{name}: ")
+        height, width = image.data.shape[-2:]
+        check_frame_size(height, width, f"{input}/{name}: ")
     layout = RunLayout(**run.attrs["layout"])
     axis = "t" if max(image.data.shape[0] for image in images) > 1 else "z"
     loading_engine(events)
@@ -292,10 +284,12 @@ def _denoise_frames(
         return lambda done: events.progress.emit(Progress(before + done, total, "denoising"))
 
     if engine.channels == c:
-        return denoise_stack(engine, frames, window, frame_done(0, n), stride)
+        return denoise_stack(engine, frames, window, on_frame=frame_done(0, n), stride=stride)
     out = np.empty(frames.shape, dtype=np.float32)
     for k in range(c):  # channels are independent fluorophores
-        out[:, k] = denoise_stack(engine, frames[:, k], window, frame_done(k * n, c * n), stride)
+        out[:, k] = denoise_stack(
+            engine, frames[:, k], window, on_frame=frame_done(k * n, c * n), stride=stride
+        )
     return out
 
 

@@ -162,8 +162,6 @@ def denoise(
     from livedenoise.model import ModelFileError
 
     use_threads(threads)
-    common = {"image": image, "backend": backend.value, "window": window, "stride": stride}
-    common.update(float32=float32, overwrite=overwrite)
     result: DenoiseResult | ChunkedResult
     events = Events()
     try:
@@ -174,10 +172,15 @@ def denoise(
                     model,
                     input,
                     output,
-                    **common,  # type: ignore[arg-type]
+                    image=image,
+                    backend=backend.value,
+                    window=window,
+                    stride=stride,
+                    float32=float32,
+                    overwrite=overwrite,
                     workers=workers or 2,
                     scheduler=scheduler,
-                    **({} if block_frames is None else {"block_frames": block_frames}),
+                    block_frames=16 if block_frames is None else block_frames,
                     events=events,
                 )
             else:
@@ -185,8 +188,13 @@ def denoise(
                     model,
                     input,
                     output,
-                    **common,  # type: ignore[arg-type]
+                    image=image,
+                    backend=backend.value,
+                    window=window,
+                    stride=stride,
                     axes=axes,
+                    float32=float32,
+                    overwrite=overwrite,
                     events=events,
                 )
     except LivedenoiseError as err:

@@ -5,9 +5,14 @@ from livedenoise.storage.run_store import (
     FrameMismatch,
     OutputPathError,
     RunStore,
-    StoredRun,
     StoreExists,
     check_new_store,
+)
+from livedenoise.storage.stored import (
+    StoredRun,
+    create_store_like,
+    is_run_store,
+    mark_complete,
     open_run,
 )
 
@@ -18,6 +23,9 @@ __all__ = [
     "StoreExists",
     "StoredRun",
     "check_new_store",
+    "create_store_like",
     "image_attrs",
+    "is_run_store",
+    "mark_complete",
     "open_run",
 ]

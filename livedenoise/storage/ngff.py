@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 NGFF_VERSION = "0.5"
 
@@ -73,3 +74,20 @@ def image_attrs(
             ],
         }
     return {"ome": ome}
+
+
+def set_windows(ome: dict, windows: Mapping[int, tuple[float, float]]) -> None:
+    """Set the ``omero`` contrast window (napari, Fiji) of each channel ``c`` of ``windows`` to its
+    ``(low, high)``, in the ``ome`` attributes of an image; other channels keep theirs."""
+    for c, channel in enumerate(ome.get("omero", {}).get("channels", [])):
+        if c in windows:
+            lo, hi = windows[c]
+            channel["window"].update(start=lo, end=hi, min=lo, max=hi)
+
+
+def json_object(value: object) -> Mapping[str, Any]:
+    """A JSON object read from Zarr attributes; TypeError for anything else (a store not laid out as
+    expected)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a JSON object, found {type(value).__name__}")
+    return value

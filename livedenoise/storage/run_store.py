@@ -34,7 +34,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import zarr
@@ -43,7 +43,7 @@ from zarr.codecs import BloscCodec
 from livedenoise.errors import LivedenoiseError
 from livedenoise.frames import FrameIndex, FrameInfo, RunLayout
 from livedenoise.paths import unwritable_folder
-from livedenoise.storage.ngff import NGFF_VERSION, image_attrs
+from livedenoise.storage.ngff import NGFF_VERSION, image_attrs, json_object, set_windows
 
 TIMINGS = ("acquired_s", "denoised_s", "latency_ms")
 # LZ4 with bit-shuffling: on microscope frames about 4x faster to write than zarr's default zstd and
@@ -161,7 +161,9 @@ class RunStore:
             )
             for name in TIMINGS
         }
-        self._timing_buffer = {name: np.full(shape, np.nan) for name in TIMINGS}
+        self._timing_buffer: dict[str, np.ndarray] = {
+            name: np.full(shape, np.nan) for name in TIMINGS
+        }
         self._last_flush = time.monotonic()
         self._write_ome_xml()  # imports ome-types now, not in the writer thread mid-run
         self._root.attrs.update(
@@ -193,9 +195,10 @@ class RunStore:
         multiscale["datasets"][0]["coordinateTransformations"].append(
             {"type": "translation", "translation": [0.0, 0.0, 0.0, y, x]}
         )
-        for c, channel in enumerate(attrs["ome"].get("omero", {}).get("channels", [])):
-            lo, hi = image.low.get(c, 0.0), image.high.get(c, high)
-            channel["window"].update(start=lo, end=hi, min=lo, max=hi)
+        channels = range(max(len(image.channels), 1))
+        set_windows(
+            attrs["ome"], {c: (image.low.get(c, 0.0), image.high.get(c, high)) for c in channels}
+        )
         return attrs
 
     def _create_image(self, frame: np.ndarray, info: FrameInfo) -> _Image:
@@ -379,7 +382,7 @@ class RunStore:
                     self._image_attrs(image, kind, interval)
                 )
         self._write_ome_xml(interval)
-        meta = dict(self._root.attrs["livedenoise"])
+        meta = dict(json_object(self._root.attrs["livedenoise"]))
         meta.update(
             images=[image.describe() for image in self._images.values()],
             interval_s=interval,
@@ -387,24 +390,3 @@ class RunStore:
             complete=True,
         )
         self._root.attrs["livedenoise"] = meta
-
-
-class StoredRun(NamedTuple):
-    """A run read back: per-image raw and denoised arrays, timings and the run's metadata."""
-
-    raw: list[zarr.Array]
-    denoised: list[zarr.Array]
-    timing: dict[str, np.ndarray]
-    attrs: dict[str, Any]
-
-
-def open_run(path: str | Path) -> StoredRun:
-    """Open a run written by :class:`RunStore` (complete or not) for reading."""
-    root = zarr.open_group(Path(path), mode="r")
-    series = root["OME"].attrs["ome"]["series"]
-    return StoredRun(
-        raw=[root[f"{name}/0"] for name in series if name.startswith("raw/")],
-        denoised=[root[f"{name}/0"] for name in series if name.startswith("denoised/")],
-        timing={name: np.asarray(root[f"timing/{name}"]) for name in TIMINGS},
-        attrs=dict(root.attrs["livedenoise"]),
-    )
