@@ -20,6 +20,7 @@ import zarr
 from livedenoise.app.chunked import PROGRESS
 from livedenoise.errors import LivedenoiseError
 from livedenoise.imageio import Image, list_images, read_zarr
+from livedenoise.storage import is_run_store
 from livedenoise.storage.run_store import unwritten_value
 
 # a display window that ignores a few hot and dark pixels (percentiles of one plane)
@@ -57,21 +58,14 @@ class Layer:
 
 def _root(path: Path) -> zarr.Group | None:
     try:
-        group = zarr.open_group(path, mode="r")
-    except (FileNotFoundError, KeyError, ValueError, TypeError, OSError):
+        return zarr.open_group(path, mode="r")
+    except (OSError, KeyError, ValueError, TypeError):  # zarr's not-found errors are OSErrors
         return None
-    return group if isinstance(group, zarr.Group) else None
 
 
 def _attrs(group: zarr.Group) -> dict[str, Any]:
     """The group's attributes as plain JSON values."""
     return group.attrs.asdict()
-
-
-def is_run_store(path: str | Path) -> bool:
-    """Whether ``path`` is a livedenoise run store (a collection with livedenoise's metadata)."""
-    root = _root(Path(path))
-    return root is not None and "livedenoise" in root.attrs and "OME" in root
 
 
 def is_denoised_image(path: str | Path) -> bool:
@@ -83,7 +77,7 @@ def is_denoised_image(path: str | Path) -> bool:
 
 def is_livedenoise_data(path: str | Path) -> bool:
     """Whether ``open_layers`` can open ``path``: cheap, reads metadata only."""
-    return is_run_store(path) or is_denoised_image(path)
+    return is_run_store(Path(path)) or is_denoised_image(path)
 
 
 def open_layers(path: str | Path) -> list[Layer]:
@@ -186,6 +180,5 @@ __all__ = [
     "NotLivedenoiseData",
     "is_denoised_image",
     "is_livedenoise_data",
-    "is_run_store",
     "open_layers",
 ]
