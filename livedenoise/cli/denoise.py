@@ -157,9 +157,6 @@ def denoise(
     from livedenoise.app.chunked import ChunkedResult, denoise_chunked
     from livedenoise.app.denoising import DenoiseResult, denoise_file
     from livedenoise.events import Events
-    from livedenoise.imageio import ImageFileError
-    from livedenoise.inference import BackendError, InputError
-    from livedenoise.model import ModelFileError
 
     use_threads(threads)
     result: DenoiseResult | ChunkedResult
@@ -199,8 +196,8 @@ def denoise(
                 )
     except LivedenoiseError as err:
         raise fail(err) from None
-    except (ImageFileError, ModelFileError, BackendError, InputError, OSError) as err:
-        raise fail(str(err)) from None  # errors not (yet) a LivedenoiseError
+    except OSError as err:
+        raise fail(str(err)) from None
     except KeyboardInterrupt:
         if chunked:
             console.print(

@@ -119,7 +119,7 @@ def _run(
                 "workers nor a scheduler",
             )
     if not input.exists():
-        raise ImageFileError(f"{input}: no such file.")
+        raise ImageFileError(f"{input}: no such file.", path=input)
     check_output(output, input, model)  # before resuming or overwriting removes anything
     if block_frames < 1:
         raise DenoiseError(

@@ -53,7 +53,9 @@ class ModelFiles:
             data = (card_path.read_bytes(), weights.read_bytes())
             return cls(weights.stem, *data, card.weights_sha256), card
         except OSError as err:
-            raise ModelFileError(f"{weights}: cannot read the model's weights ({err}).") from None
+            raise ModelFileError(
+                f"{weights}: cannot read the model's weights ({err}).", path=weights
+            ) from None
 
     def on_disk(self) -> Path:
         """The model written once per worker machine under its hash; load_model re-checks the bytes."""
@@ -147,7 +149,8 @@ def run_block(row: int, block: Block, job: Job, model: ModelFiles) -> BlockResul
                 f"frames {frame_list([first + i for i in bad])} (along {block.axis.upper()}{at}; "
                 f"array {block.source} of the input) contain NaN or infinite values; replace them in "
                 "the input and run the same command to resume, or denoise a corrected copy into a "
-                "new OUTPUT."
+                "new OUTPUT.",
+                path=Path(job.input) / block.source,
             )
         denoised = denoised_frames(
             engine,
