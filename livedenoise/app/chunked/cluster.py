@@ -48,37 +48,44 @@ class Cluster:
         self.workers, self.scheduler = workers, scheduler
 
     def __enter__(self) -> tuple[Any, str]:
+        """The client and a line for people saying where the tasks run."""
+        self.cluster: Any = None
+        line = self._start_local() if self.scheduler is None else self._connect(self.scheduler)
+        return self.client, line
+
+    def _connect(self, scheduler: str) -> str:
+        from distributed import Client
+
+        try:
+            self.client = Client(scheduler, timeout="20s")
+        except OSError as err:
+            raise DenoiseError(
+                f"cannot reach the Dask scheduler at {scheduler} ({err})",
+                option="scheduler",
+                value=scheduler,
+                hint="check the address (tcp://HOST:8786) and that the scheduler is running",
+            ) from None
+        count = len(self.client.scheduler_info().get("workers", {}))
+        if count == 0:
+            try:
+                self.client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                self.client.close()
+                raise DenoiseError(
+                    f"the Dask scheduler at {scheduler} has no workers, and none joined in 60 s",
+                    option="scheduler",
+                    value=scheduler,
+                    hint=f"start some (dask worker {scheduler}) on machines with livedenoise "
+                    "installed, the same version as here",
+                ) from None
+            count = len(self.client.scheduler_info().get("workers", {}))
+        return (
+            f"Dask scheduler {scheduler}: {count} worker(s); dashboard {self.client.dashboard_link}"
+        )
+
+    def _start_local(self) -> str:
         from distributed import Client, LocalCluster
 
-        if self.scheduler is not None:
-            try:
-                self.client = Client(self.scheduler, timeout="20s")
-            except OSError as err:
-                raise DenoiseError(
-                    f"cannot reach the Dask scheduler at {self.scheduler} ({err})",
-                    option="scheduler",
-                    value=self.scheduler,
-                    hint="check the address (tcp://HOST:8786) and that the scheduler is running",
-                ) from None
-            self.cluster = None
-            info = self.client.scheduler_info()
-            count = len(info.get("workers", {}))
-            if count == 0:
-                try:
-                    self.client.wait_for_workers(1, timeout=60)
-                except TimeoutError:
-                    self.client.close()
-                    raise DenoiseError(
-                        f"the Dask scheduler at {self.scheduler} has no workers, and none joined "
-                        "in 60 s",
-                        option="scheduler",
-                        value=self.scheduler,
-                        hint=f"start some (dask worker {self.scheduler}) on machines with "
-                        "livedenoise installed, the same version as here",
-                    ) from None
-                count = len(self.client.scheduler_info().get("workers", {}))
-            line = f"Dask scheduler {self.scheduler}: {count} worker(s); dashboard {self.client.dashboard_link}"
-            return self.client, line
         if self.workers < 1:
             raise DenoiseError(
                 f"{self.workers} workers: give at least 1 worker",
@@ -86,7 +93,6 @@ class Cluster:
                 value=self.workers,
             )
         threads = max(1, cpu_threads() // self.workers)
-        self.cluster = None
         try:
             # a cluster stopped half-started cannot be closed: its workers' state makes Dask's exit
             # hook fail with a traceback; Ctrl-C waits the second or two until it is up
@@ -104,8 +110,7 @@ class Cluster:
         except KeyboardInterrupt:
             self.__exit__()
             raise
-        line = f"local Dask cluster: {self.workers} worker process(es), {threads} engine thread(s) each"
-        return self.client, line
+        return f"local Dask cluster: {self.workers} worker process(es), {threads} engine thread(s) each"
 
     def __exit__(self, *exc: object) -> None:
         self.client.close()

@@ -76,38 +76,27 @@ def denoise_chunked(
     ModelFileError, BackendError, InputError or OSError with a message for people; an error in a
     task stops the run and is recorded in the output's progress.
     """
-    settings = _Settings(image, backend, window, stride, float32, overwrite, workers, scheduler)
-    return reported(
-        events_or_new(events),
-        Path(input),
-        lambda events: _run(model, Path(input), Path(output), settings, block_frames, events),
-    )
 
+    def run(events: Events) -> ChunkedResult:
+        options = (image, backend, window, stride, float32, overwrite)
+        cluster = Cluster(workers, scheduler)
+        return _run(model, Path(input), Path(output), options, cluster, block_frames, events)
 
-@dataclass(frozen=True)
-class _Settings:
-    """``denoise_chunked``'s options but the paths, the model and the block size."""
-
-    image: str | None
-    backend: str
-    window: int
-    stride: int | None
-    float32: bool
-    overwrite: bool
-    workers: int
-    scheduler: str | None
+    return reported(events_or_new(events), Path(input), run)
 
 
 def _run(
     model: Path | str,
     given: Path,
     output: Path,
-    settings: _Settings,
+    options: tuple[str | None, str, int, int | None, bool, bool],
+    cluster: Cluster,
     block_frames: int,
     events: Events,
 ) -> ChunkedResult:
-    image, backend, window = settings.image, settings.backend, settings.window
-    stride, overwrite = settings.stride, settings.overwrite
+    """``denoise_chunked`` with its events given; ``options`` are its image, backend, window,
+    stride, float32 and overwrite."""
+    image, backend, window, stride, float32, overwrite = options
     input, output = given.resolve(), output.resolve()
     for path, role, ok in ((input, "INPUT", _is_zarr(input)), (output, "OUTPUT", _is_zarr(output))):
         if not ok:
@@ -138,7 +127,7 @@ def _run(
     )
     img = images[0]
     check_channels(input, img.data.shape[img.axes.index("C")] if "C" in img.axes else 1, channels)
-    dtype = np.dtype(np.float32) if settings.float32 or run_store else images[0].data.dtype
+    dtype = np.dtype(np.float32) if float32 or run_store else images[0].data.dtype
     job = Job(
         str(input), str(output), files.sha256, backend, window, block_frames, dtype.name, stride
     )
@@ -147,7 +136,7 @@ def _run(
         done_line = f"{len(blocks)} block(s), 0 computed now: it was complete"
         return ChunkedResult(read, f"{resumed}, before", done_line, len(blocks), 0, {})
     events.status.emit(f"{given}: {read}: {sum(b.denoise for b in blocks)} block(s) to denoise")
-    with Cluster(settings.workers, settings.scheduler) as (client, cluster_line):
+    with cluster as (client, cluster_line):
         events.status.emit(cluster_line)
         loading_engine(events)
         first = next(b for b in blocks if b.denoise)
