@@ -106,8 +106,18 @@ def test_viewer_opens_run_store_tiles_at_stage_positions(
         for layer in tiles:
             np.testing.assert_allclose(layer.scale[-2:], [microscope[0]] * 2)
             assert layer.visible == (kind == "denoised")  # raw hidden under its denoised twin
-            assert layer.blending == "additive"  # channels add up
+            # a tile's channels add up; its first covers the tiles below (no doubled seams)
+            assert layer.blending == (
+                "additive" if channel != CHANNELS[0] else "translucent_no_depth"
+            )
             assert layer.data.shape == (2, 1, FRAME, FRAME)  # t, z, y, x
+            # the colour the store gives the channel (omero), as Fiji and napari-ome-zarr show it
+            color = zarr.open_group(tiled_store, mode="r")[layer.metadata["livedenoise"]["image"]]
+            hex_color = color.attrs["ome"]["omero"]["channels"][CHANNELS.index(channel)]["color"]
+            np.testing.assert_allclose(
+                layer.colormap.colors[-1][:3],
+                [int(hex_color[i : i + 2], 16) / 255 for i in (0, 2, 4)],
+            )
     # the denoised frames are the store's, not zeros or NaN
     denoised = next(layer for name, layer in layers.items() if name.startswith("denoised"))
     frame = np.asarray(denoised.data[1, 0])

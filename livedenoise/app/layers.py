@@ -38,8 +38,9 @@ class Layer:
     ``axes`` names each dimension of ``data`` (letters from ``TCZYX``); ``scale`` (one step) and
     ``translate`` (the first pixel's position) are per axis letter in ``units`` (micrometres,
     seconds); an axis they lack has step 1 and position 0. ``contrast_limits`` holds one display
-    window per channel (None: none could be taken from the data). ``image`` is the image's path
-    inside the store (``raw/p0``), or ``""`` for an image on its own.
+    window per channel (None: none could be taken from the data), ``colors`` the colour the file
+    gives each channel (``"#00ff00"``; None: none). ``image`` is the image's path inside the store
+    (``raw/p0``), or ``""`` for an image on its own.
     """
 
     data: da.Array
@@ -51,6 +52,7 @@ class Layer:
     translate: dict[str, float] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     contrast_limits: list[tuple[float, float] | None] = field(default_factory=list)
+    colors: list[str | None] = field(default_factory=list)
     visible: bool = True
     source: Path = Path()
     image: str = ""
@@ -139,10 +141,24 @@ def _layer(
         dict(image.translation),
         dict(image.units),
         [_window(image, c) for c in range(count)],
+        _colors(path, name, count),
         visible,
         path,
         name,
     )
+
+
+def _colors(path: Path, name: str, count: int) -> list[str | None]:
+    """Each channel's colour from the image's ``omero`` metadata (what Fiji and napari-ome-zarr
+    show), as ``#rrggbb``."""
+    group = zarr.open_group(path, mode="r")
+    attrs = _attrs(group[name] if name else group)
+    channels = attrs.get("ome", {}).get("omero", {}).get("channels", [])
+    colors: list[str | None] = [None] * count
+    for c, channel in enumerate(channels[:count]):
+        if isinstance(color := channel.get("color"), str) and len(color) == 6:
+            colors[c] = f"#{color.lower()}"
+    return colors
 
 
 def _window(image: Image, channel: int) -> tuple[float, float] | None:

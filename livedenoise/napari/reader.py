@@ -26,30 +26,34 @@ def read(path: PathOrPaths) -> list[LayerData]:
 
 
 def layer_data(layer: Layer) -> LayerData:
-    """One ``Layer`` as napari's layer data: channels split by ``channel_axis`` into one layer each
-    (additive, so channels add up where they overlap), scale, stage translation and units per axis."""
+    """One ``Layer`` as napari's layer data: channels split by ``channel_axis`` into one layer each,
+    in the file's colours, with scale, stage translation and units per axis.
+
+    A tile's first channel covers what lies below it and its other channels add to it (napari's
+    multi-channel blending), so channels mix while overlapping tiles show the later tile, as the
+    live mosaic does, rather than the two tiles added up.
+    """
     axes = layer.axes.replace("C", "")
-    count = len(layer.channels)
     meta = {"source": str(layer.source), "image": layer.image, "kind": layer.kind}
-    kwargs: dict[str, Any] = {
+    per_channel: dict[str, list[Any]] = {
         "name": [f"{layer.name} {channel}" for channel in layer.channels],
+        "contrast_limits": list(layer.contrast_limits),
+        "metadata": [{"livedenoise": {**meta, "channel": c}} for c in layer.channels],
+        "blending": ["translucent_no_depth"] + ["additive"] * (len(layer.channels) - 1),
+    }
+    if all(layer.colors):
+        per_channel["colormap"] = list(layer.colors)
+    kwargs: dict[str, Any] = {
         "scale": [layer.scale.get(a, 1.0) for a in axes],
         "translate": [layer.translate.get(a, 0.0) for a in axes],
         "units": [layer.units.get(a, "pixel") for a in axes],
         "axis_labels": list(axes.lower()),
-        "contrast_limits": list(layer.contrast_limits),
-        "metadata": [{"livedenoise": {**meta, "channel": c}} for c in layer.channels],
         "visible": layer.visible,
     }
-    if count > 1:
-        kwargs["blending"] = "additive"
     if "C" in layer.axes:
-        kwargs["channel_axis"] = layer.axes.index("C")
-    else:  # one layer: napari takes single values
-        kwargs = {
-            key: value[0] if key in ("name", "contrast_limits", "metadata") else value
-            for key, value in kwargs.items()
-        }
+        kwargs.update(per_channel, channel_axis=layer.axes.index("C"))
+    else:  # one channel, one layer: single values
+        kwargs.update({key: values[0] for key, values in per_channel.items()})
     return layer.data, kwargs, "image"
 
 
