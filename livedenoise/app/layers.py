@@ -65,9 +65,9 @@ def _root(path: Path) -> zarr.Group | None:
         return None
 
 
-def _attrs(group: zarr.Group) -> dict[str, Any]:
-    """The group's attributes as plain JSON values."""
-    return group.attrs.asdict()
+def _attrs(node: zarr.Group | zarr.Array) -> dict[str, Any]:
+    """A group's (or array's) attributes as plain JSON values."""
+    return node.attrs.asdict()
 
 
 def is_denoised_image(path: str | Path) -> bool:
