@@ -51,6 +51,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -104,6 +105,13 @@ SHARES = {"fmd": 0.45, "synthetic": 0.4, "microscope": 0.15}  # of the batches n
 console = Console()
 
 
+def tiff_planes(path: Path) -> np.ndarray:
+    """Every plane of a TIFF as ``[N, H, W]`` float32, channels and slices alike (the clean images are
+    only a source of structure, so a colour image is three grey ones)."""
+    data = np.asarray(tifffile.imread(path), dtype=np.float32)
+    return data.reshape(-1, *data.shape[-2:])
+
+
 def clean_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """(training, validation) planes of every clean image.
 
@@ -111,7 +119,7 @@ def clean_images(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray], list
     """
     train_part, val_part, names = [], [], []
     for path in sorted(folder.glob("*.tif")):
-        planes = read_frames(path)[:, : ROWS_KEPT.get(path.name)]
+        planes = tiff_planes(path)[:, : ROWS_KEPT.get(path.name)]
         n, h, _ = planes.shape
         if n >= 10:
             cut = n - round(VAL_FRACTION * n)
