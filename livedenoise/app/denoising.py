@@ -1,6 +1,6 @@
 """Offline denoising of an image file (2D, time series or z-stack) with a saved model, start to end.
 
-Checks, reading, the engine, denoising (``inference.denoise_stack``: overlapping windows, every
+Checks, reading, the engine, denoising (``inference.denoised_frames``: overlapping windows, every
 output kept) and writing, once, for the command line, the viewer and scripts. Front ends follow along
 through the task's ``Events`` and show errors as they are: every one says what is wrong and what to
 do.
@@ -36,7 +36,7 @@ from livedenoise.inference import (
     Engine,
     check_finite,
     check_frame_size,
-    denoise_stack,
+    denoised_frames,
     load_engine,
 )
 from livedenoise.model import find_model, load_card, model_paths
@@ -277,19 +277,16 @@ def _denoise_frames(
     windows of ``windows`` (window, stride); ``progress`` per frame on ``events``, if given."""
     n, c = frames.shape[:2]
     window, stride = windows
-
-    def frame_done(before: int, total: int) -> Callable[[int], None] | None:
-        if events is None:
-            return None
-        return lambda done: events.progress.emit(Progress(before + done, total, "denoising"))
-
-    if engine.channels == c:
-        return denoise_stack(engine, frames, window, on_frame=frame_done(0, n), stride=stride)
     out = np.empty(frames.shape, dtype=np.float32)
-    for k in range(c):  # channels are independent fluorophores
-        out[:, k] = denoise_stack(
-            engine, frames[:, k], window, on_frame=frame_done(k * n, c * n), stride=stride
-        )
+    together = engine.channels == c  # else channel by channel: they are independent fluorophores
+    parts = [frames] if together else [frames[:, k] for k in range(c)]
+    done = 0
+    for k, part in enumerate(parts):
+        for i, frame in enumerate(denoised_frames(engine, part, window, stride=stride)):
+            out[i if together else (i, k)] = frame
+            done += 1
+            if events is not None:
+                events.progress.emit(Progress(done, n * len(parts), "denoising"))
     return out
 
 

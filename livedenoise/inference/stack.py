@@ -16,7 +16,7 @@ very windows, weights and sums the whole recording would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -136,19 +136,15 @@ def denoise_stack(
     engine: Engine,
     frames: np.ndarray,
     window: int,
-    on_frame: Callable[[int], None] | None = None,
     stride: int | None = None,
 ) -> np.ndarray:
     """Every frame of ``[N, H, W]`` or ``[N, C, H, W]`` denoised in the overlapping ``window``-frame
     windows that hold it (see the module's docstring).
 
-    Float32 of the input's shape and intensity units; ``on_frame(done)`` is called after each frame
-    with the number of frames done so far; ``stride`` as ``denoised_frames``. Raises InputError as
-    ``denoised_frames``.
+    Float32 of the input's shape and intensity units; ``stride`` as ``denoised_frames`` (iterate
+    that to report progress per frame). Raises InputError as ``denoised_frames``.
     """
     out = np.empty(frames.shape, dtype=np.float32)
     for i, frame in enumerate(denoised_frames(engine, frames, window, stride=stride)):
         out[i] = frame
-        if on_frame is not None:
-            on_frame(i + 1)
     return out
