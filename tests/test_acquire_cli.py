@@ -225,3 +225,49 @@ def test_ctrl_c_in_the_viewer_closes_it_and_the_store(small_model_path, tmp_path
     summary = stored.attrs["summary"]
     assert stored.attrs["complete"] and summary["ended"] == "stopped by the user"
     assert 0 < summary["acquired"] < 2000 and summary["dropped"] == 0
+
+
+def test_the_progress_bars_follow_the_runs_events(sim_core, small_model_path, tmp_path, capsys):
+    """The bars move as frames reach disk and the engine, not on a timer; the first frame on disk
+    says where the run is saved."""
+    import io
+
+    import useq
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from livedenoise.app import Acquisition, RunRequest
+    from livedenoise.cli.acquire import _Bars
+
+    request = RunRequest(model=small_model_path, backend="torch", out=tmp_path / "b.ome.zarr")
+    acquisition = Acquisition(sim_core, request)
+    progress = Progress(console=Console(file=io.StringIO()))
+    bars = _Bars(progress, acquisition)
+    acquisition.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 5}))
+    bars.disconnect()
+
+    acquired, denoised = (progress.tasks[task] for task in (bars.acquired, bars.denoised))
+    assert (acquired.completed, acquired.total) == (denoised.completed, denoised.total) == (5, 5)
+    said = " ".join(capsys.readouterr().out.split())
+    assert said.count("acquiring into") == 1 and "b.ome.zarr" in said
+
+
+def test_a_sigterm_is_acted_on_by_the_waiting_loop_not_in_its_handler(
+    sim_core, small_model_path, tmp_path
+) -> None:
+    """The handler runs between two bytecodes of the main thread, which may be inside the lock that
+    stopping takes (Event.wait's); stopping there hung the command now and then."""
+    import signal
+
+    from livedenoise.app import Acquisition, RunRequest
+    from livedenoise.cli.acquire import _Interrupts, _wait
+    from livedenoise.pipeline.stats import TERMINATED
+
+    request = RunRequest(model=small_model_path, backend="torch", out=tmp_path / "t.ome.zarr")
+    acquisition = Acquisition(sim_core, request)
+    acquisition.start_live()
+    interrupts = _Interrupts(acquisition)
+    interrupts.sigterm(signal.SIGTERM, None)
+    assert acquisition.live  # the handler stopped nothing itself
+    _wait(acquisition, interrupts, None)
+    assert not acquisition.running and acquisition.last_summary.ended == TERMINATED

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 import useq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,15 +18,17 @@ from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
+from livedenoise.frames import FrameInfo
 from livedenoise.gui.display import check_display
 from livedenoise.model import ModelFileError
-from livedenoise.pipeline.live import Policy
+from livedenoise.pipeline.live import LivePipeline, Policy
 from livedenoise.pipeline.setup import DEMO_SETTINGS, demo_sequence, load_sequence
 from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
 
 DEFAULT_MODEL = Path("backbone-small")
 DEMO_MODEL = Path("sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
 FLAGS = {"settings": "--set"}  # the library's parameters these commands call otherwise
+AUTO = BackendName("auto")
 
 
 def stats_table(summary: RunSummary, title: str = "run statistics") -> Table:
@@ -53,11 +57,18 @@ class _Interrupts:
     """Ctrl-C during a headless run: the first stops acquiring, the second skips the denoise backlog.
 
     Raw frames are saved either way and the store is closed complete, saying how the run ended.
+    A SIGTERM acts the same, once the waiting loop sees it (``sigterm``).
     """
 
     def __init__(self, acquisition: Acquisition) -> None:
         self.acquisition = acquisition
         self.count = 0
+        self.sigterms = 0  # received and not yet acted on
+
+    def sigterm(self, *_: object) -> None:
+        """The SIGTERM handler only counts: it runs between two bytecodes of the main thread, which
+        may hold the very lock stopping takes (``threading.Event.wait``'s), and would wait forever."""
+        self.sigterms += 1
 
     def __call__(self, why: str = "stopping", ended: str | None = None) -> None:
         self.count += 1
@@ -82,42 +93,81 @@ class _Interrupts:
             console.print("skipping the denoise backlog: those frames stay raw-only")
 
 
-def _follow(acquisition: Acquisition, live_seconds: float | None) -> None:
-    """Wait for the run to end while rich bars follow it; Ctrl-C, and SIGTERM (a job scheduler,
-    ``kill``) alike, as ``_Interrupts`` says.
+class _Bars:
+    """The acquired and denoised bars, moved by the run's events (emitted from its threads); the
+    first frame on disk announces where the run is saved."""
+
+    def __init__(self, progress: Progress, acquisition: Acquisition) -> None:
+        self.progress, self.acquisition = progress, acquisition
+        self.acquired = progress.add_task("acquired", total=None)
+        self.denoised = progress.add_task("denoised", total=None)
+        events = acquisition.events
+        events.started.connect(self.started)
+        events.frameAcquired.connect(self.frame_acquired)
+        events.frameDenoised.connect(self.frame_denoised)
+
+    def started(self, pipeline: LivePipeline) -> None:
+        total = self.acquisition.expected or None  # known once a sequence starts; live: open
+        for task in (self.acquired, self.denoised):
+            self.progress.update(task, total=total)
+
+    def frame_acquired(self, raw: np.ndarray, info: FrameInfo) -> None:
+        if info.seq == 0:
+            console.print(
+                f"acquiring into {self.acquisition.last_out} (Ctrl-C or SIGTERM stops; every "
+                "frame acquired is kept)"
+            )
+        self.progress.advance(self.acquired)
+
+    def frame_denoised(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
+        self.progress.advance(self.denoised)
+
+    def disconnect(self) -> None:
+        events = self.acquisition.events
+        events.started.disconnect(self.started)
+        events.frameAcquired.disconnect(self.frame_acquired)
+        events.frameDenoised.disconnect(self.frame_denoised)
+
+
+def _follow(
+    acquisition: Acquisition, start: Callable[[], None], live_seconds: float | None
+) -> None:
+    """Start the run and wait for its end while rich bars follow it; Ctrl-C, and SIGTERM (a job
+    scheduler, ``kill``) alike, as ``_Interrupts`` says.
 
     ``live_seconds``: live mode ends after that long, then its backlog is denoised (announced).
     """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     interrupts = _Interrupts(acquisition)
-    end = None if live_seconds is None else time.monotonic() + live_seconds
-    announced = False
-    previous = signal.signal(
-        signal.SIGTERM, lambda *_: interrupts("SIGTERM received", ended=TERMINATED)
-    )
+    previous = signal.signal(signal.SIGTERM, interrupts.sigterm)
     try:
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
-            acquired = progress.add_task("acquired", total=None)
-            denoised = progress.add_task("denoised", total=None)
-            while acquisition.running:
-                try:
-                    acquisition.wait(0.1)
-                    if end is not None and time.monotonic() >= end and interrupts.count == 0:
-                        interrupts(f"{live_seconds:g} s of live mode done")
-                    if (pipeline := acquisition.pipeline) is not None:
-                        total = acquisition.expected or None
-                        progress.update(acquired, completed=pipeline.stats.acquired, total=total)
-                        progress.update(denoised, completed=pipeline.stats.denoised, total=total)
-                        if not announced and pipeline.stats.acquired:
-                            announced = True
-                            console.print(
-                                f"acquiring into {acquisition.last_out} (Ctrl-C or SIGTERM "
-                                "stops; every frame acquired is kept)"
-                            )
-                except KeyboardInterrupt:
-                    interrupts()
+            bars = _Bars(progress, acquisition)
+            try:
+                start()
+                if live_seconds is not None:
+                    console.print(f"live mode for {live_seconds:g} s (Ctrl-C stops earlier)")
+                _wait(acquisition, interrupts, live_seconds)
+            finally:
+                bars.disconnect()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(acquisition: Acquisition, interrupts: _Interrupts, live_seconds: float | None) -> None:
+    """Until the run ends: Ctrl-C and SIGTERM interrupt, and live mode ends after
+    ``live_seconds``."""
+    end = None if live_seconds is None else time.monotonic() + live_seconds
+    while acquisition.running:
+        try:
+            acquisition.wait(0.1)
+            while interrupts.sigterms:
+                interrupts.sigterms -= 1
+                interrupts("SIGTERM received", ended=TERMINATED)
+            if end is not None and time.monotonic() >= end and interrupts.count == 0:
+                interrupts(f"{live_seconds:g} s of live mode done")
+        except KeyboardInterrupt:
+            interrupts()
 
 
 def _prepare(
@@ -158,12 +208,9 @@ def _prepare(
 def _headless(acquisition: Acquisition, sequence: useq.MDASequence | None, duration: float) -> None:
     try:
         if sequence is None:
-            acquisition.start_live()
-            console.print(f"live mode for {duration:g} s (Ctrl-C stops earlier)")
-            _follow(acquisition, duration)
+            _follow(acquisition, acquisition.start_live, duration)
         else:
-            acquisition.start_sequence(sequence)
-            _follow(acquisition, None)
+            _follow(acquisition, lambda: acquisition.start_sequence(sequence), None)
     except LivedenoiseError as err:
         raise fail(err, FLAGS) from None
     except FileExistsError as err:
@@ -270,7 +317,7 @@ def acquire(
         ),
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
-    backend: BackendOption = BackendName("auto"),
+    backend: BackendOption = AUTO,
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     policy: Annotated[
         Policy | None,
@@ -331,7 +378,7 @@ SIZE_NAMES = {
 
 def demo(
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
-    backend: BackendOption = BackendName("auto"),
+    backend: BackendOption = AUTO,
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     headless: Annotated[
         bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")
