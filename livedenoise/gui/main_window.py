@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,16 @@ from livedenoise.imageio import Image, write_image
 from livedenoise.pipeline.setup import SetupError, load_sequence
 
 REFRESH_MS = 33  # about the screen's rate: more would only cost the acquisition CPU time
+
+
+LATENCY_PARTS = ("wait", "window", "engine", "display")  # a frame's way from camera to screen
+
+
+def latency_parts(stage_ms: dict[str, float]) -> str:
+    """``mean: wait 40 + window 1 + engine 900 + display 20 ms``: what a frame's latency is made
+    of (the ring, window assembly, the engine call, the screen), from the run's stage means."""
+    parts = " + ".join(f"{name} {stage_ms[name]:.0f}" for name in LATENCY_PARTS if name in stage_ms)
+    return f"mean: {parts} ms" if parts else "no frame denoised yet"
 
 
 class MosaicTab(QWidget):
@@ -106,6 +117,7 @@ class LiveWindow(QMainWindow):
         self.error_box: QMessageBox | None = None
         self.failure: str | None = None  # why the latest run failed, as its signal said
         self._shown_version = -1
+        self._shown_denoised_s = 0.0
         self.run_failed.connect(self._show_failure)
         acquisition.events.failed.connect(self._failed_elsewhere)
         self._timer = QTimer(self)
@@ -212,7 +224,7 @@ class LiveWindow(QMainWindow):
             self.acquisition.model = Path(path)
 
     def snapshot(self) -> Path | None:
-        """Save the frames on screen (raw and denoised) as one two-page TIFF."""
+        """Save the frames on screen as one TIFF of two channels, raw then denoised (float32)."""
         latest = self.acquisition.latest
         if latest.raw is None:
             return None
@@ -248,14 +260,22 @@ class LiveWindow(QMainWindow):
             self._shown_version = latest.version
             if latest.raw is not None:
                 self.raw_view.set_image(latest.raw)
-            if latest.denoised is not None:
+            if latest.denoised is not None and latest.denoised_s != self._shown_denoised_s:
+                self._shown_denoised_s = latest.denoised_s
                 self.denoised_view.set_image(latest.denoised)
+                self._drawn(latest.denoised_s)
         if self.tabs.currentWidget() is self.mosaic_tab:
             self.mosaic_tab.refresh()
         elif self.tabs.currentWidget() is self.calibration_tab:
             self.calibration_tab.refresh()
         self._sync_live_button()
         self.status.setText(self._status_text())
+
+    def _drawn(self, denoised_s: float) -> None:
+        """A denoised frame is on screen: its time from the engine to here is the display's part
+        of the latency, kept with the run's other stages."""
+        if (pipeline := self.acquisition.pipeline) is not None:
+            pipeline.stats.stage("display", time.perf_counter() - denoised_s)
 
     def _status_text(self) -> str:
         acquisition = self.acquisition
@@ -267,7 +287,8 @@ class LiveWindow(QMainWindow):
         text = (
             f"{'running' if acquisition.running else 'stopped'} · acquired {s.acquired} "
             f"({s.acquired_fps:.1f} fps) · denoised {s.denoised} ({s.denoised_fps:.1f} fps) · "
-            f"latency p50 {s.latency_p50_ms:.0f} ms p99 {s.latency_p99_ms:.0f} ms · "
+            f"latency p50 {s.latency_p50_ms:.0f} ms p99 {s.latency_p99_ms:.0f} ms "
+            f"({latency_parts(s.stage_mean_ms)}) · "
             f"skipped {s.skipped} · lost {s.dropped} · {engine.name if engine else ''} · {model}"
         )
         if self.failure:
