@@ -196,7 +196,7 @@ def _prepare(
         FileExistsError,
     ) as err:
         release_microscope(core)  # a process that exits with devices loaded can abort
-        raise fail(err if isinstance(err, LivedenoiseError) else str(err), FLAGS) from None
+        raise fail(err, FLAGS) from None
     console.print(f"engine: {engine.describe()}")
     if (profile := acquisition.profile) is not None:
         console.print(

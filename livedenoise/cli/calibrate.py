@@ -54,7 +54,7 @@ CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=st
 DEFAULT_CRITERION = CriterionName(names()[0])
 AUTO = BackendName("auto")
 # the library's parameters whose flag is named otherwise (the rest: --name-of-it)
-FLAGS = {"directory": "--out", "positions": "--xy"}
+FLAGS = {"directory": "--out", "positions": "--xy", "settings": "--set"}
 
 
 class _Bars:
@@ -263,7 +263,7 @@ def calibrate_command(
                 finally:
                     release_microscope(core)
     except (LivedenoiseError, ConfigError, SetupError, OSError) as err:
-        raise fail(err if isinstance(err, LivedenoiseError) else str(err), FLAGS) from None
+        raise fail(err, FLAGS) from None
     _show(profile, directory)
 
 

@@ -20,7 +20,7 @@ BackendName = Enum("BackendName", {name: name for name in backend_names()}, type
 BackendOption = Annotated[BackendName, typer.Option(help="Inference engine.")]
 
 
-def fail(message: str | LivedenoiseError, flags: dict[str, str] | None = None) -> typer.Exit:
+def fail(message: str | Exception, flags: dict[str, str] | None = None) -> typer.Exit:
     """Print a user-facing error (what is wrong, what to do) and return the exit to raise.
 
     A ``LivedenoiseError`` names the parameter that fixes it; the command line names its flag:
