@@ -1,13 +1,19 @@
 """Speed as a user meets it: whole ``livedenoise`` commands, timed from the shell's side.
 
     nice python scripts/bench_user.py [--model backbone-small] [--frames 32] [--size 512]
+                                      [--parts startup,first,offline,live] [--live-seconds 30]
 
 * start-up: ``livedenoise --help`` and ``--version`` (median of 3);
 * first use: ``denoise`` of one frame with an empty engine cache (``LIVEDENOISE_CACHE`` set to a new
   folder, so the model is exported to ONNX) against the same command with that cache warm;
 * offline: ``denoise`` of ``--frames`` frames at window 1 and 8, ONNX Runtime, threads by the default
   rule, cache warm: the whole command (start-up, reading, engine, writing), frames per second in all,
-  and after start-up (the warm one-frame command's time taken off the time, one frame off the count).
+  and after start-up (the warm one-frame command's time taken off the time, one frame off the count);
+* live: live mode on the simulated microscope (``--size``² frames at its 15 fps), the live policy,
+  ONNX Runtime, threads by the default rule, at window 1 and 4 (``acquire``'s default), as
+  ``acquire --headless`` runs it: latency p50/p99 from a raw frame's arrival to its denoised frame,
+  what it is made of (mean wait in the ring, window assembly, engine call), denoised and acquired
+  frames per second over the run, frames skipped and lost.
 
 Frames are Poisson noise over a smooth pattern (the content does not change the cost). Prints a
 Markdown table.
@@ -66,24 +72,16 @@ def engine_line(output: str) -> str:
     return next((line for line in output.splitlines() if line.startswith("engine:")), "?")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="backbone-small")
-    parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--size", type=int, default=512)
-    args = parser.parse_args()
+def offline(
+    args: argparse.Namespace, folder: Path, env: dict[str, str], first: bool, stack: bool
+) -> list[tuple[str, str]]:
+    """First use (empty cache against warm) and ``denoise`` of a stack at window 1 and 8."""
     rows: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        env = dict(os.environ, LIVEDENOISE_CACHE=str(folder / "cache"), COLUMNS="200")
-        for option in ("--help", "--version"):
-            times = [timed([option], env)[0] for _ in range(3)]
-            rows.append((f"`livedenoise {option}`", f"{statistics.median(times):.2f} s"))
-
-        one = folder / "one.npy"
-        np.save(one, frames(1, args.size))
-        cold, output = timed(denoise(args.model, one, folder / "a.npy", 1), env)
-        warm, _ = timed(denoise(args.model, one, folder / "b.npy", 1), env)
+    one = folder / "one.npy"
+    np.save(one, frames(1, args.size))
+    cold, output = timed(denoise(args.model, one, folder / "a.npy", 1), env)
+    warm, _ = timed(denoise(args.model, one, folder / "b.npy", 1), env)
+    if first:
         said = "exporting" in output
         rows.append(
             (
@@ -92,20 +90,70 @@ def main() -> None:
                 f"export line printed: {'yes' if said else 'no'})",
             )
         )
-
-        stack = folder / "stack.npy"
-        np.save(stack, frames(args.frames, args.size))
-        for window in (1, 8):
-            out = folder / f"out{window}.npy"
-            seconds, output = timed(denoise(args.model, stack, out, window), env)
-            rows.append(
-                (
-                    f"`denoise` {args.frames} x {args.size}², window {window}",
-                    f"{seconds:.1f} s: {args.frames / seconds:.2f} frames/s in all, "
-                    f"{(args.frames - 1) / (seconds - warm):.2f} after start-up "
-                    f"({engine_line(output).removeprefix('engine: ')})",
-                )
+    path = folder / "stack.npy"
+    np.save(path, frames(args.frames, args.size))
+    for window in (1, 8) if stack else ():
+        out = folder / f"out{window}.npy"
+        seconds, output = timed(denoise(args.model, path, out, window), env)
+        rows.append(
+            (
+                f"`denoise` {args.frames} x {args.size}², window {window}",
+                f"{seconds:.1f} s: {args.frames / seconds:.2f} frames/s in all, "
+                f"{(args.frames - 1) / (seconds - warm):.2f} after start-up "
+                f"({engine_line(output).removeprefix('engine: ')})",
             )
+        )
+    return rows
+
+
+def live(model: str, window: int, seconds: float, size: int, folder: Path) -> str:
+    """One live-mode run of ``seconds``, as ``acquire --headless`` runs it; one table cell."""
+    from livedenoise.app import Acquisition, RunRequest, open_microscope
+
+    core = open_microscope(None, [f"Detector.FrameWidth={size}", f"Detector.FrameHeight={size}"])
+    request = RunRequest(model=model, backend="onnxruntime", window=window, out_dir=folder)
+    acquisition = Acquisition(core, request)
+    try:
+        acquisition.start_live()
+        time.sleep(seconds)
+        acquisition.stop_acquiring()
+        summary = acquisition.wait()
+    finally:
+        acquisition.close()
+    assert summary is not None and acquisition.loaded_engine is not None
+    stage = summary.stage_mean_ms
+    parts = ", ".join(f"{name} {stage.get(name, 0):.0f}" for name in ("wait", "window", "engine"))
+    return (
+        f"latency p50 {summary.latency_p50_ms / 1e3:.2f} s, p99 {summary.latency_p99_ms / 1e3:.2f} s "
+        f"(mean ms: {parts}); denoised {summary.denoised / seconds:.2f} fps, acquired "
+        f"{summary.acquired / seconds:.1f} fps; skipped {summary.skipped}, lost {summary.dropped} "
+        f"({acquisition.loaded_engine.describe()})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="backbone-small")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--parts", default="startup,first,offline,live")
+    parser.add_argument("--live-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        env = dict(os.environ, LIVEDENOISE_CACHE=str(folder / "cache"), COLUMNS="200")
+        for window in (1, 4) if "live" in parts else ():
+            cell = live(args.model, window, args.live_seconds, args.size, folder / "runs")
+            rows.append((f"live mode {args.size}², window {window}", cell))
+            print(rows[-1], flush=True)
+        for option in ("--help", "--version") if "startup" in parts else ():
+            times = [timed([option], env)[0] for _ in range(3)]
+            rows.append((f"`livedenoise {option}`", f"{statistics.median(times):.2f} s"))
+
+        if parts & {"first", "offline"}:
+            rows += offline(args, folder, env, first="first" in parts, stack="offline" in parts)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} at the end\n")
     print("| what | time |\n| --- | --- |")

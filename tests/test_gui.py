@@ -47,6 +47,20 @@ def test_live_run_fills_both_views_and_denoised_differs(qtbot, window) -> None:
     assert not window.acquisition.running
 
 
+def test_status_line_says_what_the_latency_is_made_of(qtbot, window) -> None:
+    """Wait in the ring, window assembly, the engine call and the screen, from the run's stages."""
+    window.live_button.setChecked(True)
+    qtbot.waitUntil(lambda: window.denoised_view.data is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: "display" in window.status.text(), timeout=5_000)
+    text = window.status.text()
+    latency = text[text.index("latency") :]
+    for part in ("p50", "p99", "wait", "window", "engine", "display"):
+        assert part in latency.split("·")[0], text
+    stages = window.acquisition.pipeline.stats.summary().stage_mean_ms
+    assert {"wait", "engine", "display"} <= set(stages)
+    window.live_button.setChecked(False)
+
+
 def test_grid_run_fills_the_mosaic_tile_by_tile(qtbot, window) -> None:
     sequence = useq.MDASequence(grid_plan={"rows": 2, "columns": 2, "overlap": 25})
     window.run_sequence(sequence)

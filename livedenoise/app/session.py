@@ -13,6 +13,7 @@ and draws ``latest``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -101,6 +102,7 @@ class Latest:
         self._lock = threading.Lock()
         self.raw: np.ndarray | None = None
         self.denoised: np.ndarray | None = None
+        self.denoised_s = 0.0  # when the denoised frame came (perf_counter): the display's start
         self.version = 0  # bumps on every change, so the display redraws only what is new
 
     def set_raw(self, raw: np.ndarray, info: FrameInfo) -> None:
@@ -111,6 +113,7 @@ class Latest:
     def set_denoised(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
         with self._lock:
             self.denoised = denoised
+            self.denoised_s = time.perf_counter()
             self.version += 1
 
 

@@ -277,6 +277,7 @@ class LivePipeline:
             return
         done = time.perf_counter()
         latency = done - info.arrived_s
+        self.stats.stage("wait", start - info.arrived_s)  # in the ring, behind the engine's call
         self.stats.stage("window", assembled - start)
         self.stats.stage("engine", done - assembled)
         self.stats.frame_denoised(latency, done)
