@@ -99,6 +99,9 @@ def live() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         widget.store.setText(str(Path(tmp) / "live.ome.zarr"))
         widget.button.click()
+        while not widget.button.isEnabled():  # the engine loads in a thread
+            app.processEvents()
+            time.sleep(0.02)
         if widget.attached is None:
             raise SystemExit("attaching failed (see the notification above)")
         run = core.run_mda(

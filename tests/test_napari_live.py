@@ -71,6 +71,13 @@ def widget(qtbot, sim_core: CMMCorePlus) -> LiveWidget:
     return widget
 
 
+def click_attach(qtbot, widget: LiveWidget) -> None:
+    """Attach, and wait until the engine is loaded (in a thread: napari stays responsive)."""
+    widget.button.click()
+    assert widget.button.text() == "Attaching…" and not widget.button.isEnabled()
+    qtbot.waitUntil(widget.button.isEnabled, timeout=120_000)
+
+
 def run_and_draw(qtbot, widget: LiveWidget, core: CMMCorePlus) -> None:
     """A run started from the core itself in a thread of its own, as napari-micromanager starts
     one, waited for; then everything it queued for napari's thread drawn. Its store is complete
@@ -87,7 +94,7 @@ def test_the_live_widget_shows_each_run_denoised_and_stores_every_raw_frame(
     before = runner_receivers(sim_core)
     store = tmp_path / "run.ome.zarr"
     widget.store.setText(str(store))
-    widget.button.click()
+    click_attach(qtbot, widget)
     assert widget.attached is not None and widget.button.text() == "Detach"
 
     sim_core.run_mda(SEQUENCE).join()
@@ -123,7 +130,7 @@ def test_a_failing_detector_is_a_notification_and_its_frames_are_stored(
     notification_manager.notification_ready.connect(notified)
     store = tmp_path / "run.ome.zarr"
     widget.store.setText(str(store))
-    widget.button.click()
+    click_attach(qtbot, widget)
     try:
         run_and_draw(qtbot, widget, sim_core)
         qtbot.waitUntil(lambda: notified.called)
@@ -142,11 +149,29 @@ def test_attaching_to_a_core_without_a_camera_is_a_notification(qtbot) -> None:
     notified = Mock()
     notification_manager.notification_ready.connect(notified)
     try:
-        widget.button.click()
+        click_attach(qtbot, widget)
     finally:
         notification_manager.notification_ready.disconnect(notified)
     assert widget.attached is None and widget.button.text() == "Attach"
     assert "no camera" in notified.call_args.args[0].message
+
+
+def test_a_widget_closed_while_attached_lets_go_of_the_core(
+    qtbot, sim_core: CMMCorePlus, tmp_path: Path
+) -> None:
+    before = runner_receivers(sim_core)
+    viewer = ViewerModel()
+    widget = LiveWidget(viewer, core=sim_core)
+    widget.model.setCurrentText("sim-confocal-small")
+    widget.backend.setCurrentText("onnxruntime")
+    widget.store.setText(str(tmp_path / "run.ome.zarr"))
+    click_attach(qtbot, widget)
+    assert runner_receivers(sim_core) > before
+
+    widget.deleteLater()  # napari deletes a dock widget its user closes
+    qtbot.waitUntil(lambda: runner_receivers(sim_core) == before)
+    sim_core.run_mda(SEQUENCE).join()  # a later run writes nothing, draws nothing
+    assert list(tmp_path.iterdir()) == [] and len(viewer.layers) == 0
 
 
 class Failing:

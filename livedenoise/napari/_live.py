@@ -9,6 +9,8 @@ over, so a slow display never holds up the acquisition. The statistics line is r
 
 from __future__ import annotations
 
+import threading
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,6 @@ from qtpy.QtWidgets import (
 
 from livedenoise.app import backend_names
 from livedenoise.app.attach import Attached, attach, shipped_models, status_line
-from livedenoise.errors import LivedenoiseError
 
 if TYPE_CHECKING:
     from napari.components import ViewerModel
@@ -47,6 +48,7 @@ class LiveWidget(QWidget):
 
     _frame_arrived = Signal()  # a newer frame is in ``attached.latest`` (emitted from any thread)
     _run_failed = Signal(object)  # the Exception a run failed with, carried onto napari's thread
+    _attached = Signal(object)  # the Attached, or why attaching failed, from the loading thread
 
     def __init__(self, napari_viewer: ViewerModel, core: CMMCorePlus | None = None) -> None:
         super().__init__()
@@ -89,6 +91,7 @@ class LiveWidget(QWidget):
         self._timer.timeout.connect(self._show_stats)
         self._frame_arrived.connect(self._show_frames)
         self._run_failed.connect(self._show_failure)
+        self._attached.connect(self._attach_ended)
 
     # -- attach / detach ---------------------------------------------------------------------------
 
@@ -99,27 +102,45 @@ class LiveWidget(QWidget):
             self.detach()
 
     def attach(self) -> None:
-        """Attach to the core with the chosen settings; what goes wrong is a notification."""
+        """Load the engine and attach in a thread of its own (a TensorRT engine can take minutes to
+        build), napari staying responsive; what goes wrong is a notification."""
         core = self.core or CMMCorePlus.instance()
         store = Path(text) if (text := self.store.text().strip()) else None
-        try:
-            attached = attach(
-                core,
-                self.model.currentText().strip(),
-                window=self.window_frames.value(),
-                backend=self.backend.currentText(),
-                store=store,
-            )
-        except (LivedenoiseError, OSError) as err:
-            _notify_error(f"livedenoise could not attach: {err}")
+        model, window = self.model.currentText().strip(), self.window_frames.value()
+        backend = self.backend.currentText()
+        self._set_controls(attached=True)
+        self.button.setEnabled(False)
+        self.button.setText("Attaching…")
+        self.stats.setText(f"loading {model} on {backend}")
+
+        def load() -> None:
+            try:
+                result: Attached | Exception = attach(
+                    core, model, window=window, backend=backend, store=store
+                )
+            except Exception as err:  # no thread dies quietly: the user is told why
+                result = err
+            self._attached.emit(result)
+
+        threading.Thread(target=load, name="livedenoise-attach", daemon=True).start()
+
+    def _attach_ended(self, result: Attached | Exception) -> None:
+        self.button.setEnabled(True)
+        if isinstance(result, Exception):
+            self._set_controls(attached=False)
+            self.stats.setText("not attached")
+            _notify_error(f"livedenoise could not attach: {result}")
             return
+        attached = self.attached = result
         events = attached.events
         events.frameDenoised.connect(self._nudge)
         events.frameAcquired.connect(self._nudge)
         events.started.connect(self._new_run)
         events.failed.connect(self._run_failed.emit)
-        self.attached = attached
+        # a widget closed while attached lets go of the core (the receivers it had go first)
+        self.destroyed.connect(partial(_let_go, attached))
         self._set_controls(attached=True)
+        self.stats.setText(status_line(None))
         self._timer.start(STATS_MS)
 
     def detach(self) -> None:
@@ -127,8 +148,7 @@ class LiveWidget(QWidget):
         attached, self.attached = self.attached, None
         if attached is None:
             return
-        attached.events.disconnect()
-        attached.detach()
+        _let_go(attached)
         self._timer.stop()
         self._set_controls(attached=False)
         self.stats.setText(f"detached · last run: {status_line(attached.summary)}")
@@ -178,6 +198,12 @@ class LiveWidget(QWidget):
     def _show_failure(self, error: Exception) -> None:
         _notify_error(f"livedenoise: {error}")
         self._show_stats()
+
+
+def _let_go(attached: Attached, *destroyed: object) -> None:
+    """Detach, this widget's receivers disconnected first (nothing is drawn for it any more)."""
+    attached.events.disconnect()
+    attached.detach()
 
 
 def _notify_error(message: str) -> None:
