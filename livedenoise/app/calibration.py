@@ -3,10 +3,11 @@
     request = CalibrationRequest(model="sim-confocal-small", backend="onnxruntime", frames=500)
     profile = calibrate_on_core(core, request, Recording(positions=[(22.5, 22.5), (60, 20)]), OUT)
     profile = calibrate_from_stack(RecordedStack(paths=[STACK_A, STACK_B]), request, OUT2)
+    profile = calibrate_repeats(frames, request)  # [R, H, W] in memory (a napari layer)
 
-Both load the engine, record (or read) the repeats of each field, measure the ladder on each, choose
-the setting that holds on all of them and write the directory whole (``profile.json``, plot, report)
-or not at all. A mistake the user can fix raises ``CalibrationError`` with what to do. What they
+Each loads the engine, records (or reads) the repeats of each field, measures the ladder on each and
+chooses the setting that holds on all of them; the first two write the directory whole
+(``profile.json``, plot, report) or not at all. A mistake the user can fix raises ``CalibrationError`` with what to do. What they
 report goes to ``events`` (``livedenoise.events.Events``), emitted on the calling thread: ``status``
 (the engine), ``progress`` (repeats recorded, rungs denoised, each stage from 0), ``measured`` (each
 rung), then ``finished(profile)`` or ``failed(error)``.
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from pymmcore_plus import CMMCorePlus
 
@@ -31,13 +34,17 @@ from livedenoise.calibration.choose import (
 )
 from livedenoise.calibration.criteria import AnyCriterion, Reference, Tolerance
 from livedenoise.calibration.errors import CalibrationError
-from livedenoise.calibration.profile import Profile, check_free, device_settings
+from livedenoise.calibration.profile import Profile as Profile  # re-exported, for front ends
+from livedenoise.calibration.profile import check_free, device_settings
 from livedenoise.calibration.repeats import (
     Repeats,
     acquire_repeats,
+    check_frames,
     check_repeat_count,
     load_repeats,
 )
+from livedenoise.calibration.report import figure as figure  # the ladder plot, re-exported
+from livedenoise.calibration.report import summary as summary  # the verdict's lines, re-exported
 from livedenoise.calibration.run import calibrate, of_fields, save_calibration
 from livedenoise.events import Events, events_or_new
 from livedenoise.inference import BackendError, Engine, InputError, load_engine
@@ -186,6 +193,41 @@ def _from_stack(
 ) -> Profile:
     check_out(directory, overwrite, request.model, stack.paths)
     fields = [load_repeats(path, stack.image) for path in stack.paths]
+    profile = _of_fields(fields, request, stack.frame_ms, events)
+    save_calibration(directory, profile, overwrite)
+    return profile
+
+
+def calibrate_repeats(
+    frames: npt.ArrayLike,
+    request: CalibrationRequest,
+    *,
+    name: str = "repeats",
+    frame_ms: float | None = None,
+    events: Events | None = None,
+) -> Profile:
+    """Calibrate on one field's repeats in memory, ``[R, H, W]``, as ``calibrate_from_stack`` does
+    on a stack holding them; nothing is written (``save_calibration`` writes the result).
+
+    ``name`` names them in messages and in the profile (a layer's name); ``frame_ms`` is their frame
+    time. Raises ``CalibrationError`` before any denoising when the frames or the model cannot be used.
+    """
+    events = events_or_new(events)
+    with _reported(events):
+        data = np.asarray(frames)
+        check_frames(data, name)
+        profile = _of_fields([Repeats(data, name)], request, frame_ms, events)
+    events.finished.emit(profile)
+    return profile
+
+
+def _of_fields(
+    fields: list[Repeats],
+    request: CalibrationRequest,
+    frame_ms: float | None,
+    events: Events,
+) -> Profile:
+    """The profile of recorded repeats, one stack per field; the control is the frames averaged."""
     sizes = {f.frames.shape[1:] for f in fields}
     if len(sizes) > 1:
         raise CalibrationError(
@@ -197,18 +239,15 @@ def _from_stack(
         control, request.reference, min(f.frames.shape[0] for f in fields) // 2
     )
     engine = _engine(request, fields[0].frames.shape[1:], events)
-    step = stack.frame_ms
-    profile = _measure(
+    return _measure(
         engine,
         request,
         fields,
         control,
         reference,
-        lambda n: None if step is None else n * step,
+        lambda n: None if frame_ms is None else n * frame_ms,
         events,
     )
-    save_calibration(directory, profile, overwrite)
-    return profile
 
 
 def check_out(directory: Path, overwrite: bool, model: Path, stacks: Sequence[Path] = ()) -> None:

@@ -1,13 +1,16 @@
-"""Offline denoising of an image file (2D, time series or z-stack) with a saved model, start to end.
+"""Offline denoising of an image file or an in-memory array (2D, time series or z-stack) with a
+saved model, start to end.
 
 Checks, reading, the engine, denoising (``inference.denoised_frames``: overlapping windows, every
-output kept) and writing, once, for the command line, the viewer and scripts. Front ends follow along
-through the task's ``Events`` and show errors as they are: every one says what is wrong and what to
-do.
+output kept) and writing, once, for the command line, the napari plugin, the viewer and scripts:
+``denoise_file`` reads and writes around ``denoise_array``'s work. Front ends follow along through
+the task's ``Events``, stop it with a ``cancel`` event, and show errors as they are: every one says
+what is wrong and what to do.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from livedenoise.app.session import engine_attrs
 from livedenoise.errors import LivedenoiseError
@@ -50,6 +54,10 @@ LOADING = "loading the engine (a model's first use exports or builds it)"
 class DenoiseError(LivedenoiseError, ValueError):
     """A request the files rule out (the output exists or is the input, channels the model lacks);
     frames too small for the model are the engine's ``InputError``, the same rule as live runs."""
+
+
+class DenoiseCancelled(LivedenoiseError, RuntimeError):
+    """The caller stopped the denoising (its ``cancel`` event was set); nothing was written."""
 
 
 def output_exists(output: Path) -> DenoiseError:
@@ -108,7 +116,40 @@ def denoise_file(
     )
 
 
-def reported(events: Events, subject: Path, work: Callable[[Events], R]) -> R:
+def denoise_array(
+    model: Path | str,
+    data: npt.ArrayLike,
+    axes: str,
+    *,
+    backend: str = "auto",
+    window: int = 8,
+    stride: int | None = None,
+    float32: bool = False,
+    name: str = "the image",
+    events: Events | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """``data``, whose dimensions ``axes`` names (letters from TZCYX), denoised with ``model``: what
+    ``denoise_file`` writes for a file holding it, in ``data``'s own axes and shape.
+
+    The options are ``denoise_file``'s; ``name`` names the image in messages (a layer's name).
+    ``cancel``: set it from any thread to stop before the next frame; the call then raises
+    DenoiseCancelled. ``events`` as ``denoise_file``'s, ``started`` with ``data``, ``finished`` with
+    the denoised array. Raises DenoiseError, ImageFileError (axes that do not fit ``data``),
+    ModelFileError, BackendError or InputError before any frame is denoised.
+    """
+
+    def work(events: Events) -> np.ndarray:
+        check_stride(stride, window)
+        source = Image(np.asarray(data), axes.upper())
+        return _denoise_image(
+            model, source, name, backend, (window, stride), float32, events, cancel
+        )[0].data
+
+    return reported(events_or_new(events), data, work)
+
+
+def reported(events: Events, subject: object, work: Callable[[Events], R]) -> R:
     """``work(events)`` between ``started(subject)`` and ``finished(result)``, or ``failed(error)``
     before its error propagates: every offline task reports its ends the same way."""
     events.started.emit(subject)
@@ -146,8 +187,7 @@ def _denoise_file(
 ) -> DenoiseResult:
     """``denoise_file`` with its options checked and its events given; ``windows`` is
     (window, stride)."""
-    window, stride = windows
-    check_stride(stride, window)
+    check_stride(windows[1], windows[0])
     image_format(Path(output.name))  # an output name of no known format fails before any work
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:
@@ -166,24 +206,41 @@ def _denoise_file(
     source = read_image(input, image)
     if axes:
         source = source.with_axes(axes)
+    check_writable(output, output_dtype(source, float32))
+    result, read, engine = _denoise_image(
+        model, source, str(input), backend, windows, float32, events, None
+    )
+    write_image(output, result)
+    return DenoiseResult(read, engine, describe(result.in_order()))
+
+
+def _denoise_image(
+    model: Path | str,
+    source: Image,
+    name: str,
+    backend: str,
+    windows: tuple[int, int | None],
+    float32: bool,
+    events: Events,
+    cancel: threading.Event | None,
+) -> tuple[Image, str, str]:
+    """``source`` denoised, checked before the engine loads; with the input's and the engine's
+    lines for people. ``name`` names the input in messages; ``windows`` is (window, stride)."""
     frames = as_frames(source)
     check_finite(frames)  # before the engine loads and measures itself
     n, c, h, w = frames.shape
     read = f"{describe(source)} as {n} frame(s) of {c} channel(s)"
     if source.axes_guessed:
         read += f" ({guess_note(source)})"
-    events.status.emit(f"{input}: {read}")
-    check_frame_size(h, w, f"{input}: ", " (or check the axes, if they were misread)")
-    dtype = np.dtype(np.float32) if float32 else source.data.dtype
-    check_writable(output, dtype)
-    check_channels(input, c, load_card(model).config.channels, axes_option=True)
+    events.status.emit(f"{name}: {read}")
+    check_frame_size(h, w, f"{name}: ", " (or check the axes, if they were misread)")
+    check_channels(name, c, load_card(model).config.channels, axes_option=True)
     loading_engine(events)
-    engine = load_engine(model, backend, window=min(window, n), frame_size=(h, w))
+    engine = load_engine(model, backend, window=min(windows[0], n), frame_size=(h, w))
     show_engine(events, engine.describe())
-    denoised = _denoise_frames(engine, frames, windows, events)
-    result = replace(source, data=from_frames(to_dtype(denoised, dtype), source))
-    write_image(output, result)
-    return DenoiseResult(read, engine.describe(), describe(result.in_order()))
+    denoised = _denoise_frames(engine, frames, windows, events, cancel)
+    data = from_frames(to_dtype(denoised, output_dtype(source, float32)), source)
+    return replace(source, data=data), read, engine.describe()
 
 
 def _denoise_run(
@@ -233,7 +290,7 @@ def _denoise_run(
             store.write_raw(image.data[info.index.t, info.index.c, info.index.z], info)
         data = image.data if axis == "t" else image.data.transpose(2, 1, 0, 3, 4)
         for k in range(data.shape[2]):  # each z-plane's time series (or the one z-stack)
-            denoised = _denoise_frames(engine, data[:, :, k], windows, None)
+            denoised = _denoise_frames(engine, data[:, :, k], windows, None, None)
             for n, c in np.ndindex(denoised.shape[:2]):
                 t, z = (n, k) if axis == "t" else (k, n)
                 store.write_denoised(
@@ -272,9 +329,11 @@ def _denoise_frames(
     frames: np.ndarray,
     windows: tuple[int, int | None],
     events: Events | None,
+    cancel: threading.Event | None,
 ) -> np.ndarray:
     """``[N, C, H, W]`` denoised together, or channel by channel for a single-channel engine, in
-    windows of ``windows`` (window, stride); ``progress`` per frame on ``events``, if given."""
+    windows of ``windows`` (window, stride); ``progress`` per frame on ``events``, if given.
+    Raises DenoiseCancelled before the next frame once ``cancel`` is set."""
     n, c = frames.shape[:2]
     window, stride = windows
     out = np.empty(frames.shape, dtype=np.float32)
@@ -283,6 +342,8 @@ def _denoise_frames(
     done = 0
     for k, part in enumerate(parts):
         for i, frame in enumerate(denoised_frames(engine, part, window, stride=stride)):
+            if cancel is not None and cancel.is_set():
+                raise DenoiseCancelled("denoising was cancelled; nothing was written")
             out[i if together else (i, k)] = frame
             done += 1
             if events is not None:
@@ -309,7 +370,7 @@ def check_output(output: Path, input: Path, model: Path | str) -> None:
         raise DenoiseError(refused, path=output)
 
 
-def check_channels(input: Path, count: int, channels: int, axes_option: bool = False) -> None:
+def check_channels(input: str | Path, count: int, channels: int, axes_option: bool = False) -> None:
     """Raise DenoiseError unless a ``channels``-channel model can denoise ``count`` channels (a
     single-channel model takes any number, one at a time). ``axes_option``: the caller can give the
     input's axes (``axes``), which may have been misread."""
@@ -321,6 +382,11 @@ def check_channels(input: Path, count: int, channels: int, axes_option: bool = F
             option="axes" if axes_option else None,
             hint=f"use a model trained for these channels{misread}",
         )
+
+
+def output_dtype(source: Image, float32: bool) -> np.dtype:
+    """What a denoised ``source`` is written as: its own dtype, or float32 if asked for."""
+    return np.dtype(np.float32) if float32 else source.data.dtype
 
 
 def to_dtype(y: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Exporting a saved model for an inference backend: the work behind ``livedenoise export``."""
+"""Saved models: what a model menu offers, and exporting one for an inference backend (the work
+behind ``livedenoise export``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ from pathlib import Path
 
 from livedenoise.inference import load_engine
 from livedenoise.inference.tensorrt_engine import TensorRTBackend
-from livedenoise.model import export_onnx, load_model, model_paths
+from livedenoise.model import export_onnx, load_model, model_paths, shipped_models
 from livedenoise.model.onnx_export import onnx_metadata
+
+
+def model_choices(folder: Path = Path("engines")) -> list[str]:
+    """What a model menu offers: the shipped models by name, then the user's own in ``folder``
+    (``engines/NAME``, a card beside its weights), each as ``find_model`` takes it."""
+    own = [card.with_suffix("") for card in sorted(folder.glob("*.json"))]
+    return [*shipped_models(), *(str(m) for m in own if m.with_suffix(".safetensors").is_file())]
 
 
 def export_to_onnx(model: str | Path, out: Path | None = None) -> Path:

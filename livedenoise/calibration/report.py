@@ -289,8 +289,14 @@ def _panel(ax: Axes, profile: Profile, metric: Metric) -> None:
 
 
 def plot(profile: Profile, path: Path) -> None:
+    """``figure(profile)`` saved at ``path``."""
+    figure(profile).savefig(path, dpi=120)
+
+
+def figure(profile: Profile) -> Figure:
     """PSNR and SSIM vs averages per field, raw and denoised with 95% CIs, the target each is judged
-    against (the raw reference protocol or the plateau fit), the breaking point and choice marked."""
+    against (the raw reference protocol or the plateau fit), the breaking point and choice marked;
+    a figure without pyplot, so a file and a Qt canvas (the napari widget) draw the same."""
     v = profile.verdict
     fig = Figure(figsize=(11, 5.2 + 0.25 * len(profile.fields)), layout="constrained")
     left, right = fig.subplots(1, 2)  # no pyplot: no global backend or state
@@ -304,7 +310,7 @@ def plot(profile: Profile, path: Path) -> None:
         f"{profile.time_saved:.0%} of the frame time saved",
         fontsize=9,
     )
-    fig.savefig(path, dpi=120)
+    return fig
 
 
 def write_outputs(directory: Path, profile: Profile) -> None:

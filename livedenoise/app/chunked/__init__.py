@@ -17,12 +17,37 @@ given by its address; the input and output must then be on storage every worker 
 By job: ``blocks`` (the block plan), ``task`` (what a worker runs, its engine and the model's bytes),
 ``cluster`` (starting or reaching the cluster, Ctrl-C, gathering the tasks), ``output`` (the
 output's progress, resuming, finishing) and ``run`` (``denoise_chunked``, start to end).
+
+The names below load on first use (PEP 562), so that a reader telling a chunked output by its
+``PROGRESS`` array imports neither the engines nor Dask's cluster.
 """
 
-from livedenoise.app.chunked.blocks import Block, plan_blocks
-from livedenoise.app.chunked.cluster import ctrl_c_held
-from livedenoise.app.chunked.run import ChunkedResult, denoise_chunked
-from livedenoise.app.chunked.task import PROGRESS, BlockResult, Job, ModelFiles, run_block
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from livedenoise.app.chunked.blocks import Block, plan_blocks
+    from livedenoise.app.chunked.cluster import ctrl_c_held
+    from livedenoise.app.chunked.run import ChunkedResult, denoise_chunked
+    from livedenoise.app.chunked.task import BlockResult, Job, ModelFiles, run_block
+
+PROGRESS = "progress/blocks"
+"""Array in the output: one row per block, ``[done, channel or -1, low, high]``; NaN until done."""
+
+# each public name and the module that defines it
+_HOMES = {
+    "Block": "blocks",
+    "plan_blocks": "blocks",
+    "ctrl_c_held": "cluster",
+    "ChunkedResult": "run",
+    "denoise_chunked": "run",
+    "BlockResult": "task",
+    "Job": "task",
+    "ModelFiles": "task",
+    "run_block": "task",
+}
 
 __all__ = [
     "PROGRESS",
@@ -36,3 +61,13 @@ __all__ = [
     "plan_blocks",
     "run_block",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` when it is first asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

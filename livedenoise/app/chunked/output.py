@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from livedenoise.app.chunked import PROGRESS
 from livedenoise.app.chunked.blocks import Block
-from livedenoise.app.chunked.task import PROGRESS, Job
+from livedenoise.app.chunked.task import Job
 from livedenoise.app.denoising import DenoiseError, output_exists
 from livedenoise.imageio import Image, create_zarr
 from livedenoise.model import ModelCard

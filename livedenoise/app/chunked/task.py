@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from livedenoise.app.chunked import PROGRESS
 from livedenoise.app.chunked.blocks import Block
 from livedenoise.app.denoising import to_dtype
 from livedenoise.inference import (
@@ -29,9 +30,6 @@ from livedenoise.inference import (
     window_span,
 )
 from livedenoise.model import ModelCard, ModelFileError, find_model, load_card, model_paths
-
-PROGRESS = "progress/blocks"
-"""Array in the output: one row per block, ``[done, channel or -1, low, high]``; NaN until done."""
 
 
 @dataclass(frozen=True)
