@@ -191,3 +191,28 @@ def test_a_full_disk_ends_the_run_with_a_clear_error(sim_core, small_model_path,
     run = open_run(small_disk / "full.ome.zarr")
     written = np.asarray(run.raw[0])[: 40 - summary.dropped]
     assert (written.reshape(written.shape[0], -1).max(axis=1) > 0).all()
+
+
+def test_live_mode_denoises_in_windows_of_one_and_sequences_in_four_by_default(
+    qtbot, sim_core, small_model_path, tmp_path
+) -> None:
+    """A live frame's latency is one engine call, whose cost grows with the window: live mode
+    takes one frame unless asked otherwise; a sequence, where every frame is denoised, four."""
+    request = RunRequest(model=small_model_path, backend="torch", out_dir=tmp_path)
+    acquisition = Acquisition(sim_core, request)
+    acquisition.start_live()
+    try:
+        qtbot.waitUntil(lambda: acquisition.latest.denoised is not None, timeout=20_000)
+    finally:
+        acquisition.stop()
+    live = acquisition.last_out
+    acquisition.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 2}))
+    sequence = acquisition.last_out
+    acquisition.window = 2
+    acquisition.start_live()
+    try:
+        qtbot.waitUntil(lambda: acquisition.pipeline.stats.denoised > 0, timeout=20_000)
+    finally:
+        acquisition.stop()
+    windows = [open_run(p).attrs["window"]["size"] for p in (live, sequence, acquisition.last_out)]
+    assert windows == [1, 4, 2]

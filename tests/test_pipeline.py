@@ -89,6 +89,47 @@ def test_slow_engine_live_policy_keeps_acquiring_and_skips(sim_core, torch_engin
     assert (raw.reshape(40, -1).max(axis=1) > 0).all()
 
 
+class GatedEngine:
+    """Denoises only when the test lets it, and notes which frame each window ends with."""
+
+    def __init__(self) -> None:
+        self.calls = threading.Semaphore(0)
+        self.called = threading.Event()
+        self.last_frames: list[int] = []
+
+    def denoise(self, window: np.ndarray) -> np.ndarray:
+        self.last_frames.append(int(window[-1, 0, 0]))
+        self.called.set()
+        self.calls.acquire()
+        return window.astype(np.float32)
+
+
+def test_live_policy_denoises_the_newest_frame_when_the_engine_frees_up(tmp_path):
+    """The denoised image is at most one engine call behind: frames that came during a call are
+    passed over for the newest one, never queued; every raw frame is still saved."""
+    from livedenoise.frames import FrameIndex, RunLayout
+    from livedenoise.pipeline.live import LivePipeline
+    from livedenoise.pipeline.ring import FrameRing
+    from livedenoise.pipeline.windows import WindowAssembler
+    from livedenoise.storage import RunStore
+
+    engine = GatedEngine()
+    store = RunStore(tmp_path / "live.ome.zarr", RunLayout(timepoints=12), {})
+    pipeline = LivePipeline(engine, store, FrameRing(32), WindowAssembler(2, "t"), Policy.live)
+    pipeline.start()
+    frame = lambda t: np.full((16, 16), t, np.uint16)  # noqa: E731
+    pipeline.put_frame(frame(0), FrameIndex(0, 0, 0, 0))
+    assert engine.called.wait(10)  # the engine is busy with frame 0
+    for t in range(1, 12):  # frames 1-11 arrive during that call
+        pipeline.put_frame(frame(t), FrameIndex(t, 0, 0, 0))
+    engine.calls.release(2)  # frame 0's call ends, then the next one
+    summary = pipeline.finish()
+    assert engine.last_frames == [0, 11]
+    assert summary.denoised == 2 and summary.skipped == 10 and summary.dropped == 0
+    raw = np.asarray(open_run(tmp_path / "live.ome.zarr").raw[0])
+    assert [int(raw[t, 0, 0, 0, 0]) for t in range(12)] == list(range(12))
+
+
 def test_slow_engine_record_policy_denoises_every_frame(sim_core, torch_engine, tmp_path):
     _, summary = _run(
         sim_core, _timelapse(12), SlowEngine(torch_engine, 0.05), tmp_path / "r.ome.zarr"

@@ -49,6 +49,12 @@ def default_store_name() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S-%f}.ome.zarr"
 
 
+SEQUENCE_WINDOW = 4  # a sequence: every frame is denoised, so the window is chosen for quality
+# live mode: a frame's latency is one engine call, whose cost grows with the window (on a CPU about
+# in proportion: 512x512 at window 4 took 3x window 1), and focusing needs the newest frame soon
+LIVE_WINDOW = 1
+
+
 class RunRequest(BaseModel):
     """What the user asked of the runs on one core."""
 
@@ -58,7 +64,13 @@ class RunRequest(BaseModel):
         description="NAME, NAME.safetensors or NAME.json, or a shipped model's name"
     )
     backend: str = "auto"
-    window: int = Field(4, ge=1, le=64, description="frames per denoising window (T)")
+    window: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description=f"frames per denoising window (T); None: {LIVE_WINDOW} in live mode, "
+        f"{SEQUENCE_WINDOW} for sequences",
+    )
     policy: Policy | None = Field(
         None, description="None: newest frame wins in live mode, every frame in sequences"
     )
@@ -121,7 +133,8 @@ class Acquisition:
     """One run at a time on one core: live mode or MDA sequences, every frame saved and denoised.
 
     ``model``, ``backend`` and ``window`` may be changed between runs (the viewer's controls); the
-    engine is reloaded for the next run when they or the frame size change. A calibration profile in
+    engine is reloaded for the next run when they or the frame size change. ``window`` None picks
+    one per run (``window_for``). A calibration profile in
     the request is applied to the core once, here, and recorded in every run's store.
 
     ``events`` (see ``livedenoise.events``), for every run in turn: started(LivePipeline), the
@@ -130,7 +143,8 @@ class Acquisition:
     """
 
     def __init__(self, core: CMMCorePlus, request: RunRequest, engine: Engine | None = None):
-        """``engine``, when given, is the engine already loaded for the request's model and backend.
+        """``engine``, when given, is the engine already loaded for the request's model and backend
+        (it serves every window until they or the frame size change).
 
         Raises ``CalibrationError`` when the request's calibration profile cannot be applied, or was
         made with another model or at other camera settings (unless ``accept_calibration``).
@@ -155,7 +169,7 @@ class Acquisition:
         self.last_error: str | None = None
         self._next_out = request.out
         self._engine = engine
-        self._engine_key = self._key() if engine else None
+        self._engine_key = self._key(None) if engine else None
         self._last_run: AcquisitionRun | None = None  # the latest sequence run, running or not
         self._live: LiveAcquisition | None = None
         self._live_ending = False
@@ -207,23 +221,28 @@ class Acquisition:
 
     # -- engine --------------------------------------------------------------------------------------
 
-    def _key(self) -> tuple[Any, ...]:
-        size = (self.core.getImageHeight(), self.core.getImageWidth())
-        return (self.model, self.backend, self.window, size)
+    def window_for(self, live: bool) -> int:
+        """The window of a run: the one asked for, else ``LIVE_WINDOW`` in live mode and
+        ``SEQUENCE_WINDOW`` for a sequence."""
+        return self.window or (LIVE_WINDOW if live else SEQUENCE_WINDOW)
 
-    def engine(self) -> Engine:
-        """The engine for the current model, backend, window and frame size, loaded once per choice.
+    def _key(self, window: int | None) -> tuple[Any, ...]:
+        size = (self.core.getImageHeight(), self.core.getImageWidth())
+        return (self.model, self.backend, window, size)
+
+    def engine(self, live: bool = False) -> Engine:
+        """The engine for the current model, backend, frame size and the window of a live run
+        (``live``) or a sequence, loaded once per choice.
 
         Raises ``ModelFileError`` for a missing or broken model, ``BackendError`` for a backend that
         cannot run here.
         """
-        key = self._key()
-        if self._engine is None or self._engine_key != key:
-            self._engine = load_engine(
-                self.model, self.backend, window=self.window, frame_size=key[3]
-            )
+        window = self.window_for(live)
+        key = self._key(window)
+        if self._engine is None or self._engine_key not in (key, self._key(None)):
+            self._engine = load_engine(self.model, self.backend, window=window, frame_size=key[3])
             # the first frame should not pay for set-up (GPU graphs, plans)
-            self._engine.warmup(self.window, *key[3])
+            self._engine.warmup(window, *key[3])
             self._engine_key = key
         return self._engine
 
@@ -231,7 +250,7 @@ class Acquisition:
         out, self._next_out = self._next_out, None
         self.last_out = out or self.out_dir / default_store_name()
         policy = self.policy or (Policy.live if live else Policy.record)
-        return RunSettings(out=self.last_out, policy=policy, window=self.window)
+        return RunSettings(out=self.last_out, policy=policy, window=self.window_for(live))
 
     def _attrs(self, engine: Engine) -> dict[str, Any]:
         attrs = engine_attrs(engine)
@@ -270,7 +289,7 @@ class Acquisition:
         SetupError for a camera ``check_camera`` refuses."""
         self._check_idle()
         check_camera(self.core)
-        engine = self.engine()
+        engine = self.engine(live=True)
         self.last_error = None
         self._live = LiveAcquisition(self.core, engine, self._settings(True), self._attrs(engine))
         self._observe(self._live.pipeline)

@@ -187,7 +187,7 @@ def _prepare(
         acquisition = Acquisition(core, request)
         acquisition.check(sequence)
         with console.status("loading the engine (a model's first use exports it once)"):
-            engine = acquisition.engine()
+            engine = acquisition.engine(live=sequence is None)
     except (
         LivedenoiseError,
         CalibrationError,
@@ -327,8 +327,14 @@ def acquire(
         ),
     ] = None,
     window: Annotated[
-        int, typer.Option(min=1, max=64, help="Frames per denoising window (T).")
-    ] = 4,
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Frames per denoising window (T). Default: 1 in live mode (latency), 4 for a "
+            "sequence.",
+        ),
+    ] = None,
     duration: Annotated[
         float, typer.Option(min=0.1, help="Live mode, headless: seconds to acquire.")
     ] = 10.0,

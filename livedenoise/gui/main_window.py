@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from livedenoise.app import Acquisition, backend_names
+from livedenoise.app.session import LIVE_WINDOW, SEQUENCE_WINDOW
 from livedenoise.gui.calibration_tab import CalibrationTab
 from livedenoise.gui.frame_view import FrameView
 from livedenoise.imageio import Image, write_image
@@ -151,9 +152,15 @@ class LiveWindow(QMainWindow):
         bar.addWidget(self.backend)
         bar.addWidget(QLabel(" window T "))
         self.window_size = QSpinBox()
-        self.window_size.setRange(1, 64)
-        self.window_size.setValue(self.acquisition.window)
-        self.window_size.valueChanged.connect(lambda t: setattr(self.acquisition, "window", t))
+        self.window_size.setRange(0, 64)
+        self.window_size.setSpecialValueText("auto")  # 0: the acquisition's choice per run
+        self.window_size.setToolTip(
+            f"auto: {LIVE_WINDOW} in live mode (latency), {SEQUENCE_WINDOW} for a sequence"
+        )
+        self.window_size.setValue(self.acquisition.window or 0)
+        self.window_size.valueChanged.connect(
+            lambda t: setattr(self.acquisition, "window", t or None)
+        )
         bar.addWidget(self.window_size)
         self.averaging: QDoubleSpinBox | None = None
         control = self.acquisition.averaging
