@@ -26,12 +26,12 @@ from napari.utils.notifications import notification_manager
 from psygnal import SignalInstance
 from pymmcore_plus import CMMCorePlus
 
-from livedenoise.app.attach import Attached
+from livedenoise.app.attach import Attached, attach
 from livedenoise.napari._live import DENOISED_LAYER, RAW_LAYER, LiveWidget
 from livedenoise.pipeline.live import RunError
 from livedenoise.pipeline.setup import apply_assignments
 from livedenoise.pipeline.stats import RunSummary
-from livedenoise.storage.run_store import unwritten_value
+from livedenoise.storage.run_store import StoreExists, unwritten_value
 from livedenoise.storage.stored import open_run
 
 SEQUENCE = useq.MDASequence(channels=["FITC", "DAPI"], time_plan={"interval": 0, "loops": 3})
@@ -172,6 +172,18 @@ def test_a_widget_closed_while_attached_lets_go_of_the_core(
     qtbot.waitUntil(lambda: runner_receivers(sim_core) == before)
     sim_core.run_mda(SEQUENCE).join()  # a later run writes nothing, draws nothing
     assert list(tmp_path.iterdir()) == [] and len(viewer.layers) == 0
+
+
+def test_attach_refuses_a_store_that_exists_before_loading_anything(
+    sim_core: CMMCorePlus, tmp_path: Path
+) -> None:
+    before = runner_receivers(sim_core)
+    store = tmp_path / "run.ome.zarr"
+    store.mkdir()
+    with pytest.raises(StoreExists) as refused:
+        attach(sim_core, "no-such-model", store=store)
+    assert refused.value.option == "store" and refused.value.path == store
+    assert runner_receivers(sim_core) == before
 
 
 class Failing:

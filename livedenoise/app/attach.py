@@ -30,6 +30,7 @@ from pymmcore_plus import CMMCorePlus
 
 from livedenoise.app.microscope import check_camera
 from livedenoise.app.session import Latest, default_store_name, engine_attrs
+from livedenoise.errors import LivedenoiseError
 from livedenoise.events import Events
 from livedenoise.inference import Engine, load_engine
 from livedenoise.model import shipped_models
@@ -60,8 +61,7 @@ class Attached:
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """``store``: the first run's store (refused if it exists); None: temporary stores."""
-        if store is not None:
-            check_new_store(store)
+        _check_store(store)
         self.core = core
         self.engine = engine
         self.window = window
@@ -183,6 +183,17 @@ class Attached:
         return self.last_summary
 
 
+def _check_store(store: Path | None) -> None:
+    """Refuse a store that exists or cannot be written, as a run would, naming ``store``."""
+    if store is None:
+        return
+    try:
+        check_new_store(store)
+    except LivedenoiseError as err:
+        err.option = "store"
+        raise
+
+
 def _connect_direct(signal: Any, slot: Callable[..., Any]) -> None:
     """Connect ``slot`` to be called in the emitting thread (the runner's), as pymmcore-plus
     connects its outputs: with Qt installed ``core.mda.events`` are Qt signals, whose default
@@ -210,8 +221,7 @@ def attach(
     exists, ``ModelFileError`` and ``BackendError`` as ``load_engine`` does.
     """
     check_camera(core)
-    if store is not None:
-        check_new_store(store)
+    _check_store(store)
     size = (core.getImageHeight(), core.getImageWidth())
     engine: Engine = load_engine(model, backend, window=window, frame_size=size)
     engine.warmup(window, *size)
