@@ -7,11 +7,14 @@ One rule for every engine and the training loop, so they never compete for cores
 * fewer when other processes keep cores busy (by the 1-minute load average): threads on busy cores wait
   on each other at every operation; on a 2-core machine under load, 2 torch threads trained 3-4x slower
   than 1;
+* but not for threads of processes niced below this one (a training job, a batch run): the kernel
+  gives their cores to this process's threads at once, so counting them would leave a core idle;
 * ``OMP_NUM_THREADS``, when set to a positive integer, wins: the user knows the machine best.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 
 
@@ -21,8 +24,28 @@ def cpu_threads() -> int:
     if requested.isdigit() and int(requested) > 0:
         return int(requested)
     allowed = _allowed_cpus()
-    idle = round(allowed - os.getloadavg()[0]) if hasattr(os, "getloadavg") else allowed
-    return max(1, min(_physical_cores(allowed), idle))
+    busy = max(0.0, os.getloadavg()[0] - _niced_running()) if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(_physical_cores(allowed), round(allowed - busy)))
+
+
+def _niced_running() -> int:
+    """Threads of other processes niced below this one that are running or waiting to run now
+    (Linux's /proc; 0 elsewhere)."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
+    own = f"/proc/{os.getpid()}/"
+    count = 0
+    for stat in glob.glob("/proc/[0-9]*/task/[0-9]*/stat"):
+        if stat.startswith(own):
+            continue
+        try:
+            with open(stat) as f:
+                text = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        fields = text[text.rfind(")") + 2 :].split()  # from the state on: the name may hold spaces
+        if len(fields) > 16 and fields[0] == "R" and int(fields[16]) > mine:
+            count += 1
+    return count
 
 
 def _allowed_cpus() -> int:
