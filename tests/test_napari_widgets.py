@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import Mock
 
 import numpy as np
 import pytest
@@ -73,9 +74,13 @@ def test_denoise_widget_adds_what_the_command_line_writes(
     )
     widget = DenoiseWidget(viewer)
     qtbot.addWidget(widget)
+    progress = Mock()
+    widget.events.progress.connect(progress)
     _denoise(qtbot, widget, "cells")
 
     assert [layer.name for layer in viewer.layers] == ["cells", "cells denoised"]
+    progress.assert_called_with(Progress(len(frames), len(frames), "denoising"))  # the bar's last
+    assert widget.status.text() == "added cells denoised"
     denoised = viewer.layers["cells denoised"]
     np.testing.assert_allclose(denoised.scale, source.scale)
     np.testing.assert_allclose(denoised.translate, source.translate)
