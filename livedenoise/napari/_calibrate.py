@@ -71,9 +71,11 @@ class CalibrateWidget(TaskWidget):
     def _show(self, profile: Profile) -> None:
         self.profile = profile
         self.chosen.setText("\n".join(summary(profile)))
-        self.canvas.figure = figure(profile)
-        self.canvas.figure.set_canvas(self.canvas)
-        self.canvas.draw_idle()
+        canvas = FigureCanvasQTAgg(figure(profile))  # sized to the dock by Qt, as the empty one
+        canvas.setMinimumHeight(self.canvas.minimumHeight())
+        self.form.replaceWidget(self.canvas, canvas)
+        self.canvas.deleteLater()
+        self.canvas = canvas
         self.status.setText(f"chosen: {profile.chosen.text} average(s)")
 
 

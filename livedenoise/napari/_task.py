@@ -151,6 +151,7 @@ class TaskWidget(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.bar.setRange(0, 1)
+        self.bar.setFormat("done" if error is None else "stopped")
         if error is None:
             self.bar.setValue(1)
             self._shown(result)
