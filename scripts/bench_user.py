@@ -2,6 +2,7 @@
 
     nice python scripts/bench_user.py [--model backbone-small] [--frames 32] [--size 512]
                                       [--parts startup,first,offline,live] [--live-seconds 30]
+                                      [--headless]
 
 * start-up: ``livedenoise --help`` and ``--version`` (median of 3);
 * first use: ``denoise`` of one frame with an empty engine cache (``LIVEDENOISE_CACHE`` set to a new
@@ -10,11 +11,11 @@
   rule, cache warm: the whole command (start-up, reading, engine, writing), frames per second in all,
   and after start-up (the warm one-frame command's time taken off the time, one frame off the count);
 * live: live mode on the simulated microscope (``--size``² frames at its 15 fps), the live policy,
-  ONNX Runtime, threads by the default rule, at window 1 and 4 (``acquire``'s default), as
-  ``acquire --headless`` runs it: latency p50/p99 from a raw frame's arrival to its denoised frame,
-  what it is made of (mean wait in the ring, window assembly, engine call; the same call with the
-  run over, for what the camera and writer threads cost it), denoised and acquired frames per
-  second over the run, frames skipped and lost.
+  ONNX Runtime, threads by the default rule, at window 1 (live mode's default) and 4, as ``acquire``
+  runs it, in the viewer (offscreen without a display; ``--headless``: without it): latency p50/p99
+  from a raw frame's arrival to its denoised frame, what it is made of (mean wait in the ring,
+  window assembly, engine call, display; the same call once the run is over, for what the camera
+  and writer threads cost it), frames denoised and acquired per second, skipped and lost.
 
 Frames are Poisson noise over a smooth pattern (the content does not change the cost). Prints a
 Markdown table.
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,17 +109,56 @@ def offline(
     return rows
 
 
-def live(model: str, window: int, seconds: float, size: int, folder: Path) -> str:
-    """One live-mode run of ``seconds``, as ``acquire --headless`` runs it; one table cell."""
+def in_viewer(acquisition: Any, seconds: float) -> Counts:
+    """Live mode in the viewer (Qt's offscreen platform without a display), ``seconds`` long;
+    frames denoised and acquired by then."""
+    if not os.environ.get("DISPLAY"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from qtpy.QtCore import QEventLoop, QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from livedenoise.gui.main_window import LiveWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = LiveWindow(acquisition)
+    window.show()
+    window.live_button.setChecked(True)
+    loop = QEventLoop()
+    QTimer.singleShot(round(seconds * 1000), loop.quit)
+    loop.exec()
+    counts = counted(acquisition)
+    window.live_button.setChecked(False)  # stops live mode and waits for its store to close
+    window.close()
+    app.processEvents()
+    return counts
+
+
+Counts = tuple[int, int, list[float]]
+
+
+def counted(acquisition: Any) -> Counts:
+    """Frames denoised and acquired so far, and the latencies (s) of those denoised: the frame
+    denoised once live mode stops waited for the call before it, and is not live."""
+    stats = acquisition.pipeline.stats
+    return stats.denoised, stats.acquired, list(stats.latencies_s)
+
+
+def live(model: str, window: int, seconds: float, size: int, folder: Path, viewer: bool) -> str:
+    """One live-mode run of ``seconds``, as ``acquire`` runs it (in the viewer, or headless);
+    one table cell."""
     from livedenoise.app import Acquisition, RunRequest, open_microscope
 
     core = open_microscope(None, [f"Detector.FrameWidth={size}", f"Detector.FrameHeight={size}"])
     request = RunRequest(model=model, backend="onnxruntime", window=window, out_dir=folder)
     acquisition = Acquisition(core, request)
     try:
-        acquisition.start_live()
-        time.sleep(seconds)
-        acquisition.stop_acquiring()
+        if viewer:
+            denoised, acquired, latencies = in_viewer(acquisition, seconds)
+        else:
+            acquisition.start_live()
+            time.sleep(seconds)
+            denoised, acquired, latencies = counted(acquisition)
+            acquisition.stop_acquiring()
         summary = acquisition.wait()
     finally:
         acquisition.close()
@@ -130,12 +171,17 @@ def live(model: str, window: int, seconds: float, size: int, folder: Path) -> st
         engine.denoise(window_frames)
         alone.append(time.perf_counter() - start)
     stage = summary.stage_mean_ms
-    parts = ", ".join(f"{name} {stage.get(name, 0):.0f}" for name in ("wait", "window", "engine"))
+    parts = ", ".join(
+        f"{name} {stage[name]:.0f}"
+        for name in ("wait", "window", "engine", "display")
+        if name in stage
+    )
+    p50, p99 = np.percentile(latencies, [50, 99]) if latencies else (np.nan, np.nan)
     return (
-        f"latency p50 {summary.latency_p50_ms / 1e3:.2f} s, p99 {summary.latency_p99_ms / 1e3:.2f} s "
-        f"(mean ms: {parts}; the engine alone {1e3 * statistics.median(alone):.0f}); denoised {summary.denoised / seconds:.2f} fps, acquired "
-        f"{summary.acquired / seconds:.1f} fps; skipped {summary.skipped}, lost {summary.dropped} "
-        f"({engine.describe()})"
+        f"latency p50 {p50:.2f} s, p99 {p99:.2f} s (mean ms: {parts}; the engine alone "
+        f"{1e3 * statistics.median(alone):.0f}); denoised {denoised / seconds:.2f} fps, "
+        f"acquired {acquired / seconds:.1f} fps; skipped {summary.skipped}, lost "
+        f"{summary.dropped} ({engine.describe()})"
     )
 
 
@@ -146,6 +192,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--parts", default="startup,first,offline,live")
     parser.add_argument("--live-seconds", type=float, default=30.0)
+    parser.add_argument("--headless", action="store_true", help="live mode without the viewer")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     rows: list[tuple[str, str]] = []
@@ -153,7 +200,8 @@ def main() -> None:
         folder = Path(tmp)
         env = dict(os.environ, LIVEDENOISE_CACHE=str(folder / "cache"), COLUMNS="200")
         for window in (1, 4) if "live" in parts else ():
-            cell = live(args.model, window, args.live_seconds, args.size, folder / "runs")
+            runs = folder / "runs"
+            cell = live(args.model, window, args.live_seconds, args.size, runs, not args.headless)
             rows.append((f"live mode {args.size}², window {window}", cell))
             print(rows[-1], flush=True)
         for option in ("--help", "--version") if "startup" in parts else ():
