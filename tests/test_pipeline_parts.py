@@ -68,6 +68,27 @@ def test_windows_hold_the_predecessors_of_the_same_stack() -> None:
     assert windows.window(FrameIndex(3, 0, 0, 0))[:, 0, 0].tolist() == [20, 30]
 
 
+def test_windows_from_only_the_usable_frames_are_the_windows_from_all() -> None:
+    """Live mode copies only the frames that came during an engine call that a window can still
+    hold: two channels, a z-stack that restarts, the newest frames of each stack."""
+    indices = [FrameIndex(t, 0, c, 0) for t in range(6) for c in (0, 1)]
+    indices += [FrameIndex(t, 0, 0, 0) for t in (0, 1)]  # channel 0 starts a new pass
+    frames = [np.full((2, 2), i, np.uint16) for i in range(len(indices))]
+    every, usable = WindowAssembler(3, "t"), WindowAssembler(3, "t")
+    for index, frame in zip(indices[:2], frames[:2], strict=True):  # before the call
+        every.add(index, frame)
+        usable.add(index, frame)
+    came = indices[2:]
+    keep = usable.usable(came)
+    assert keep[-1] and sum(keep) < len(came)
+    for index, frame, kept in zip(came, frames[2:], keep, strict=True):
+        every.add(index, frame)
+        if kept:
+            usable.add(index, frame)
+    for index in (FrameIndex(1, 0, 0, 0), FrameIndex(5, 0, 1, 0)):
+        np.testing.assert_array_equal(usable.window(index), every.window(index))
+
+
 def test_z_windows_restart_with_each_stack_and_default_axis() -> None:
     windows = WindowAssembler(size=4, axis="z")
     for t in range(2):

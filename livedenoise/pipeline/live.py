@@ -244,7 +244,7 @@ class LivePipeline:
         seq = 0
         while self.ring.wait(seq) and not self._skip_backlog.is_set():
             target = self.ring.newest() if self.policy is Policy.live else seq
-            for s in range(seq, target + 1):
+            for s in self._usable(seq, target):
                 got = self._raw(s)
                 if got is not None:
                     self.windows.add(got[1].index, got[0])
@@ -257,6 +257,18 @@ class LivePipeline:
             for s in range(seq, target + 1):
                 self._infos.pop(s, None)
             seq = target + 1
+
+    def _usable(self, first: int, last: int) -> list[int]:
+        """Frames ``first`` to ``last`` that a window can still hold (live policy: the many that
+        came during an engine call are not copied for nothing); ``last`` always, to denoise."""
+        seqs = list(range(first, last + 1))
+        if len(seqs) == 1:  # the record policy's one frame
+            return seqs
+        infos = [self.ring.info(s) for s in seqs]
+        if any(info is None for info in infos):  # some already gone: every one is looked at
+            return seqs
+        usable = self.windows.usable([info.index for info in infos if info is not None])
+        return [s for s, keep in zip(seqs, usable, strict=True) if keep]
 
     def _skip(self, first: int, end: int) -> None:
         """Frames ``first`` to ``end - 1`` are passed over for newer ones (their raw frames stay)."""

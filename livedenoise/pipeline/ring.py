@@ -87,6 +87,13 @@ class FrameRing:
             assert info is not None and info.seq == seq and held is not None
             return held.copy(), info
 
+    def info(self, seq: int) -> FrameInfo | None:
+        """Frame ``seq``'s info without copying its pixels, or None if it was overwritten."""
+        with self._cond:
+            if seq >= self._next or seq < self._next - self.capacity:
+                return None
+            return self._infos[seq % self.capacity]
+
     def newest(self) -> int:
         """Sequence number of the newest frame (-1 when none yet)."""
         with self._cond:

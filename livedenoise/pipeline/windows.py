@@ -44,6 +44,17 @@ class WindowAssembler:
             stack.clear()
         stack.append((position, frame))
 
+    def usable(self, indices: list[FrameIndex]) -> list[bool]:
+        """Which of these frames (oldest first) a window can still hold: per stack, the newest
+        ``size``. Adding only those leaves every stack as adding them all would."""
+        left: dict[tuple[int, ...], int] = {}
+        usable = []
+        for index in reversed(indices):
+            key = self._key(index)[0]
+            left[key] = left.get(key, self.size) - 1
+            usable.append(left[key] >= 0)
+        return usable[::-1]
+
     def window(self, index: FrameIndex) -> np.ndarray:
         """The window ``[T', H, W]`` ending with the frame at ``index`` (T' <= size)."""
         key, position = self._key(index)
