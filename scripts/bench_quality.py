@@ -2,27 +2,39 @@
 
     python scripts/bench_quality.py [--minutes 3] [--configs NAME ...] [--json out.json] [--quick]
 
-Data: the FMD test fields (../shared/data/fmd_test): per microscope/specimen configuration, 4 raw
-frames of one static field and the average of 50 frames as the clean reference. By default the three
-configurations held out of the backbone's training (``HELD_OUT``, one per modality).
+Data (``--data``, default ../shared/data), the parts held out of the backbone's training (the default
+configurations; ``scripts/train_backbone.py`` defines them, so both scripts hold out the same data):
+- FMD test fields (``fmd_test``): per microscope/specimen configuration, 4 raw frames of one static
+  field and the average of 50 frames as the clean reference; the three held out (``HELD_OUT``, one per
+  modality) by default, any other by name;
+- ``W2S_ch0``: W2S fields 71-80, channel 0 (widefield camera): per field one raw frame against the
+  400-frame average, their central 256 x 256 px (as the training script scores them), the 10 fields as
+  10 frames that are not repeats of one field (``W2S_ch1``, ``W2S_ch2``: the other channels);
+- ``Hagen_actin-60x-noise1``: the held-out Hagen pair (widefield, low vs high SNR), its central
+  512 x 512 px.
+W2S and Hagen references are fitted affinely onto their raw frames first (as for training).
 
-Protocol, per configuration: the LEFT half of the field (columns 0-255, all rows) is the only part any
-method tunes or trains on (noisy frames, and the clean image where a method is supervised); the RIGHT
-half (columns 256-511) is the test part. Each method's output on the right half is scored against the
-clean right half with livedenoise.metrics.quality (PSNR and SSIM after an affine intensity fit, as in
-the FMD benchmark), averaged over the 4 frames (or once, for methods whose output is one image made
-from all 4). Rows:
+Protocol, per configuration: the LEFT half of each frame (columns 0 to width/2 - 1, all rows) is the
+only part any method tunes or trains on (noisy frames, and the clean image where a method is
+supervised); the RIGHT half is the test part. Each method's output on the right half is scored against
+the clean right half with livedenoise.metrics.quality (PSNR and SSIM after an affine intensity fit, as
+in the FMD benchmark), averaged over the frames (or once, for methods whose output is one image made
+from all 4). Rows (those that need repeats of a static field only where the frames are: FMD; the
+others show "-", and their "mean" column averages the configurations they ran on):
 
 - raw: a single raw frame; raw mean of 4: the average of the 4 frames;
 - Gaussian, BM3D: scipy's gaussian_filter and the bm3d package, their sigma tuned on a grid for the best
   PSNR on the left half (BM3D on its first frame, to keep tuning to about a CPU minute);
 - CARE, N2V: CAREamics, CARE supervised on the left-half noisy/clean pairs, N2V on the noisy frames alone;
 - livedenoise backbone: the shipped backbone alone; fine-tuned: supervised fine-tuning on the left-half
-  pairs, on single frames and windows of 4 alike; self-supervised: fine-tuning on the left-half noisy
-  frames alone (odd/even frames); window 4: the fine-tuned model denoising each frame in the window of
-  all 4;
-- Gaussian / BM3D of mean of 4: the same filters, tuned on the left half of the 4-frame mean, applied to
-  the 4-frame mean: what a window of 4 frames has to beat.
+  pairs, on single frames and (repeats only) windows of 4 alike; self-supervised (repeats only):
+  fine-tuning on the left-half noisy frames alone (odd/even frames); window 4: the fine-tuned model
+  denoising each frame in the window of all 4;
+- Gaussian / BM3D / livedenoise on mean of 4: the same filters, tuned on the left half of the 4-frame
+  mean, and the fine-tuned model (window 1), applied to the 4-frame mean: what a window of 4 frames has
+  to beat;
+- backbone - Gaussian: the backbone's PSNR minus the tuned Gaussian's (dB), what a deep model adds
+  before any fine-tuning.
 
 Every trained method (CARE, N2V, livedenoise fine-tuned and self-supervised) gets the same wall-clock
 budget, ``--minutes`` per configuration, on ``--threads`` torch threads. CARE and livedenoise end with
@@ -81,9 +93,24 @@ from livedenoise.training import (
     finetune_pairs,
 )
 
-HELD_OUT = ("Confocal_MICE", "TwoPhoton_BPAE_R", "WideField_BPAE_G")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmd_test"
-SPLIT = 256  # columns [0, SPLIT) tune and train, [SPLIT, end) test
+
+def _training_script() -> types.ModuleType:
+    """scripts/train_backbone.py, which defines (and loads) the data held out of training."""
+    spec = importlib.util.spec_from_file_location(
+        "train_backbone", Path(__file__).with_name("train_backbone.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_backbone = _training_script()
+HELD_OUT = train_backbone.HELD_OUT
+W2S_CONFIG, HAGEN_CONFIG = "W2S_ch", f"Hagen_{train_backbone.HAGEN_HELD_OUT}"
+DEFAULT_CONFIGS = (*HELD_OUT, f"{W2S_CONFIG}0", HAGEN_CONFIG)
+DATA = train_backbone.DATA
+HAGEN_CROP = 512  # px, central: a test half as large as an FMD field's
 SEED = 1  # CAREamics accepts only positive seeds
 QUICK_MINUTES = 0.2
 GAUSSIAN_SIGMAS = np.geomspace(0.25, 8.0, 16)  # px
@@ -101,9 +128,11 @@ METHODS = (
     "livedenoise fine-tuned",
     "livedenoise self-supervised",
     "livedenoise window 4",
+    "livedenoise on mean of 4",
     "Gaussian of mean of 4",
     "BM3D of mean of 4",
 )
+BACKBONE_GAIN = "backbone - Gaussian (dB)"
 
 console = Console()
 if not console.is_terminal:  # a log file: room for the table's columns
@@ -112,27 +141,32 @@ if not console.is_terminal:  # a log file: room for the table's columns
 
 @dataclass(frozen=True)
 class Field:
-    """One configuration's field, split into the tuning (left) and test (right) halves."""
+    """One configuration's frames, split into the tuning (left) and test (right) halves."""
 
     name: str
     noisy: np.ndarray  # [T, H, W] float32, 8-bit values
-    clean: np.ndarray  # [H, W] float32
+    clean: np.ndarray  # [T, H, W] float32: each frame's reference
+    repeats: bool  # the frames are repeats of one static field (windows and means apply)
+
+    @property
+    def split(self) -> int:
+        return self.noisy.shape[2] // 2
 
     @property
     def tune_noisy(self) -> np.ndarray:
-        return self.noisy[:, :, :SPLIT]
+        return self.noisy[:, :, : self.split]
 
     @property
     def tune_clean(self) -> np.ndarray:
-        return self.clean[:, :SPLIT]
+        return self.clean[:, :, : self.split]
 
     @property
     def test_noisy(self) -> np.ndarray:
-        return self.noisy[:, :, SPLIT:]
+        return self.noisy[:, :, self.split :]
 
     @property
     def test_clean(self) -> np.ndarray:
-        return self.clean[:, SPLIT:]
+        return self.clean[:, :, self.split :]
 
 
 @dataclass(frozen=True)
@@ -144,23 +178,32 @@ class Outcome:
 
 
 def load_field(data: Path, name: str) -> Field:
-    noisy_path, clean_path = data / "noisy" / f"{name}.tif", data / "clean" / f"{name}.tif"
+    """A configuration by name: an FMD one, ``W2S_ch<c>`` or the held-out Hagen pair."""
+    if name.startswith(W2S_CONFIG):
+        channel = int(name.removeprefix(W2S_CONFIG))
+        pair = train_backbone.w2s_pairs(data / "w2s")[1][channel]
+        return Field(name, pair.noisy, pair.clean, repeats=False)
+    if name == HAGEN_CONFIG:
+        pair = train_backbone.hagen_pairs(data / "hagen")[2]
+        crop = (slice(None), *train_backbone._central(pair.noisy.shape[1:], HAGEN_CROP))
+        return Field(name, pair.noisy[crop], pair.clean[crop], repeats=False)
+    fmd = data / "fmd_test"
+    noisy_path, clean_path = fmd / "noisy" / f"{name}.tif", fmd / "clean" / f"{name}.tif"
     if not (noisy_path.is_file() and clean_path.is_file()):
-        known = sorted(p.stem for p in (data / "noisy").glob("*.tif"))
+        known = [*sorted(p.stem for p in (fmd / "noisy").glob("*.tif")), *DEFAULT_CONFIGS[3:]]
         raise SystemExit(f"{name}: not in {data} (configurations there: {', '.join(known)}).")
     noisy = tifffile.imread(noisy_path).astype(np.float32)
     clean = tifffile.imread(clean_path).astype(np.float32)
-    if noisy.ndim != 3 or noisy.shape[1:] != clean.shape or noisy.shape[2] <= SPLIT:
+    if noisy.ndim != 3 or noisy.shape[1:] != clean.shape:
         raise SystemExit(
-            f"{name}: expected noisy T x H x W and clean H x W, wider than {SPLIT} px; got "
-            f"{noisy.shape} and {clean.shape}."
+            f"{name}: expected noisy T x H x W and clean H x W; got {noisy.shape} and {clean.shape}."
         )
-    return Field(name, noisy, clean)
+    return Field(name, noisy, np.broadcast_to(clean, noisy.shape), repeats=True)
 
 
 def score(outputs: np.ndarray, clean: np.ndarray) -> Quality:
-    """Quality of every output frame against ``clean``, averaged over the frames."""
-    scores = [quality(frame, clean) for frame in outputs]
+    """Quality of every output frame against its reference in ``clean``, averaged over the frames."""
+    scores = [quality(frame, ref) for frame, ref in zip(outputs, clean, strict=True)]
     return Quality(*(float(np.mean(values)) for values in zip(*scores, strict=True)))
 
 
@@ -261,7 +304,7 @@ def careamics_method(
     else:
         config = n2v_config(**settings)
     noisy = field.tune_noisy
-    clean = np.broadcast_to(field.tune_clean, noisy.shape).copy() if supervised else None
+    clean = field.tune_clean.copy() if supervised else None
     with tempfile.TemporaryDirectory(prefix="bench_quality_careamics_") as work_dir:
         model = careamist(config, work_dir=work_dir, enable_progress_bar=False)
         start = time.perf_counter()
@@ -276,13 +319,16 @@ def careamics_method(
 
 
 def run_config(field: Field, minutes: float, backbone: Path) -> dict[str, Outcome]:
-    """Every method on one configuration, scored on its test half."""
+    """Every method that applies to the configuration, scored on its test half."""
     outcomes: dict[str, Outcome] = {}
 
     def record(
-        method: str, outputs: np.ndarray, details: dict[str, float | int | str] | None = None
+        method: str,
+        outputs: np.ndarray,
+        details: dict[str, float | int | str] | None = None,
+        clean: np.ndarray = field.test_clean,
     ) -> None:
-        q = score(outputs, field.test_clean)
+        q = score(outputs, clean)
         outcomes[method] = Outcome(q, details or {})
         extra = "".join(
             f", {k} {v:.3g}" if isinstance(v, float) else f", {k} {v}"
@@ -290,22 +336,16 @@ def run_config(field: Field, minutes: float, backbone: Path) -> dict[str, Outcom
         )
         console.print(f"  {method}: PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.3f}{extra}")
 
-    frames = field.test_noisy
-    mean_tune, mean_test = field.tune_noisy.mean(0)[None], frames.mean(0)[None]
+    frames, tune_noisy, tune_clean = field.test_noisy, field.tune_noisy, field.tune_clean
     record("raw", frames)
-    record("raw mean of 4", mean_test)
     record(
         "Gaussian",
-        *tuned_filter(
-            "Gaussian", gaussian, GAUSSIAN_SIGMAS, field.tune_noisy, field.tune_clean, frames
-        ),
+        *tuned_filter("Gaussian", gaussian, GAUSSIAN_SIGMAS, tune_noisy, tune_clean, frames),
     )
-    bm3d_grid = BM3D_FRACTIONS * intensity_range(field.tune_noisy[0])
+    bm3d_grid = BM3D_FRACTIONS * intensity_range(tune_noisy[0])
     record(
         "BM3D",
-        *tuned_filter(
-            "BM3D", bm3d_filter, bm3d_grid, field.tune_noisy[:1], field.tune_clean, frames
-        ),
+        *tuned_filter("BM3D", bm3d_filter, bm3d_grid, tune_noisy[:1], tune_clean[:1], frames),
     )
     record("CARE (CAREamics)", *careamics_method(field, True, minutes))
     record("N2V (CAREamics)", *careamics_method(field, False, minutes))
@@ -314,70 +354,87 @@ def run_config(field: Field, minutes: float, backbone: Path) -> dict[str, Outcom
     record("livedenoise backbone", denoise(model, card.normalization, frames, window=1))
 
     # one fine-tuned model for single frames and windows of 4: trained and validated on both
-    plan = replace(FinetuneSettings().plan, frames=(1, 4))
+    plan = replace(FinetuneSettings().plan, frames=(1, 4) if field.repeats else (1,))
     settings = FinetuneSettings(minutes=minutes, seed=SEED, plan=plan)
-    clean = np.broadcast_to(field.tune_clean, field.tune_noisy.shape)  # as load_pairs pairs repeats
     model, card = load_model(backbone)
     tuned_card, report = finetune_pairs(
         model,
         card,
-        [ImagePair(field.name, field.tune_noisy, clean)],
+        [ImagePair(field.name, tune_noisy, tune_clean)],
         f"bench-{field.name}",
         settings,
     )
-    details: dict[str, float | int | str] = {
-        "train_seconds": report.result.seconds,
-        "steps": report.result.steps,
-        "stopped": report.result.stopped,
-    }
     norm = tuned_card.normalization
-    record("livedenoise fine-tuned", denoise(model, norm, frames, window=1), details)
-    record("livedenoise window 4", denoise(model, norm, frames, window=4))
-
-    model, card = load_model(backbone)
-    tuned_card, report = finetune_noisy(
-        model,
-        card,
-        {field.name: field.tune_noisy},
-        f"bench-{field.name}-selfsup",
-        settings,
-    )
-    details = {
-        "train_seconds": report.result.seconds,
-        "steps": report.result.steps,
-        "stopped": report.result.stopped,
-    }
-    record(
-        "livedenoise self-supervised",
-        denoise(model, tuned_card.normalization, frames, window=1),
-        details,
-    )
-
-    record(
-        "Gaussian of mean of 4",
-        *tuned_filter(
-            "Gaussian of mean", gaussian, GAUSSIAN_SIGMAS, mean_tune, field.tune_clean, mean_test
-        ),
-    )
-    mean_grid = BM3D_FRACTIONS * intensity_range(mean_tune[0])
-    record(
-        "BM3D of mean of 4",
-        *tuned_filter(
-            "BM3D of mean", bm3d_filter, mean_grid, mean_tune, field.tune_clean, mean_test
-        ),
-    )
+    record("livedenoise fine-tuned", denoise(model, norm, frames, window=1), training(report))
+    if field.repeats:
+        record("livedenoise window 4", denoise(model, norm, frames, window=4))
+        run_means(field, record, lambda mean: denoise(model, norm, mean, window=1))
+        model, card = load_model(backbone)
+        tuned_card, report = finetune_noisy(
+            model, card, {field.name: tune_noisy}, f"bench-{field.name}-selfsup", settings
+        )
+        denoised = denoise(model, tuned_card.normalization, frames, window=1)
+        record("livedenoise self-supervised", denoised, training(report))
     return outcomes
+
+
+def training(report: Any) -> dict[str, float | int | str]:
+    """What a fine-tuning report says about its training: seconds, steps, why it stopped."""
+    result = report.result
+    return {"train_seconds": result.seconds, "steps": result.steps, "stopped": result.stopped}
+
+
+def run_means(
+    field: Field,
+    record: Callable[..., None],
+    finetuned: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    """The rows on the mean of the repeats: raw, Gaussian, BM3D and the fine-tuned model."""
+    mean_tune, mean_test = field.tune_noisy.mean(0)[None], field.test_noisy.mean(0)[None]
+    tune_clean, test_clean = field.tune_clean[:1], field.test_clean[:1]
+    record("raw mean of 4", mean_test, clean=test_clean)
+    record("livedenoise on mean of 4", finetuned(mean_test), clean=test_clean)
+    gaussian_mean = tuned_filter(
+        "Gaussian of mean", gaussian, GAUSSIAN_SIGMAS, mean_tune, tune_clean, mean_test
+    )
+    record("Gaussian of mean of 4", *gaussian_mean, clean=test_clean)
+    mean_grid = BM3D_FRACTIONS * intensity_range(mean_tune[0])
+    bm3d_mean = tuned_filter(
+        "BM3D of mean", bm3d_filter, mean_grid, mean_tune, tune_clean, mean_test
+    )
+    record("BM3D of mean of 4", *bm3d_mean, clean=test_clean)
 
 
 def mean_over(outcomes: Sequence[Outcome]) -> Quality:
     return Quality(*(float(np.mean(v)) for v in zip(*(o.quality for o in outcomes), strict=True)))
 
 
+def summarise(
+    results: dict[str, dict[str, Outcome]],
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
+    """Per method, the quality per configuration it ran on and their mean; and per configuration
+    (and their mean) the backbone's PSNR minus the tuned Gaussian's."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for method in METHODS:
+        ran = {name: outcomes[method] for name, outcomes in results.items() if method in outcomes}
+        if ran:
+            per_config = {name: o.quality._asdict() for name, o in ran.items()}
+            summary[method] = {**per_config, "mean": mean_over(list(ran.values()))._asdict()}
+    gains = {
+        name: outcomes["livedenoise backbone"].quality.psnr - outcomes["Gaussian"].quality.psnr
+        for name, outcomes in results.items()
+    }
+    return summary, {**gains, "mean": float(np.mean(list(gains.values())))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="the fmd_test folder")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument(
-        "--configs", nargs="+", default=list(HELD_OUT), help="configurations (default: HELD_OUT)"
+        "--configs",
+        nargs="+",
+        default=list(DEFAULT_CONFIGS),
+        help=f"configurations (default: {' '.join(DEFAULT_CONFIGS)})",
     )
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per method")
     parser.add_argument("--backbone", type=Path, default=Path("backbone-small"))
@@ -394,9 +451,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     command = shlex.join(["python", *sys.argv])
-    split = (
-        f"tune/train on columns 0-{SPLIT - 1} (left half), test on columns {SPLIT}- (right half)"
-    )
+    split = "tune/train on the left half of each frame's columns, test on the right half"
     machine = (
         f"{platform.platform()}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
         f"torch {torch.__version__}"
@@ -406,20 +461,22 @@ def main() -> None:
     fields = [load_field(args.data, name) for name in configs]
     results: dict[str, dict[str, Outcome]] = {}
     for i, field in enumerate(fields, 1):
-        console.rule(f"{field.name} ({i}/{len(fields)})")
+        console.rule(f"{field.name} ({i}/{len(fields)}, {field.noisy.shape})")
         results[field.name] = run_config(field, minutes, args.backbone)
 
+    summary, backbone_gain = summarise(results)
     table = Table(title="Denoising quality on the test halves: PSNR (dB) / SSIM")
     table.add_column("method")
     for name in [*configs, "mean"]:
         table.add_column(name, justify="right")
-    summary: dict[str, dict[str, dict[str, float]]] = {}
-    for method in METHODS:
-        per_config = {name: results[name][method].quality for name in configs}
-        per_config["mean"] = mean_over([results[name][method] for name in configs])
-        summary[method] = {name: q._asdict() for name, q in per_config.items()}
-        table.add_row(method, *(f"{q.psnr:.2f} / {q.ssim:.3f}" for q in per_config.values()))
-    table.caption = f"{command}\n{minutes:g} min per trained method; {split}\n{machine}"
+    for method, per_config in summary.items():
+        cells = (per_config.get(name) for name in [*configs, "mean"])
+        table.add_row(method, *(f"{q['psnr']:.2f} / {q['ssim']:.3f}" if q else "-" for q in cells))
+    table.add_row(BACKBONE_GAIN, *(f"{backbone_gain[name]:+.2f}" for name in [*configs, "mean"]))
+    table.caption = (
+        f"{command}\n{minutes:g} min per trained method; {split}; mean: over the configurations a "
+        f"method ran on\n{machine}"
+    )
     console.print(table)
 
     if args.json:
@@ -430,6 +487,7 @@ def main() -> None:
             "machine": machine,
             "configs": configs,
             "quality": summary,
+            "backbone_minus_gaussian_psnr": backbone_gain,
             "details": {
                 name: {method: o.details for method, o in outcomes.items()}
                 for name, outcomes in results.items()
