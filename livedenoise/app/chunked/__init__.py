@@ -24,8 +24,9 @@ The names below load on first use (PEP 562), so that a reader telling a chunked 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from livedenoise.lazy import lazy_names
 
 if TYPE_CHECKING:
     from livedenoise.app.chunked.blocks import Block, plan_blocks
@@ -38,15 +39,15 @@ PROGRESS = "progress/blocks"
 
 # each public name and the module that defines it
 _HOMES = {
-    "Block": "blocks",
-    "plan_blocks": "blocks",
-    "ctrl_c_held": "cluster",
-    "ChunkedResult": "run",
-    "denoise_chunked": "run",
-    "BlockResult": "task",
-    "Job": "task",
-    "ModelFiles": "task",
-    "run_block": "task",
+    "Block": ".blocks",
+    "plan_blocks": ".blocks",
+    "ctrl_c_held": ".cluster",
+    "ChunkedResult": ".run",
+    "denoise_chunked": ".run",
+    "BlockResult": ".task",
+    "Job": ".task",
+    "ModelFiles": ".task",
+    "run_block": ".task",
 }
 
 __all__ = [
@@ -63,11 +64,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` when it is first asked for."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
