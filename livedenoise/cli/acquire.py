@@ -15,12 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope, release_microscope
-from livedenoise.calibration.errors import CalibrationError
 from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
 from livedenoise.frames import FrameInfo
 from livedenoise.gui.display import check_display
-from livedenoise.model import ModelFileError
 from livedenoise.pipeline.live import LivePipeline, Policy
 from livedenoise.pipeline.setup import DEMO_SETTINGS, demo_sequence, load_sequence
 from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
@@ -179,22 +177,14 @@ def _prepare(
     """The core, the calibration and the engine, or a clear error before anything runs."""
     try:
         core = open_microscope(config, settings)
-    except LivedenoiseError as err:
+    except (LivedenoiseError, FileNotFoundError) as err:
         raise fail(err, FLAGS) from None
-    except FileNotFoundError as err:
-        raise fail(str(err)) from None
     try:
         acquisition = Acquisition(core, request)
         acquisition.check(sequence)
         with console.status("loading the engine (a model's first use exports it once)"):
             engine = acquisition.engine(live=sequence is None)
-    except (
-        LivedenoiseError,
-        CalibrationError,
-        ModelFileError,
-        FileNotFoundError,
-        FileExistsError,
-    ) as err:
+    except (LivedenoiseError, OSError) as err:  # calibration, model, output: one line each
         release_microscope(core)  # a process that exits with devices loaded can abort
         raise fail(err, FLAGS) from None
     console.print(f"engine: {engine.describe()}")
