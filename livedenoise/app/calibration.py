@@ -4,13 +4,15 @@
     profile = calibrate_on_core(core, request, Recording(positions=[(22.5, 22.5), (60, 20)]), OUT)
     profile = calibrate_from_stack(RecordedStack(paths=[STACK_A, STACK_B]), request, OUT2)
     profile = calibrate_repeats(frames, request)  # [R, H, W] in memory (a napari layer)
+    apply_chosen(core, profile)  # the chosen setting, on the core it was measured on
 
 Each loads the engine, records (or reads) the repeats of each field, measures the ladder on each and
 chooses the setting that holds on all of them; the first two write the directory whole
-(``profile.json``, plot, report) or not at all. A mistake the user can fix raises ``CalibrationError`` with what to do. What they
-report goes to ``events`` (``livedenoise.events.Events``), emitted on the calling thread: ``status``
-(the engine), ``progress`` (repeats recorded, rungs denoised, each stage from 0), ``measured`` (each
-rung), then ``finished(profile)`` or ``failed(error)``.
+(``profile.json``, plot, report) or not at all (``calibrate_on_core`` writes none when given None).
+A mistake the user can fix raises ``CalibrationError`` with what to do. What they report goes to
+``events`` (``livedenoise.events.Events``), emitted on the calling thread: ``status`` (the engine),
+``progress`` (repeats recorded, rungs denoised, each stage from 0), ``measured`` (each rung), then
+``finished(profile)`` or ``failed(error)``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from livedenoise.calibration.choose import (
     DEFAULT_REFERENCE_AVERAGES,
     Control,
     device_control,
+    find_property,
     frames_control,
     reference_value,
 )
 from livedenoise.calibration.criteria import AnyCriterion, Reference, Tolerance
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile as Profile  # re-exported, for front ends
-from livedenoise.calibration.profile import check_free, device_settings
+from livedenoise.calibration.profile import apply_profile, check_free, device_settings, differences
 from livedenoise.calibration.repeats import (
     Repeats,
     acquire_repeats,
@@ -113,16 +116,17 @@ def calibrate_on_core(
     core: CMMCorePlus,
     request: CalibrationRequest,
     recording: Recording,
-    directory: Path,
+    directory: Path | None,
     *,
     overwrite: bool = False,
     events: Events | None = None,
 ) -> Profile:
     """Record repeats of each field (the current one, or each of ``recording.positions``) and calibrate.
 
-    Writes ``directory``; raises ``CalibrationError`` before recording when it exists (unless
-    ``overwrite``) or cannot be written (``check_out``), the property, reference or model cannot be
-    used, and after a device fault while recording, with nothing written.
+    Writes ``directory`` (None: nothing is written; ``apply_chosen`` sets the result); raises
+    ``CalibrationError`` before recording when it exists (unless ``overwrite``) or cannot be written
+    (``check_out``), the property, reference or model cannot be used, and after a device fault while
+    recording, with nothing written.
     """
     events = events_or_new(events)
     with _reported(events):
@@ -135,11 +139,12 @@ def _on_core(
     core: CMMCorePlus,
     request: CalibrationRequest,
     recording: Recording,
-    directory: Path,
+    directory: Path | None,
     overwrite: bool,
     events: Events,
 ) -> Profile:
-    check_out(directory, overwrite, request.model)
+    if directory is not None:
+        check_out(directory, overwrite, request.model)
     if recording.positions and not core.getXYStageDevice():
         raise CalibrationError(
             "stage positions were given, but this microscope has no XY stage",
@@ -159,8 +164,40 @@ def _on_core(
     profile = _measure(
         engine, request, fields, control, reference, partial(control.frame_ms, core), events
     ).model_copy(update={"settings": device_settings(core)})  # what its choice holds for
-    save_calibration(directory, profile, overwrite)
+    if directory is not None:
+        save_calibration(directory, profile, overwrite)
     return profile
+
+
+def averaging_properties(core: CMMCorePlus) -> list[str]:
+    """The camera's properties a calibration on ``core`` can vary, as ``DEVICE.PROPERTY``: the
+    default (``Recording.property`` None) first, then every other one ``device_control`` accepts
+    (writable, numeric, with a fastest value); empty with no camera."""
+    if not core.getCameraDevice():
+        return []
+    default = ".".join(find_property(core, None))
+    camera = core.getCameraDevice()
+    labels = [f"{camera}.{name}" for name in core.getDevicePropertyNames(camera)]
+    return [default, *(label for label in labels if label != default and _accepted(core, label))]
+
+
+def _accepted(core: CMMCorePlus, label: str) -> bool:
+    try:
+        device_control(core, label)
+    except CalibrationError:
+        return False
+    return True
+
+
+def apply_chosen(core: CMMCorePlus, profile: Profile) -> list[str]:
+    """Set ``profile``'s chosen setting on ``core`` (``apply_profile``, as ``acquire`` applies a
+    saved one), as a user's click asks: applied even where the camera's settings have changed
+    since it was measured; returns those changes in words, to show beside it.
+
+    Raises ``CalibrationError`` for an offline profile, or a property the core lacks or refuses.
+    """
+    apply_profile(core, profile, accept=True)
+    return differences(profile, core, None)
 
 
 def calibrate_from_stack(

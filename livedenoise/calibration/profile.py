@@ -180,9 +180,16 @@ def differences(profile: Profile, core: CMMCorePlus, model: str | Path | None) -
 
 
 def apply_profile(
-    core: CMMCorePlus, path: str | Path, *, model: str | Path | None = None, accept: bool = False
+    core: CMMCorePlus,
+    path: str | Path | Profile,
+    *,
+    model: str | Path | None = None,
+    accept: bool = False,
 ) -> Profile:
     """Set the chosen value of the profile's property on ``core``; returns the profile.
+
+    ``path``: a ``profile.json`` (or its directory), or a profile just measured and never written
+    (messages then call it "the calibration").
 
     A choice holds for the model and camera settings it was measured with: unless ``accept``, a
     profile made with another model (``model``: the one about to denoise) or at other settings
@@ -192,27 +199,30 @@ def apply_profile(
     or a device or property this core lacks, or when the device refuses the value; ``ModelFileError``
     when ``model`` has no readable card.
     """
-    profile = load_profile(path)
+    if isinstance(path, Profile):
+        profile, name, file = path, "the calibration", None
+    else:
+        profile, name, file = load_profile(path), str(path), Path(path)
     label = profile.control_label
     if profile.device is None:
         raise CalibrationError(
-            f"{path} was calibrated offline from a recorded stack: it chose "
+            f"{name} was calibrated offline from a recorded stack: it chose "
             f"{profile.chosen.text} {profile.property} but names no device property to set. "
             "Set the equivalent line average or exposure yourself, or calibrate on the microscope."
         )
     if profile.device not in core.getLoadedDevices():
         raise CalibrationError(
-            f"{path} sets {label}, but this microscope has no device {profile.device!r} "
+            f"{name} sets {label}, but this microscope has no device {profile.device!r} "
             f"(devices: {', '.join(core.getLoadedDevices())})."
         )
     if not core.hasProperty(profile.device, profile.property):
         raise CalibrationError(
-            f"{path} sets {label}, but device {profile.device} has no property {profile.property!r}."
+            f"{name} sets {label}, but device {profile.device} has no property {profile.property!r}."
         )
     if not accept and (found := differences(profile, core, model)):
         raise CalibrationError(
-            f"{path} was measured under other conditions: {'; '.join(found)}",
-            path=path,
+            f"{name} was measured under other conditions: {'; '.join(found)}",
+            path=file,
             option="accept_calibration",
             hint="its choice holds only for what it measured: calibrate again here, or accept "
             "the calibration to apply it anyway",
@@ -220,5 +230,5 @@ def apply_profile(
     try:
         set_number(core, profile.device, profile.property, profile.chosen.text)
     except Exception as err:  # MMCore reports refused values as its own exception types
-        raise CalibrationError(f"{path}: {label} refused {profile.chosen.text} ({err}).") from None
+        raise CalibrationError(f"{name}: {label} refused {profile.chosen.text} ({err}).") from None
     return profile
