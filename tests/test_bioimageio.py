@@ -198,3 +198,13 @@ def test_spec_processing_is_the_card_normalisation(norm: Normalization) -> None:
     for step in post:
         y = y * step.kwargs.gain + step.kwargs.offset
     np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-4)
+
+
+def test_package_graph_is_opset_17_for_deepimagej(package: Path) -> None:
+    """deepImageJ's ONNX engines (JDLL: onnxruntime 1.12/1.13) implement opsets up to 17, not 18."""
+    with zipfile.ZipFile(package) as zf:
+        graph = onnx.load_from_string(zf.read("weights.onnx"))
+    assert [(o.domain, o.version) for o in graph.opset_import] == [("", 17)]
+    onnx.checker.check_model(graph, full_check=True)  # every node valid at opset 17
+    descr = load_description(package)
+    assert descr.weights.onnx.opset_version == 17

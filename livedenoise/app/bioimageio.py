@@ -47,7 +47,7 @@ from livedenoise.model import (
 )
 from livedenoise.model.card import PERCENTILE_SAMPLES
 from livedenoise.model.cnnt import MIN_SIZE
-from livedenoise.model.onnx_export import OLDEST_IR_VERSION, OPSET, onnx_metadata
+from livedenoise.model.onnx_export import OLDEST_IR_VERSION, onnx_metadata
 
 INPUT_ID = spec.TensorId("raw")
 OUTPUT_ID = spec.TensorId("denoised")
@@ -60,6 +60,8 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_+\- ()]")
 DESCRIPTION_CHARS = 1024  # the most a dataset description may hold (bioimageio.spec)
 CAMERA_UNITS = Normalization(offset=100.0, scale=1000.0)
 """A 16-bit camera's units (offset 100) for the test window of a model without fixed units."""
+PACKAGE_OPSET = 17
+"""The package graph's opset: deepImageJ's ONNX engine (JDLL, onnxruntime 1.13) implements 17, not 18."""
 Processing = list[spec.EnsureDtypeDescr | spec.ScaleLinearDescr]  # all a fixed affine map needs
 
 
@@ -155,6 +157,7 @@ def export_package(
             work / "weights.onnx",
             metadata=onnx_metadata(card, normalised=in_graph),
             normalization=card.normalization if in_graph else None,
+            opset=PACKAGE_OPSET,
             ir_version=OLDEST_IR_VERSION,  # loads in older runtimes, as deepImageJ's
         )
         shutil.copyfile(weights, work / WEIGHTS_FILE)
@@ -229,7 +232,7 @@ def _describe(card: ModelCard, work: Path, license: str, authors: list[str]) -> 
             )
         ],
         weights=spec.WeightsDescr(
-            onnx=spec.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=OPSET)
+            onnx=spec.OnnxWeightsDescr(source=work / "weights.onnx", opset_version=PACKAGE_OPSET)
         ),
         training_data=DatasetDescr(
             name=f"training data of {card.name}"[:128],

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 INPUT_NAME = "frames"
 OUTPUT_NAME = "denoised"
 OPSET = 18
+"""The engines' opset, and the lowest the torch exporter writes."""
 OLDEST_IR_VERSION = 8
 """The ONNX file format the graph needs no newer than (no float8/int4 types, no local functions):
 older onnxruntime, which refuses the exporter's IR version 10, loads it (1.15.0 checked)."""
@@ -115,7 +116,8 @@ def export_onnx(
 
     ``metadata`` (e.g. ``onnx_metadata(card)``) is stored as the model's metadata properties. With
     ``normalization`` the graph takes and gives raw intensities (``Normalised``); ``ir_version`` stamps
-    an older file format than the exporter's (e.g. ``OLDEST_IR_VERSION``). The example used for
+    an older file format than the exporter's (e.g. ``OLDEST_IR_VERSION``); an ``opset`` below ``OPSET``
+    restamps the exported graph (``lower_opset``). The example used for
     tracing has T=2 and H, W that are not multiples of the U-net's stride, so the exporter cannot
     specialise the padding or the attention scale to a single shape.
     """
@@ -142,7 +144,7 @@ def export_onnx(
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_shapes=({k: v for k, v in dims.items()},),
-            opset_version=opset,
+            opset_version=max(opset, OPSET),
             verbose=False,
         )
     registry_log.setLevel(level)
@@ -154,4 +156,46 @@ def export_onnx(
     if ir_version is not None:
         program.model.ir_version = ir_version
     program.save(str(path))
+    if opset < OPSET:
+        lower_opset(path, opset)
     return path
+
+
+_NEW_IN_18 = {"Pad": {"axes"}, "Resize": {"antialias", "axes", "keep_aspect_ratio_policy"}}
+"""What opset 18 added to the operators this network uses; a node that leaves them out (or at their
+defaults) is the same operator at opset 17."""
+_DEFAULTS_18 = {"antialias": 0, "keep_aspect_ratio_policy": b"stretch"}
+
+
+def lower_opset(path: Path, opset: int) -> None:
+    """Restamp the ONNX graph at ``path`` with the older ``opset`` (17), exactly, or raise ValueError.
+
+    onnxruntime before 1.14 (deepImageJ's ONNX engine) refuses opset 18, and onnx's own version
+    converter has no 18 -> 17 adapter for Pad. No conversion is needed where every node means the same at
+    ``opset``: an operator unchanged since then, or a Pad/Resize that uses nothing opset 18 added (its
+    default attributes are dropped, as older runtimes reject unknown ones). Anything else raises.
+    """
+    import onnx  # here, as the exporter does: importing the model package stays light
+    from onnx import defs, helper
+
+    graph = onnx.load(str(path))
+    (default,) = [o for o in graph.opset_import if o.domain in ("", "ai.onnx")]
+    for node in graph.graph.node:
+        if defs.get_schema(node.op_type, default.version).since_version <= opset:
+            continue
+        added = _NEW_IN_18.get(node.op_type) if opset == 17 and default.version == 18 else None
+        if added is None:
+            raise ValueError(
+                f"{node.op_type} changed after opset {opset}; the graph cannot be lowered"
+            )
+        for attribute in list(node.attribute):
+            value = helper.get_attribute_value(attribute)
+            if attribute.name in added and _DEFAULTS_18.get(attribute.name) == value:
+                node.attribute.remove(attribute)
+            elif attribute.name in added:
+                raise ValueError(f"{node.op_type} uses {attribute.name}, new in opset 18")
+        if node.op_type == "Pad" and len(node.input) > 3 and node.input[3]:
+            raise ValueError("Pad uses axes, new in opset 18")
+    default.version = opset
+    onnx.checker.check_model(graph, full_check=True)
+    onnx.save(graph, str(path))
