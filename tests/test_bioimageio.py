@@ -56,10 +56,13 @@ def package(model: Path) -> Path:
     return export(str(model), model.parent / "tiny.zip")
 
 
-@pytest.fixture(scope="module")
-def shipped_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped backbone's package: a model that normalises each window by its percentiles."""
-    return export("backbone-small", tmp_path_factory.mktemp("shipped") / "backbone-small.zip")
+@pytest.fixture(scope="module", params=["backbone-small", "sim-confocal-small"])
+def shipped(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """Each shipped model and its package: models that normalise each window by its percentiles."""
+    name = request.param
+    return name, export(name, tmp_path_factory.mktemp("shipped") / f"{name}.zip")
 
 
 def camera_frames(seed: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -103,7 +106,8 @@ def test_zoo_prediction_equals_livedenoise_denoise(model: Path, package: Path) -
     np.testing.assert_allclose(denoised, np.load(out), rtol=1e-3)
 
 
-def test_shipped_model_package_passes_the_zoo_test(shipped_package: Path) -> None:
+def test_shipped_model_package_passes_the_zoo_test(shipped: tuple[str, Path]) -> None:
+    _, shipped_package = shipped
     summary = zoo_test(shipped_package)
     assert summary.status == "passed", summary.display()
     descr = load_description(shipped_package)
@@ -112,13 +116,14 @@ def test_shipped_model_package_passes_the_zoo_test(shipped_package: Path) -> Non
 
 
 def test_shipped_model_prediction_equals_livedenoise_denoise(
-    shipped_package: Path, tmp_path: Path
+    shipped: tuple[str, Path], tmp_path: Path
 ) -> None:
     """A uint16 image in a camera's units comes out of the zoo in the same units livedenoise gives."""
+    name, shipped_package = shipped
     frames = camera_frames(3, (5, 48, 64))
     np.save(tmp_path / "new.npy", frames)
     out = tmp_path / "new-denoised.npy"
-    args = ["backbone-small", str(tmp_path / "new.npy"), str(out), "--axes", "TYX", "--float32"]
+    args = [name, str(tmp_path / "new.npy"), str(out), "--axes", "TYX", "--float32"]
     result = CliRunner().invoke(app, ["denoise", *args, "--backend", "torch"])
     assert result.exit_code == 0, result.output
     zoo = predict(model=shipped_package, inputs={"raw": frames[None, :, None]})
@@ -128,13 +133,14 @@ def test_shipped_model_prediction_equals_livedenoise_denoise(
     assert close(denoised, expected)
 
 
-def test_shipped_model_onnx_gives_the_engine_output_in_raw_units(shipped_package: Path) -> None:
+def test_shipped_model_onnx_gives_the_engine_output_in_raw_units(shipped: tuple[str, Path]) -> None:
     """Any ONNX runtime, given the raw window, gets what livedenoise's engine gives for it."""
+    name, shipped_package = shipped
     with zipfile.ZipFile(shipped_package) as zf:
         graph = zf.read("weights.onnx")
     assert onnx.load_from_string(graph).ir_version <= 8  # older onnxruntime loads it (not 10)
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    net, card = load_model("backbone-small")
+    net, card = load_model(name)
     engine = in_memory_engine(net, card.normalization, card.tile)
     for seed, shape in enumerate([(1, 8, 1, 120, 112), (2, 3, 1, 40, 52)]):  # 8x120x112: subsampled
         frames = camera_frames(seed, shape)
