@@ -184,3 +184,30 @@ def test_tiles_a_call_respect_the_backend_limits() -> None:
     assert tiles_per_call(Limits(max_size=(256, 512)), tiling, windows=2) == 4  # 8 tiles' pixels
     assert tiles_per_call(Limits(max_batch=1, max_size=(128, 128)), tiling, windows=1) == 1
     assert tiles_per_call(Limits(), tiling, windows=1) > 1000
+
+
+def test_a_cpu_engine_takes_a_frame_whole_when_it_fits_its_memory_budget(
+    small_model_path: Path,
+) -> None:
+    """A model without a training tile is cut only as the budget requires: on a CPU every tile's
+    overlap is computed again."""
+    net, card = load_model(small_model_path)
+    frame = cells(512, 512, seed=3)
+    roomy = _Counting(net, memory_budget=512 * 512 * bytes_per_pixel(card.config))
+    tight = _Counting(net, memory_budget=256 * 256 * bytes_per_pixel(card.config))
+    Engine(roomy, card).denoise(frame[None])
+    Engine(tight, card).denoise(frame[None])
+    assert roomy.calls == [(1, 1, 1, 512, 512)]
+    assert len(tight.calls) > 1 and all(shape[-1] <= 256 for shape in tight.calls)
+
+
+def test_a_frame_in_training_tiles_overlaps_them_by_a_quarter_where_that_saves_tiles(
+    small_model_path: Path,
+) -> None:
+    """The backbone's 128 px tiles of a 512 px frame: 5 x 5 tiles 96 px apart (32 px of overlap),
+    where overlaps of up to half a tile took 6 x 6, 2.25x the frame's pixels to compute."""
+    net, card = load_model(small_model_path)
+    card = card.model_copy(update={"tile": 128})
+    backend = _Counting(net)
+    Engine(backend, card).denoise(cells(512, 512, seed=4)[None])
+    assert backend.calls == [(1, 1, 1, 128, 128)] * 25

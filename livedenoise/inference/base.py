@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from livedenoise.errors import LivedenoiseError
 from livedenoise.inference.cache import cached_onnx
-from livedenoise.inference.tiling import Tiling, choose_tiling, run_tiled
+from livedenoise.inference.tiling import Tiling, frame_tiling, run_tiled
 from livedenoise.model import CNNT, ModelCard
 from livedenoise.model.cnnt import MIN_SIZE
 
@@ -235,7 +235,7 @@ class Engine:
             max_size = (min(h, tile), min(w, tile))
         if max_size is None or (height <= max_size[0] and width <= max_size[1]):
             return None
-        return choose_tiling(self.card.config, min(max_size))
+        return frame_tiling(self.card.config, min(max_size), height, width)
 
     def denoise(self, window: ArrayLike) -> np.ndarray:
         """Denoise a window (layouts in the module docstring); float32 in the input's intensity units."""

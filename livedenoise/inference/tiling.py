@@ -89,19 +89,40 @@ class Tiling:
         return w
 
 
-def choose_tiling(cfg: CNNTConfig, max_size: int, ramp: int = 16) -> Tiling:
+def choose_tiling(
+    cfg: CNNTConfig, max_size: int, ramp: int = 16, overlap_share: float = 0.5
+) -> Tiling:
     """The tiling for a backend that takes at most ``max_size`` pixels a side.
 
     The margin is the receptive-field radius, so the convolutional part of the result is exact and the
     only difference left is the tiles' own normalisation and attention statistics. Small tiles would
-    then be mostly overlap, so the margin shrinks until at least half of each tile is new.
+    then be mostly overlap, so the margin shrinks until the overlap is at most ``overlap_share`` of
+    the tile.
     """
     tile = max_size - max_size % SIZE_MULTIPLE
     ramp = min(ramp, tile // 4)
     margin = receptive_radius(cfg)
-    while margin > 0 and 2 * margin + ramp > tile // 2:
+    while margin > 0 and 2 * margin + ramp > int(tile * overlap_share):
         margin //= 2
     return Tiling(tile=tile, margin=margin, ramp=ramp + (-(2 * margin + ramp)) % SIZE_MULTIPLE)
+
+
+def frame_tiling(cfg: CNNTConfig, max_size: int, height: int, width: int) -> Tiling:
+    """The tiling of a ``height`` x ``width`` frame: overlaps of up to half a tile, or of a quarter
+    where that takes fewer tiles and still leaves a margin.
+
+    Every backend computes a tile's overlap again. The backbone's 128 px tiles of a 512 px frame: 36
+    with up to half (2.25x the frame's pixels), 25 with a quarter (1.56x), 1.5x faster on the CPU at
+    the same PSNR (README, Performance). Where a quarter saves no tile, the wider margin keeps the
+    convolutions exact further into each tile.
+    """
+    wide = choose_tiling(cfg, max_size)
+    lean = choose_tiling(cfg, max_size, overlap_share=0.25)
+
+    def count(tiling: Tiling) -> int:
+        return len(tiling.starts(_round_up(height))) * len(tiling.starts(_round_up(width)))
+
+    return lean if lean.margin > 0 and count(lean) < count(wide) else wide
 
 
 def run_tiled(
