@@ -203,3 +203,14 @@ def test_a_new_model_never_takes_a_shipped_models_name(
         result = runner.invoke(app, [*command, name])
         assert result.exit_code == 1 and "shipped model's name" in result.output, result.output
     assert list(tmp_path.glob("backbone-small*")) == []
+
+
+def test_export_to_a_folder_suggests_a_file_of_the_format(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    """From the fresh-user trial: a bioimage.io export into a folder suggested a .onnx file."""
+    for fmt, suffix in (("onnx", ".onnx"), ("bioimageio", ".zip")):
+        args = ["export", str(small_model_path), "--format", fmt, "--out", str(tmp_path)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert f"model{suffix}" in result.output.replace("\n", ""), result.output

@@ -275,7 +275,9 @@ def _check_options(
     """Refuse options that do not apply to the source."""
     if from_stack:
         if given := [name for name, value in microscope_only.items() if value]:
-            raise CalibrationError(f"{', '.join(given)} apply to the microscope, not --from-stack.")
+            raise CalibrationError(
+                f"{', '.join(given)}: only for the microscope, not for --from-stack files."
+            )
     elif given := [name for name, value in stack_only.items() if value is not None]:
         raise CalibrationError(
             f"{', '.join(given)}: only for --from-stack files; the microscope reports its own "

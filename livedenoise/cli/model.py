@@ -125,7 +125,8 @@ def export(
     bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and
     the other zoo tools, tested before it is reported (needs the optional extra "bioimageio").
     """
-    if out is not None and (refused := _out_refusal(model, out, overwrite)):
+    example = "model.zip" if export_format is ExportFormat.bioimageio else "model.onnx"
+    if out is not None and (refused := _out_refusal(model, out, overwrite, example)):
         raise fail(refused)
     if export_format is ExportFormat.bioimageio:
         _export_package(model, out, license, author or [])
@@ -152,11 +153,11 @@ def export(
     console.print(f"wrote {target}")
 
 
-def _out_refusal(model: Path, out: Path, overwrite: bool) -> str | None:
+def _out_refusal(model: Path, out: Path, overwrite: bool, example: str) -> str | None:
     """Why ``--out`` must not be written (a folder, the model, an existing file without
-    ``--overwrite``, an unwritable place), or None."""
+    ``--overwrite``, an unwritable place), or None; ``example`` names a file of the format."""
     if out.is_dir():
-        return f"--out {out} is a folder: give a file, e.g. --out {out / 'model.onnx'}."
+        return f"--out {out} is a folder: give a file, e.g. --out {out / example}."
     inputs = [("model", path) for path in model_paths(find_model(model))]
     if refused := output_refusal(out, inputs, "--out"):
         return refused
