@@ -188,13 +188,13 @@ def _denoise_file(
     """``denoise_file`` with its options checked and its events given; ``windows`` is
     (window, stride)."""
     check_stride(windows[1], windows[0])
-    image_format(Path(output.name))  # an output name of no known format fails before any work
+    output_format = image_format(Path(output.name))  # no known format: fails before any work
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:
         raise output_exists(output)
     run = open_run(input) if image is None and is_run_store(input) else None
     if run is not None:
-        if image_format(Path(output.name)) != "zarr" or output.exists():
+        if output_format != "zarr" or output.exists():
             raise DenoiseError(
                 f"{input} is a livedenoise run store of {len(run.raw)} image(s): give a new OUTPUT "
                 "ending .ome.zarr to denoise every raw image into a new run store",

@@ -194,10 +194,8 @@ def denoise(
                     overwrite=overwrite,
                     events=events,
                 )
-    except LivedenoiseError as err:
+    except (LivedenoiseError, OSError) as err:
         raise fail(err) from None
-    except OSError as err:
-        raise fail(str(err)) from None
     except KeyboardInterrupt:
         if chunked:
             console.print(

@@ -28,10 +28,8 @@ def devices(
     """List every device and property: value, limits or allowed values, and whether it is settable."""
     try:
         core = make_core(config)
-    except LivedenoiseError as err:
+    except (LivedenoiseError, FileNotFoundError) as err:
         raise fail(err) from None
-    except FileNotFoundError as err:
-        raise fail(str(err)) from None
     try:
         console.print(_property_table(core, title=str(config or "simulated microscope")))
         console.print(_group_table(core))
