@@ -59,6 +59,7 @@ from rich.table import Table
 from livedenoise.cli.train import TrainingBar
 from livedenoise.metrics import affine_fit
 from livedenoise.model import CNNT, ModelCard, build_model, load_model, preset, save_model
+from livedenoise.model.config import PRESETS
 from livedenoise.training import (
     TILE,
     TRAINED_NORMALIZATION,
@@ -355,11 +356,12 @@ def main() -> None:
         f"out: {HAGEN_HELD_OUT}); batch shares {_rounded(shares)}; {workers} batch workers"
     )
 
-    previous_minutes, earlier_data = 0.0, []
+    earlier: dict[str, float] = {}
+    earlier_data: list[str] = []
     if args.resume is not None:
         model, parent = load_model(args.resume)
         cfg = parent.config
-        previous_minutes = parent.metrics.get("train_minutes", 0.0)
+        earlier = parent.metrics
         earlier_data = parent.trained_on
     else:
         cfg = preset(args.preset)
@@ -381,13 +383,23 @@ def main() -> None:
         held_out = score_fields(model, [p for p in fmd if p.name in HELD_OUT])
         held_out_w2s = {c: score_frames(model, p) for c, p in w2s_held_out.items()}
         held_out_hagen = score_frames(model, hagen_held_out)
+    previous_minutes = earlier.get("train_minutes", 0.0)
+    kind = "gpu" if device.type == "cuda" else "cpu"
+    minutes = {k: earlier.get(f"{k}_minutes", 0.0) for k in ("cpu", "gpu")}
+    minutes[kind] += result.seconds / 60
+    steps = {k: earlier.get(f"steps_{k}", 0.0) for k in ("cpu", "gpu")}
+    steps[kind] += result.steps
     gains = [single - raw for raw, single, _ in held_out.values()]
     w2s_gains = {c: single - raw for c, (raw, single) in held_out_w2s.items()}
     metrics = {
         "val_psnr_start": result.history[0][2],
         "val_psnr": result.best_psnr,
-        "steps": float(result.steps),
+        "steps": earlier.get("steps", 0.0) + result.steps,  # every part's, as the cards before
+        "steps_last_part": float(result.steps),
+        **{f"steps_{k}": v for k, v in steps.items()},
         "train_minutes": previous_minutes + result.seconds / 60,
+        **{f"{k}_minutes": v for k, v in minutes.items()},
+        "cpu_hours": minutes["cpu"] / 60,
         "heldout_psnr_gain_mean": float(np.mean(gains)),
         **{
             f"heldout_psnr_gain_{name}": single - raw for name, (raw, single, _) in held_out.items()
@@ -416,8 +428,9 @@ def main() -> None:
     resumed = f"resumed from {args.resume} ({previous_minutes:.1f} min before); " * bool(
         args.resume
     )
+    preset_name = next((name for name, c in PRESETS.items() if c == cfg), "custom")
     notes = (
-        f"`{args.preset}` preset; {resumed}this part {result.steps} steps in {result.seconds / 60:.1f} "
+        f"`{preset_name}` preset; {resumed}this part {result.steps} steps in {result.seconds / 60:.1f} "
         f"min on {device_name(device)} (stopped: {result.stopped}; best validation at step "
         f"{result.best_step}); AdamW lr {args.lr:g} with warm-up and cosine decay, loss {LOSS}; "
         f"patches {plan.patch_sizes}, {plan.pixels} px a batch, T in {sorted(set(plan.frames))}, "

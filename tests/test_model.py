@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from livedenoise.model import CNNTConfig, ModelConfigError, build_model, preset
 
 
-@pytest.fixture(scope="module")
-def two_channel_model() -> torch.nn.Module:
-    return build_model(preset("small", channels=2), seed=0).eval()
+@pytest.fixture(scope="module", params=["small", "fast"])
+def two_channel_model(request: pytest.FixtureRequest) -> torch.nn.Module:
+    return build_model(preset(request.param, channels=2), seed=0).eval()
 
 
 def test_output_shape_equals_input_shape_at_odd_sizes(two_channel_model: torch.nn.Module) -> None:
@@ -64,7 +64,9 @@ def test_same_seed_same_weights_and_presets_differ_in_size() -> None:
 def test_invalid_config_is_refused_with_the_reason() -> None:
     with pytest.raises(ValidationError, match="multiple of heads"):
         CNNTConfig(block_channels=(30, 64, 128), heads=8)
-    with pytest.raises(ModelConfigError, match="unknown preset 'huge'; choose one of paper, small"):
+    with pytest.raises(
+        ModelConfigError, match="unknown preset 'huge'; choose one of paper, small, fast"
+    ):
         preset("huge")
     with pytest.raises(ModelConfigError, match=r"cells_per_block: .* greater than or equal to 1"):
         preset("small", cells_per_block=0)

@@ -14,7 +14,15 @@ from typer.testing import CliRunner
 
 from livedenoise.cli import app
 from livedenoise.inference import in_memory_engine
-from livedenoise.model import Normalization, load_card, load_model
+from livedenoise.model import (
+    ModelCard,
+    Normalization,
+    build_model,
+    load_card,
+    load_model,
+    preset,
+    save_model,
+)
 from livedenoise.model.onnx_export import Normalised, window_affine
 
 
@@ -32,6 +40,24 @@ def test_onnx_runtime_matches_torch(small_model_path: Path, small_onnx_path: Pat
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_fast_preset_exports_and_matches_torch_at_odd_sizes(tmp_path: Path) -> None:
+    """The space-to-depth stem pads to its own grid: frames of any size leave the graph as they came."""
+    cfg = preset("fast")
+    model = build_model(cfg, seed=2).eval()
+    save_model(model, ModelCard(name="fast", config=cfg), tmp_path / "fast")
+    out = tmp_path / "fast.onnx"
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "fast"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for shape in [(1, 1, 1, 61, 83), (1, 4, 1, 8, 8), (2, 2, 1, 130, 64)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        assert got.shape == shape
+        assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
 
 
 def test_exported_graph_declares_dynamic_axes(small_onnx_path: Path) -> None:

@@ -11,9 +11,11 @@ from torch import Tensor, nn
 
 from livedenoise.model.config import CNNTConfig
 
-# The U-net halves H and W twice, so the padded frame must be a multiple of this; instance norm at the
-# quarter-resolution level needs more than one pixel, so frames are padded to at least MIN_SIZE.
-SIZE_MULTIPLE = 4
+# The U-net halves H and W twice (after a 2x2 space-to-depth stem where the config has one), so the
+# padded frame must be a multiple of 4 x unshuffle; SIZE_MULTIPLE is the coarsest grid of any config, which
+# tiles align to. Instance norm at the quarter-resolution level needs more than one pixel, so frames are
+# padded to at least MIN_SIZE x unshuffle; smaller frames are refused (see inference.base).
+SIZE_MULTIPLE = 8
 MIN_SIZE = 8
 
 
@@ -126,26 +128,29 @@ class CNNT(nn.Module):
         super().__init__()
         self.cfg = cfg
         c0, c1, c2 = cfg.block_channels
-        self.pre = FrameConv(cfg.channels, cfg.stem_channels)
+        packed = cfg.channels * cfg.unshuffle**2  # channels after the space-to-depth stem
+        self.pre = FrameConv(packed, cfg.stem_channels)
         self.enc0 = CNNTBlock(cfg.stem_channels, c0, cfg)
         self.enc1 = CNNTBlock(c0, c1, cfg)
         self.bottom = CNNTBlock(c1, c2, cfg)
         self.dec1 = CNNTBlock(c2 + c1, c1, cfg)
         self.dec0 = CNNTBlock(c1 + c0, c0, cfg)
-        self.post = FrameConv(c0, cfg.channels)
+        self.post = FrameConv(c0, packed)
 
     def forward(self, x: Tensor) -> Tensor:
         """Denoise ``[B, T, C, H, W]`` (intensities already normalised); returns the same shape."""
         h, w = x.shape[-2], x.shape[-1]
-        pad_h = torch.sym_max(MIN_SIZE - h, (-h) % SIZE_MULTIPLE)
-        pad_w = torch.sym_max(MIN_SIZE - w, (-w) % SIZE_MULTIPLE)
+        f = self.cfg.unshuffle
+        pad_h = torch.sym_max(MIN_SIZE * f - h, (-h) % (4 * f))
+        pad_w = torch.sym_max(MIN_SIZE * f - w, (-w) % (4 * f))
         x = _per_frame(nn.ReplicationPad2d((0, pad_w, 0, pad_h)), x)
-        e0 = self.enc0(self.pre(x))
+        e0 = self.enc0(self.pre(_per_frame(nn.PixelUnshuffle(f), x) if f > 1 else x))
         e1 = self.enc1(_resample(e0, 0.5))
         m = self.bottom(_resample(e1, 0.5))
         d1 = self.dec1(torch.cat([_resample(m, 2.0), e1], dim=2))
         d0 = self.dec0(torch.cat([_resample(d1, 2.0), e0], dim=2))
-        y = x + self.post(d0)
+        residual = self.post(d0)
+        y = x + (_per_frame(nn.PixelShuffle(f), residual) if f > 1 else residual)
         return y[..., :h, :w]
 
 
