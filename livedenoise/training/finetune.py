@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,6 +64,7 @@ class FinetuneSettings:
     """
 
     minutes: float | None = 8.0
+    clock: Literal["wall", "cpu"] = "wall"  # what the minutes count (see LoopSettings)
     epochs: float | None = None  # one epoch draws as many pixels as the training part holds
     lr: float = 1e-3
     loss: LossWeights = field(default_factory=lambda: LossWeights(ssim=0.1, l1=1.0, mse=0.0))
@@ -272,6 +274,7 @@ def _train(
     loop = LoopSettings(
         lr=settings.lr,
         minutes=settings.minutes,
+        clock=settings.clock,
         max_steps=max_steps,
         eval_every=settings.eval_every,
         patience=settings.patience,
