@@ -88,6 +88,7 @@ def denoise_file(
     axes: str | None = None,
     float32: bool = False,
     overwrite: bool = False,
+    tta: bool = False,
     events: Events | None = None,
 ) -> DenoiseResult:
     """Denoise the image at ``input`` with ``model`` and write it to ``output``.
@@ -99,7 +100,8 @@ def denoise_file(
     the window) is the frames between overlapping windows. ``axes`` (letters from TZCYX)
     overrides the file's own. The output keeps the input's calibration and dtype (float32 with
     ``float32``), axes in the standard order. A single-channel model denoises each channel of a
-    multi-channel image on its own.
+    multi-channel image on its own. ``tta`` averages each window's 8 orientations (``Engine.tta``):
+    8 times the time, for a small gain (README, Test-time augmentation).
 
     ``events``: ``started(input)``; ``status`` with the input line once it is read, then a
     ``progress`` of unknown total while the engine loads (minutes on a model's first use), then
@@ -108,7 +110,7 @@ def denoise_file(
     ModelFileError, BackendError, InputError or OSError, each with a message for people, and all but
     the last before any frame is denoised.
     """
-    options = (image, backend, (window, stride), axes, float32, overwrite)
+    options = (image, (backend, tta), (window, stride), axes, float32, overwrite)
     return reported(
         events_or_new(events),
         Path(input),
@@ -125,6 +127,7 @@ def denoise_array(
     window: int = 8,
     stride: int | None = None,
     float32: bool = False,
+    tta: bool = False,
     name: str = "the image",
     events: Events | None = None,
     cancel: threading.Event | None = None,
@@ -143,7 +146,7 @@ def denoise_array(
         check_stride(stride, window)
         source = Image(np.asarray(data), axes.upper())
         return _denoise_image(
-            model, source, name, backend, (window, stride), float32, events, cancel
+            model, source, name, (backend, tta), (window, stride), float32, events, cancel
         )[0].data
 
     return reported(events_or_new(events), data, work)
@@ -178,15 +181,14 @@ def _denoise_file(
     input: Path,
     output: Path,
     image: str | None,
-    backend: str,
+    backend: tuple[str, bool],
     windows: tuple[int, int | None],
     axes: str | None,
     float32: bool,
     overwrite: bool,
     events: Events,
 ) -> DenoiseResult:
-    """``denoise_file`` with its options checked and its events given; ``windows`` is
-    (window, stride)."""
+    """``denoise_file``'s work; ``backend`` is (backend, tta), ``windows`` (window, stride)."""
     check_stride(windows[1], windows[0])
     output_format = image_format(Path(output.name))  # no known format: fails before any work
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
@@ -218,14 +220,14 @@ def _denoise_image(
     model: Path | str,
     source: Image,
     name: str,
-    backend: str,
+    backend: tuple[str, bool],
     windows: tuple[int, int | None],
     float32: bool,
     events: Events,
     cancel: threading.Event | None,
 ) -> tuple[Image, str, str]:
     """``source`` denoised, checked before the engine loads; with the input's and the engine's
-    lines for people. ``name`` names the input in messages; ``windows`` is (window, stride)."""
+    lines for people. ``name`` names it in messages; ``backend``, ``windows``: _denoise_file's."""
     frames = as_frames(source)
     check_finite(frames)  # before the engine loads and measures itself
     n, c, h, w = frames.shape
@@ -236,7 +238,8 @@ def _denoise_image(
     check_frame_size(h, w, f"{name}: ", " (or check the axes, if they were misread)")
     check_channels(name, c, load_card(model).config.channels, axes_option=True)
     loading_engine(events)
-    engine = load_engine(model, backend, window=min(windows[0], n), frame_size=(h, w))
+    window = min(windows[0], n)
+    engine = load_engine(model, backend[0], window=window, frame_size=(h, w), tta=backend[1])
     show_engine(events, engine.describe())
     denoised = _denoise_frames(engine, frames, windows, events, cancel)
     data = from_frames(to_dtype(denoised, output_dtype(source, float32)), source)
@@ -248,7 +251,7 @@ def _denoise_run(
     input: Path,
     run: StoredRun,
     output: Path,
-    backend: str,
+    backend: tuple[str, bool],
     windows: tuple[int, int | None],
     events: Events,
 ) -> DenoiseResult:
@@ -256,8 +259,7 @@ def _denoise_run(
 
     Each image slides the window along t (or z for a single time point), channel by channel for a
     single-channel model; stage positions, channel names, acquisition times and the run's metadata
-    are kept, the model and backend are the new ones. ``windows`` is (window, stride).
-    """
+    are kept, the model and backend are the new ones. ``backend``, ``windows``: _denoise_file's."""
     window = windows[0]
     names = [name for name in list_images(input) if name.startswith("raw/")]
     images = [read_image(input, name) for name in names]  # (t, c, z, y, x) each
@@ -271,7 +273,8 @@ def _denoise_run(
     layout = RunLayout(**run.attrs["layout"])
     axis = "t" if max(image.data.shape[0] for image in images) > 1 else "z"
     loading_engine(events)
-    engine = load_engine(model, backend, window=window, frame_size=tuple(images[0].data.shape[-2:]))
+    frame_size = tuple(images[0].data.shape[-2:])
+    engine = load_engine(model, backend[0], window=window, frame_size=frame_size, tta=backend[1])
     show_engine(events, engine.describe())
     attrs = {
         key: value

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from livedenoise.errors import LivedenoiseError
 from livedenoise.inference.cache import cached_onnx
 from livedenoise.inference.tiling import Tiling, frame_tiling, run_tiled
+from livedenoise.inference.tta import VIEWS, self_ensemble
 from livedenoise.model import CNNT, ModelCard
 from livedenoise.model.cnnt import MIN_SIZE
 
@@ -207,20 +208,28 @@ def tiles_per_call(limits: Limits, tiling: Tiling, windows: int) -> int:
 
 
 class Engine:
-    """A saved CNNT model ready to denoise on one backend; construct it with ``load_engine``."""
+    """A saved CNNT model ready to denoise on one backend; construct it with ``load_engine``.
 
-    def __init__(self, backend: Backend, card: ModelCard, reason: str = "") -> None:
+    ``tta``: each window is denoised in its 8 orientations and the results averaged (``tta.py``,
+    the x8 self-ensemble of Lim et al., EDSR 2017): 8 backend runs per window, for offline work.
+    """
+
+    def __init__(
+        self, backend: Backend, card: ModelCard, reason: str = "", *, tta: bool = False
+    ) -> None:
         self.backend = backend
         self.card = card
         self.reason = reason or f"{backend.name} was asked for"
         self.channels = card.config.channels
+        self.tta = tta
 
     @property
     def name(self) -> str:
         return self.backend.name
 
     def describe(self) -> str:
-        return f"{self.backend.describe()} ({self.reason})"
+        ensemble = f", {VIEWS} orientations averaged (test-time augmentation)" if self.tta else ""
+        return f"{self.backend.describe()} ({self.reason}){ensemble}"
 
     def warmup(self, frames: int, height: int, width: int) -> None:
         """Run one window of the live shape, so the first real frame pays no set-up (plans, graphs)."""
@@ -238,9 +247,18 @@ class Engine:
         return frame_tiling(self.card.config, min(max_size), height, width)
 
     def denoise(self, window: ArrayLike) -> np.ndarray:
-        """Denoise a window (layouts in the module docstring); float32 in the input's intensity units."""
+        """Denoise a window (layouts in the module docstring); float32 in the input's intensity units.
+
+        With ``tta``, the mean over the window's 8 orientations (H and W turned and mirrored, each
+        result turned back; each view tiled by its own shape): 8 times the work.
+        """
         raw = np.asarray(window)
         x = self._as_5d(raw)
+        y = self_ensemble(self._denoise_5d, x) if self.tta else self._denoise_5d(x)
+        return y.reshape(raw.shape)
+
+    def _denoise_5d(self, x: np.ndarray) -> np.ndarray:
+        """``[B, T, C, H, W]`` denoised: checked, normalised per window, tiled if too large."""
         b, t, _, h, w = x.shape
         limits = self.backend.limits(t)
         if limits.max_frames is not None and t > limits.max_frames:
@@ -267,7 +285,7 @@ class Engine:
                 per_call = tiles_per_call(limits, tiling, len(chunk))
                 y = run_tiled(self._run, normalised, tiling, per_call)
             denormalise_into(offset, scale, y, out[start : start + step])
-        return out.reshape(raw.shape)
+        return out
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The network's output for normalised ``x``, passed through the backend's own buffer."""

@@ -71,6 +71,7 @@ def load_engine(
     onnx: Path | None = None,
     cache_dir: Path | None = None,
     memory_budget: int | None = None,
+    tta: bool = False,
     **options: Any,
 ) -> Engine:
     """An engine for a saved model (NAME, NAME.safetensors or NAME.json) on ``backend``.
@@ -78,8 +79,9 @@ def load_engine(
     ``window`` and ``frame_size`` describe the live acquisition: TensorRT builds its profile for them and
     ``auto`` times backends on a window of that length. ``onnx`` is an existing export of this model
     (otherwise one is exported once into the cache); ``memory_budget`` (bytes) bounds a call's
-    activations, beyond which frames are tiled. ``options`` are the backend's own (its ``Options``):
-    ``precision`` (tensorrt, cuda: fp16, bf16, fp32), ``device`` (torch, onnxruntime; default CUDA
+    activations, beyond which frames are tiled. ``tta``: each window denoised in its 8
+    orientations and averaged (``Engine.tta``; 8x the time, offline only). ``options`` are the
+    backend's own (its ``Options``): ``precision`` (tensorrt, cuda: fp16, bf16, fp32), ``device`` (torch, onnxruntime; default CUDA
     when present; torch runs float32), ``compile`` (torch, cuda: ``torch.compile``), ``threads``
     (torch, onnxruntime), ``providers`` (onnxruntime), ``cuda_graphs`` (tensorrt, cuda); ``auto``
     gives each backend those it has.
@@ -97,8 +99,10 @@ def load_engine(
         Path(onnx) if onnx else None,
     )
     if backend != AUTO:
-        return Engine(build_backend(backend, request, options), card, f"{backend} was asked for")
-    engine = _auto(request, options)
+        reason = f"{backend} was asked for"
+        return Engine(build_backend(backend, request, options), card, reason, tta=tta)
+    engine = _auto(request, options)  # timed on one orientation: tta multiplies every backend's
+    engine.tta = tta
     log.info("auto picked %s", engine.describe())
     return engine
 
