@@ -7,13 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from typer.testing import CliRunner
 
+from livedenoise.app.calibration import CalibrationRequest, RecordedStack, calibrate_from_stack
 from livedenoise.app.denoising import denoise_array
 from livedenoise.cli import app
+from livedenoise.events import Events
 from livedenoise.model import ModelCard, Normalization, build_model, preset, save_model
 
 runner = CliRunner()
+TIRF = Path(__file__).resolve().parents[2] / "shared/data/repeats/tirf_microtubules_20x5ms.tif"
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +107,43 @@ def test_cli_help_lists_tta_and_chunked_runs_refuse_it(tmp_path: Path) -> None:
     assert refused.exit_code != 0
     assert "--tta" in refused.output and "chunked" in refused.output
     assert not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_calibration_measures_the_model_with_tta(identity_model_path: Path, tmp_path: Path) -> None:
+    crop = tmp_path / "tirf.npy"
+    np.save(crop, tifffile.imread(TIRF)[:, :64, :48])  # real repeats, a non-square crop
+    events, lines = Events(), []
+    events.status.connect(lines.append)
+    request = CalibrationRequest(model=identity_model_path, backend="torch", tta=True)
+    profile = calibrate_from_stack(
+        RecordedStack(paths=[crop]), request, tmp_path / "out", events=events
+    )
+    assert lines[0].startswith("engine: ") and "8 orientations averaged" in lines[0]
+    assert (tmp_path / "out").exists() and profile is not None
+    help_text = runner.invoke(app, ["calibrate", "--help"], terminal_width=200).output
+    assert "--tta" in help_text
+
+
+def test_napari_denoise_widget_tta_box_averages_the_orientations(qtbot) -> None:
+    pytest.importorskip("napari")
+    from napari.components import ViewerModel
+
+    from livedenoise.napari._denoise import DenoiseWidget
+
+    x = frames((2, 40, 64))
+    viewer = ViewerModel()
+    viewer.add_image(x, name="cells")
+    widget = DenoiseWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.layer.setCurrentText("cells")
+    widget.model.setCurrentText("backbone-small")
+    widget.backend.setCurrentText("onnxruntime")
+    widget.window_size.setValue(2)
+    widget.tta.setChecked(True)
+    with qtbot.waitSignal(widget.done, timeout=300_000):  # an upper bound, never a measurement
+        widget.run()
+    expected = denoise_array(
+        "backbone-small", x, "TYX", backend="onnxruntime", window=2, float32=True, tta=True
+    )
+    denoised = viewer.layers["cells denoised"].data
+    np.testing.assert_allclose(denoised, expected, rtol=1e-5, atol=1e-5 * expected.max())

@@ -77,6 +77,11 @@ class CalibrationRequest(BaseModel):
     frames: int | None = Field(
         None, ge=1, description="frames of the planned acquisition, to report the time it saves"
     )
+    tta: bool = Field(
+        False,
+        description="measure the model with test-time augmentation (Engine.tta, 8x the time), for "
+        "data that will be denoised offline with it; live denoising never uses it",
+    )
 
 
 class Recording(BaseModel):
@@ -329,7 +334,9 @@ def _record(core: CMMCorePlus, count: int, control: Control, events: Events, wha
 def _engine(request: CalibrationRequest, frame_size: tuple[int, int], events: Events) -> Engine:
     """The model on its backend for single frames of ``frame_size`` (calibration denoises alone)."""
     try:
-        engine = load_engine(request.model, request.backend, window=1, frame_size=frame_size)
+        engine = load_engine(
+            request.model, request.backend, window=1, frame_size=frame_size, tta=request.tta
+        )
     except (ModelFileError, BackendError) as err:
         raise CalibrationError.from_error(err) from err
     events.status.emit(f"engine: {engine.describe()}")

@@ -226,6 +226,15 @@ def calibrate_command(
     overwrite: Annotated[
         bool, typer.Option(metavar="", help="Replace an existing calibration.")
     ] = False,
+    tta: Annotated[
+        bool,
+        typer.Option(
+            "--tta",
+            metavar="",
+            help="Measure the model with test-time augmentation (8x the time), for data you will "
+            "denoise with 'denoise --tta'; live mode never uses it.",
+        ),
+    ] = False,
     threads: Threads = None,
 ) -> None:
     """Find the fewest averages at which the model still delivers, and choose the fastest safe setting."""
@@ -244,6 +253,7 @@ def calibrate_command(
             margin=margin,
             tolerance=_tolerance(tolerance_psnr, tolerance_ssim, tolerance_structure),
             frames=expected_frames(load_sequence(sequence)) if sequence else frames,
+            tta=tta,
         )
         with _Bars() as bars:
             if from_stack:

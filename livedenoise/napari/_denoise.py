@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtWidgets import QSpinBox
+from qtpy.QtWidgets import QCheckBox, QSpinBox
 
 from livedenoise.app.denoising import DenoiseCancelled, denoise_array
 from livedenoise.napari._task import TaskWidget
@@ -36,6 +36,9 @@ class DenoiseWidget(TaskWidget):
         self.window_size.setValue(8)
         self.window_size.setToolTip("frames per denoising window (along time, or z for a z-stack)")
         self.form.addRow("window", self.window_size)
+        self.tta = QCheckBox("average 8 rotations and flips")
+        self.tta.setToolTip("test-time augmentation: a small gain for 8 times the time")
+        self.form.addRow("TTA", self.tta)
 
     def run(self) -> None:
         """Denoise the chosen layer in a worker thread; its result becomes a new layer."""
@@ -50,6 +53,7 @@ class DenoiseWidget(TaskWidget):
             backend=self.backend.currentText(),
             window=self.window_size.value(),
             float32=True,
+            tta=self.tta.isChecked(),
             name=layer.name,
             cancel=self.cancel_event,
         )
