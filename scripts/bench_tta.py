@@ -9,8 +9,8 @@ against the 400-frame average per field) and the Hagen pair actin-60x-noise1 (ce
 frame's right half, bench_quality's test part, is denoised by the model as a window of one frame,
 plain and with ``tta`` (``load_engine(..., tta=True)``), and scored with livedenoise.metrics.quality
 (PSNR and SSIM after an affine fit). Time per frame: the wall time of denoising the configuration's
-frames after one warm-up frame, divided by the frames; on a shared machine it moves with the load,
-the ratio less so.
+frames, divided by the frames, the best of 3 runs, plain and TTA taking turns (a shared machine's
+load moves it; the best of 3 moves less).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 from livedenoise.inference import Engine, denoise_stack, load_engine
 
 SCRIPTS = Path(__file__).resolve().parent
+REPEATS = 3
 
 
 def _script(name: str) -> types.ModuleType:
@@ -46,12 +47,28 @@ def _script(name: str) -> types.ModuleType:
 bench_quality = _script("bench_quality")
 
 
-def timed(engine: Engine, frames: np.ndarray) -> tuple[np.ndarray, float]:
-    """``frames`` denoised one by one, and the seconds per frame after a warm-up frame."""
-    engine.denoise(frames[:1])
-    start = time.perf_counter()
-    denoised = denoise_stack(engine, frames, window=1)
-    return denoised, (time.perf_counter() - start) / len(frames)
+def timed(engines: dict[bool, Engine], frames: np.ndarray) -> dict[bool, tuple[np.ndarray, float]]:
+    """``frames`` denoised one by one by each engine, and its best seconds per frame over
+    ``REPEATS`` runs, the engines taking turns (after a warm-up frame each), so that a change in
+    the machine's load falls on both."""
+    for engine in engines.values():
+        engine.denoise(frames[:1])
+    best = dict.fromkeys(engines, float("inf"))
+    outputs = {}
+    for _ in range(REPEATS):
+        for tta, engine in engines.items():
+            start = time.perf_counter()
+            outputs[tta] = denoise_stack(engine, frames, window=1)
+            best[tta] = min(best[tta], (time.perf_counter() - start) / len(frames))
+    return {tta: (outputs[tta], best[tta]) for tta in engines}
+
+
+def cpu_model() -> str:
+    """The CPU's name, as Linux gives it (else the architecture)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
 
 
 def main() -> None:
@@ -65,16 +82,13 @@ def main() -> None:
     print(f"$ python {shlex.join(['scripts/bench_tta.py', *sys.argv[1:]])}")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(
-        f"{stamp}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {load}"
-    )
+    print(f"{stamp}; {cpu_model()}, {os.cpu_count()} CPUs, load {load}")
     rows = []
     for name in args.configs:
         field = bench_quality.load_field(args.data, name)
         frames, clean = field.test_noisy, field.test_clean
-        scores, seconds = {}, {}
-        for tta in (False, True):
-            engine = load_engine(
+        engines = {
+            tta: load_engine(
                 args.model,
                 args.backend,
                 window=1,
@@ -82,8 +96,12 @@ def main() -> None:
                 threads=args.threads,
                 tta=tta,
             )
-            denoised, seconds[tta] = timed(engine, frames)
-            scores[tta] = bench_quality.score(denoised, clean)
+            for tta in (False, True)
+        }
+        results = timed(engines, frames)
+        scores = {tta: bench_quality.score(out, clean) for tta, (out, _) in results.items()}
+        seconds = {tta: best for tta, (_, best) in results.items()}
+        engine = engines[True]
         shape = "x".join(map(str, frames.shape))
         rows.append((name, shape, scores, seconds))
         print(
