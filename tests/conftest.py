@@ -118,10 +118,15 @@ class LivedenoiseProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         import os
+        import signal
         import subprocess
         import sys
         import threading
 
+        # a background shell starts tests with SIGINT ignored, and the command would inherit that;
+        # a handler of ours is reset to the default in the command, which Ctrl-C then reaches
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         exe = Path(sys.executable).with_name("livedenoise")
         self.proc = subprocess.Popen(
             [str(exe), *args],

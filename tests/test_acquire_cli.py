@@ -167,17 +167,28 @@ def test_live_mode_honours_its_duration(small_model_path, tmp_path) -> None:
     assert run.attrs["summary"]["acquired"] > 0 and run.attrs["summary"]["dropped"] == 0
 
 
-def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(small_model_path, tmp_path) -> None:
+def _long_run(tmp_path: Path, mode: str) -> list[str]:
+    """What `acquire` runs until stopped: a sequence of 2000 time points, or 600 s of live mode."""
+    if mode == "live":
+        return ["--duration", "600"]
+    seq = tmp_path / "long.yaml"
+    seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
+    return [str(seq)]
+
+
+@pytest.mark.parametrize("mode", ["sequence", "live"])
+def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(
+    small_model_path, tmp_path, mode
+) -> None:
     """SIGINT to a real `livedenoise acquire`: no traceback, every acquired frame saved, the store
-    complete and saying the user stopped it."""
+    complete and saying the user stopped it; exit 130, live mode too (it did not run its duration)."""
     import time
 
     from conftest import LivedenoiseProcess
 
-    seq = tmp_path / "long.yaml"
-    seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
     out = tmp_path / "stopped.ome.zarr"
-    args = ["acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args = ["acquire", *_long_run(tmp_path, mode), "--model", str(small_model_path)]
+    args += ["--backend", "torch"]
     args += ["--set", "Detector.FrameWidth=128", "--set", "Detector.FrameHeight=128"]
     run = LivedenoiseProcess(*args, "--window", "8", "--headless", "--out", str(out))
     run.wait_for("engine:")
@@ -201,16 +212,17 @@ def test_ctrl_c_twice_stops_acquiring_then_skips_the_backlog(small_model_path, t
     assert raw.shape[0] == summary["acquired"] and (raw.reshape(raw.shape[0], -1).max(1) > 0).all()
 
 
-def test_ctrl_c_in_the_viewer_closes_it_and_the_store(small_model_path, tmp_path) -> None:
-    """`livedenoise acquire` with the viewer (offscreen): Ctrl-C acts like closing the window."""
+@pytest.mark.parametrize("mode", ["sequence", "live"])
+def test_ctrl_c_in_the_viewer_closes_it_and_the_store(small_model_path, tmp_path, mode) -> None:
+    """`livedenoise acquire` with the viewer (offscreen): Ctrl-C acts like closing the window, the
+    store saying the user stopped the run."""
     import time
 
     from conftest import LivedenoiseProcess
 
-    seq = tmp_path / "long.yaml"
-    seq.write_text("time_plan: {interval: 0, loops: 2000}\n")
     out = tmp_path / "viewer.ome.zarr"
-    args = ["acquire", str(seq), "--model", str(small_model_path), "--backend", "torch"]
+    args = ["acquire", *_long_run(tmp_path, mode), "--model", str(small_model_path)]
+    args += ["--backend", "torch"]
     args += [*SMALL_FRAMES, "--set", "Detector.TimeScale=1", "--out", str(out)]
     run = LivedenoiseProcess(*args, env={"QT_QPA_PLATFORM": "offscreen"})
     run.wait_for("engine:")
@@ -252,22 +264,25 @@ def test_the_progress_bars_follow_the_runs_events(sim_core, small_model_path, tm
     assert said.count("acquiring into") == 1 and "b.ome.zarr" in said
 
 
-def test_a_sigterm_is_acted_on_by_the_waiting_loop_not_in_its_handler(
-    sim_core, small_model_path, tmp_path
+@pytest.mark.parametrize(
+    ("number", "ended"), [("SIGTERM", "terminated by SIGTERM"), ("SIGINT", "stopped by the user")]
+)
+def test_a_signal_is_acted_on_by_the_waiting_loop_not_in_its_handler(
+    sim_core, small_model_path, tmp_path, number, ended
 ) -> None:
     """The handler runs between two bytecodes of the main thread, which may be inside the lock that
-    stopping takes (Event.wait's); stopping there hung the command now and then."""
+    stopping takes (Event.wait's); stopping there, or a KeyboardInterrupt raised there, hung the
+    command now and then."""
     import signal
 
     from livedenoise.app import Acquisition, RunRequest
     from livedenoise.cli.acquire import _Interrupts, _wait
-    from livedenoise.pipeline.stats import TERMINATED
 
     request = RunRequest(model=small_model_path, backend="torch", out=tmp_path / "t.ome.zarr")
     acquisition = Acquisition(sim_core, request)
     acquisition.start_live()
     interrupts = _Interrupts(acquisition)
-    interrupts.sigterm(signal.SIGTERM, None)
+    interrupts.note(getattr(signal, number), None)
     assert acquisition.live  # the handler stopped nothing itself
     _wait(acquisition, interrupts, None)
-    assert not acquisition.running and acquisition.last_summary.ended == TERMINATED
+    assert not acquisition.running and acquisition.last_summary.ended == ended

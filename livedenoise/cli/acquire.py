@@ -55,20 +55,31 @@ class _Interrupts:
     """Ctrl-C during a headless run: the first stops acquiring, the second skips the denoise backlog.
 
     Raw frames are saved either way and the store is closed complete, saying how the run ended.
-    A SIGTERM acts the same, once the waiting loop sees it (``sigterm``).
+    A SIGTERM acts the same. Both act once the waiting loop sees them (``received``, ``act``).
     """
 
     def __init__(self, acquisition: Acquisition) -> None:
         self.acquisition = acquisition
         self.count = 0
-        self.sigterms = 0  # received and not yet acted on
+        self.received: list[int] = []  # signals not yet acted on
 
-    def sigterm(self, *_: object) -> None:
-        """The SIGTERM handler only counts: it runs between two bytecodes of the main thread, which
-        may hold the very lock stopping takes (``threading.Event.wait``'s), and would wait forever."""
-        self.sigterms += 1
+    def note(self, number: int, _frame: object) -> None:
+        """The handler of SIGINT and SIGTERM only notes the signal: it runs between two bytecodes of
+        the main thread, which may hold the very lock stopping takes (``threading.Event.wait``'s),
+        and would wait forever; a KeyboardInterrupt raised there could leave that lock held."""
+        self.received.append(number)
 
-    def __call__(self, why: str = "stopping", ended: str | None = None) -> None:
+    def act(self) -> None:
+        """Stop, or skip the backlog, for each signal noted since the last call."""
+        while self.received:
+            if self.received.pop(0) == signal.SIGTERM:
+                self("SIGTERM received", ended=TERMINATED)
+            else:
+                self()
+
+    def __call__(self, why: str = "stopping", ended: str | None = STOPPED_BY_USER) -> None:
+        """``ended``: how the store says the run ended; None where nobody stopped it (live mode's
+        duration is over: it completed)."""
         self.count += 1
         if self.count == 1:
             self.acquisition.stop_acquiring(ended)
@@ -137,7 +148,11 @@ def _follow(
     """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     interrupts = _Interrupts(acquisition)
-    previous = signal.signal(signal.SIGTERM, interrupts.sigterm)
+    previous = signal.signal(signal.SIGTERM, interrupts.note)
+    # a shell that started the command with SIGINT ignored (``nohup``, ``&`` in a script) keeps it so
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, interrupts.note)
     try:
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
             bars = _Bars(progress, acquisition)
@@ -150,6 +165,7 @@ def _follow(
                 bars.disconnect()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous_int is None else previous_int)
 
 
 def _wait(acquisition: Acquisition, interrupts: _Interrupts, live_seconds: float | None) -> None:
@@ -157,15 +173,13 @@ def _wait(acquisition: Acquisition, interrupts: _Interrupts, live_seconds: float
     ``live_seconds``."""
     end = None if live_seconds is None else time.monotonic() + live_seconds
     while acquisition.running:
-        try:
+        if acquisition.live:  # nothing to wait on until live mode ends: a wait would return at once
+            time.sleep(0.1)
+        else:
             acquisition.wait(0.1)
-            while interrupts.sigterms:
-                interrupts.sigterms -= 1
-                interrupts("SIGTERM received", ended=TERMINATED)
-            if end is not None and time.monotonic() >= end and interrupts.count == 0:
-                interrupts(f"{live_seconds:g} s of live mode done")
-        except KeyboardInterrupt:
-            interrupts()
+        interrupts.act()
+        if end is not None and time.monotonic() >= end and interrupts.count == 0:
+            interrupts(f"{live_seconds:g} s of live mode done", ended=None)
 
 
 def _prepare(
@@ -245,7 +259,12 @@ def _view(acquisition: Acquisition, sequence: useq.MDASequence | None) -> None:
     app = QApplication.instance() or QApplication([])
     viewer = LiveWindow(acquisition)
     viewer.show()
-    previous = signal.signal(signal.SIGINT, lambda *_: viewer.close())
+
+    def interrupt(*_: object) -> None:  # as closing the window; the store: the user stopped it
+        acquisition.stop_acquiring(STOPPED_BY_USER)
+        viewer.close()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
 
     def terminate(*_: object) -> None:  # as closing the window, the store saying SIGTERM ended it
         acquisition.stop_acquiring(TERMINATED)
