@@ -249,12 +249,12 @@ def test_the_progress_bars_follow_the_runs_events(sim_core, small_model_path, tm
     from rich.progress import Progress
 
     from livedenoise.app import Acquisition, RunRequest
-    from livedenoise.cli.acquire import _Bars
+    from livedenoise.cli.headless import Bars
 
     request = RunRequest(model=small_model_path, backend="torch", out=tmp_path / "b.ome.zarr")
     acquisition = Acquisition(sim_core, request)
     progress = Progress(console=Console(file=io.StringIO()))
-    bars = _Bars(progress, acquisition)
+    bars = Bars(progress, acquisition)
     acquisition.run_sequence(useq.MDASequence(time_plan={"interval": 0, "loops": 5}))
     bars.disconnect()
 
@@ -276,13 +276,13 @@ def test_a_signal_is_acted_on_by_the_waiting_loop_not_in_its_handler(
     import signal
 
     from livedenoise.app import Acquisition, RunRequest
-    from livedenoise.cli.acquire import _Interrupts, _wait
+    from livedenoise.cli.headless import Interrupts, wait
 
     request = RunRequest(model=small_model_path, backend="torch", out=tmp_path / "t.ome.zarr")
     acquisition = Acquisition(sim_core, request)
     acquisition.start_live()
-    interrupts = _Interrupts(acquisition)
+    interrupts = Interrupts(acquisition)
     interrupts.note(getattr(signal, number), None)
     assert acquisition.live  # the handler stopped nothing itself
-    _wait(acquisition, interrupts, None)
+    wait(acquisition, interrupts, None)
     assert not acquisition.running and acquisition.last_summary.ended == ended

@@ -20,7 +20,6 @@ import torch
 from livedenoise.inference.base import Backend, BackendError, Shape5
 from livedenoise.inference.memory import max_side
 from livedenoise.model import CNNTConfig
-from livedenoise.model.cnnt import SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def derive_profile(
     engine tiles frames. Smaller frames and shorter windows down to one pixel and one frame still run.
     """
     c = cfg.channels
-    h, w = (-(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE for n in frame_size)
+    h, w = (-(-n // cfg.stride) * cfg.stride for n in frame_size)
     fit = max_side(cfg, window * batch, memory_budget, bytes_per_value)
     if max(h, w) <= fit:
         opt: Shape5 = (1, window, c, *frame_size)

@@ -141,8 +141,8 @@ class CNNT(nn.Module):
         """Denoise ``[B, T, C, H, W]`` (intensities already normalised); returns the same shape."""
         h, w = x.shape[-2], x.shape[-1]
         f = self.cfg.unshuffle
-        pad_h = torch.sym_max(MIN_SIZE * f - h, (-h) % (4 * f))
-        pad_w = torch.sym_max(MIN_SIZE * f - w, (-w) % (4 * f))
+        pad_h = torch.sym_max(MIN_SIZE * f - h, (-h) % self.cfg.stride)
+        pad_w = torch.sym_max(MIN_SIZE * f - w, (-w) % self.cfg.stride)
         x = _per_frame(nn.ReplicationPad2d((0, pad_w, 0, pad_h)), x)
         e0 = self.enc0(self.pre(_per_frame(nn.PixelUnshuffle(f), x) if f > 1 else x))
         e1 = self.enc1(_resample(e0, 0.5))

@@ -43,6 +43,11 @@ class CNNTConfig(BaseModel):
                 )
         return self
 
+    @property
+    def stride(self) -> int:
+        """The grid, in pixels, a frame is padded to: two U-net halvings after the stem's blocks."""
+        return 4 * self.unshuffle
+
 
 PRESETS: dict[str, CNNTConfig] = {
     # The paper's sizes: 32-wide stem, channels doubling per level, 4 cells, 8 heads.
