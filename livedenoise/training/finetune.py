@@ -61,6 +61,11 @@ class FinetuneSettings:
     dB on two confocal pairs (left half trained, right half scored), +0.12 to +0.32 dB on the three FMD
     configurations of ``scripts/bench_quality.py``; at 1e-4 the held-out score rises too slowly and early
     stopping can end the run before it improves.
+
+    Early stopping is smoothed and restarts (``LoopSettings``): patience counts on the mean of the last
+    ``smoothing`` validations, and when it runs out with budget left the run goes on from the best
+    weights at ``restart_lr`` times the learning rate, up to ``restarts`` times, while restarts keep
+    improving. The starting weights are the first best, so a run that never improves returns them.
     """
 
     minutes: float | None = 8.0
@@ -73,6 +78,9 @@ class FinetuneSettings:
     val_fraction: float = 0.15
     eval_every: int = 25
     patience: int = 12
+    smoothing: int = 3
+    restarts: int = 2
+    restart_lr: float = 0.3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -278,6 +286,9 @@ def _train(
         max_steps=max_steps,
         eval_every=settings.eval_every,
         patience=settings.patience,
+        smoothing=settings.smoothing,
+        restarts=settings.restarts,
+        restart_lr=settings.restart_lr,
         seed=settings.seed,
     )
     draw = masked(batches) if mask else batches
@@ -302,7 +313,8 @@ def _card(
     r = report.result
     notes = (
         f"Fine-tuned from {parent.lineage} ({report.mode}) for {r.steps} steps in "
-        f"{r.seconds / 60:.1f} min (stopped: {r.stopped}; best weights at step {r.best_step}); "
+        f"{r.seconds / 60:.1f} min (stopped: {r.stopped}; warm restarts at steps "
+        f"{r.restart_steps or 'none'}; best weights at step {r.best_step}); "
         f"lr {settings.lr:g}, loss {settings.loss}. Held out for validation and these metrics: the "
         f"bottom {settings.val_fraction:.0%} of rows of every image. Trained on patches "
         f"{settings.plan.patch_sizes}: process frames in {TILE} px tiles."

@@ -3,7 +3,14 @@
 AdamW (betas 0.9/0.95, weight decay 0.1) with gradient clipping at 1.0, as in the CNNT recipe; a warm-up
 then cosine learning-rate decay driven by whichever runs out first, the step count or the time budget, so
 a run cut short by its minutes still ends on a small learning rate; early stopping on the validation PSNR,
-keeping the best weights; float16 autocast on a CUDA GPU only. Progress goes out as events (steps,
+keeping the best weights; float16 autocast on a CUDA GPU only.
+
+Early stopping can smooth and restart (fine-tuning does both): patience counts validations since the
+mean of the last ``smoothing`` validations last beat the best so far, so one unlucky validation does not
+end a run; and when patience runs out with budget left, the run restarts from the best weights at a
+lower learning rate, with a fresh optimiser, warm-up and a cosine over what is left of the budget (warm
+restarts, Loshchilov & Hutter, SGDR, ICLR 2017). It stops early only when a restart did not beat the
+weights it started from, or none is left. Progress goes out as events (steps,
 the loss and validation PSNR as status lines), for a front end to draw.
 """
 
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -56,13 +64,29 @@ class LoopSettings:
     betas: tuple[float, float] = (0.9, 0.95)
     clip: float = 1.0
     eval_every: int = 25  # steps between validations
-    patience: int = 8  # validations without improvement before stopping early
+    patience: int = 8  # validations without improvement before restarting or stopping early
+    smoothing: int = 1  # validations averaged for the patience decision (1: each on its own)
+    restarts: int = 0  # warm restarts from the best weights when patience runs out with budget left
+    restart_lr: float = 0.3  # each restart's learning rate, as a fraction of the one before
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.max_steps is None:
             raise SettingsError(
                 "give a time budget (minutes), a step count, or both", option="minutes"
+            )
+        if self.smoothing < 1 or self.restarts < 0:
+            raise SettingsError(
+                f"smoothing {self.smoothing} and restarts {self.restarts}: smoothing averages "
+                "at least 1 validation and restarts cannot be negative",
+                option="smoothing" if self.smoothing < 1 else "restarts",
+            )
+        if not 0 < self.restart_lr <= 1:
+            raise SettingsError(
+                f"restart_lr {self.restart_lr:g}: a restart's learning rate is a fraction of the "
+                "one before, above 0 and at most 1",
+                option="restart_lr",
+                value=self.restart_lr,
             )
 
 
@@ -76,6 +100,7 @@ class TrainResult:
     best_step: int
     stopped: str  # "steps", "time", "early" or "interrupted" (Ctrl-C)
     history: list[tuple[int, float, float]] = field(default_factory=list)  # step, loss, val PSNR
+    restart_steps: list[int] = field(default_factory=list)  # where warm restarts began
 
 
 def pick_device() -> torch.device:
@@ -117,7 +142,7 @@ def train(
 
     ``events`` gets ``progress`` after each step (its total: the steps the run will take at its pace
     so far, as the time budget may end it) and a ``status`` line with the loss and validation PSNR
-    after each validation. Ctrl-C ends training like an early stop (``stopped="interrupted"``), with
+    after each validation, and one for each warm restart. Ctrl-C ends training like an early stop (``stopped="interrupted"``), with
     the best weights so far. Raises TrainingError when the loss stops being finite.
     """
     events = events_or_new(events)
@@ -126,14 +151,16 @@ def train(
     optimiser = _Optimiser(model, settings, device)
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
-    best = _Best(model, validation, device)
+    best = _Best(model, validation, device, settings.smoothing)
     events.status.emit(best.report())
     now = time.process_time if settings.clock == "cpu" else time.perf_counter
     start, step, running = now(), 0, math.nan
+    cycle = _Cycle(settings.lr, 0, 0.0)
+    restart_steps: list[int] = []
     events.progress.emit(Progress(0, settings.max_steps, "steps"))
     try:
         while (done := _fraction_done(step, now() - start, settings)) < 1.0:
-            optimiser.set_lr(settings.lr * _lr_factor(step, done, settings))
+            optimiser.set_lr(cycle.lr_at(step, done, settings))
             value = _train_step(model, batches(rng).to(device), loss_fn, optimiser, label, step)
             step += 1
             running = value if math.isnan(running) else 0.95 * running + 0.05 * value
@@ -141,8 +168,18 @@ def train(
                 best.validate(step, running)
                 events.status.emit(best.report())
                 if best.stale >= settings.patience:
-                    stopped = "early"
-                    break
+                    if not _may_restart(best, restart_steps, settings):
+                        stopped = "early"
+                        break
+                    model.load_state_dict(best.state)
+                    optimiser = _Optimiser(model, settings, device)
+                    cycle = _Cycle(cycle.lr * settings.restart_lr, step, done)
+                    best.restart()
+                    restart_steps.append(step)
+                    events.status.emit(
+                        f"restart {len(restart_steps)} from the best weights (step {best.step}) "
+                        f"at lr {cycle.lr:.2g}"
+                    )
             expected = _expected_steps(step, now() - start, settings)
             events.progress.emit(Progress(step, expected, "steps"))
         else:
@@ -157,7 +194,28 @@ def train(
     model.load_state_dict(best.state)
     model.eval()
     seconds = now() - start
-    return TrainResult(step, seconds, best.psnr, best.step, stopped, best.history)
+    return TrainResult(step, seconds, best.psnr, best.step, stopped, best.history, restart_steps)
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    """One cycle of the schedule: its peak learning rate, and the step and budget fraction it began at."""
+
+    lr: float
+    first_step: int
+    first_done: float
+
+    def lr_at(self, step: int, done: float, settings: LoopSettings) -> float:
+        """Warm-up then cosine decay over what was left of the budget when the cycle began."""
+        left = (done - self.first_done) / (1.0 - self.first_done)
+        return self.lr * _lr_factor(step - self.first_step, left, settings)
+
+
+def _may_restart(best: _Best, restart_steps: Sequence[int], settings: LoopSettings) -> bool:
+    """Restart when restarts are left and this cycle is the first or beat the weights it began from."""
+    return len(restart_steps) < settings.restarts and (
+        not restart_steps or best.step > restart_steps[-1]
+    )
 
 
 class _Optimiser:
@@ -184,23 +242,64 @@ class _Optimiser:
         self.scaler.update()
 
 
-class _Best:
-    """The best validation PSNR so far, its step and weights, and validations since it improved."""
+class Patience:
+    """Validations since the smoothed validation PSNR last beat its best by more than 0.001 dB.
 
-    def __init__(self, model: CNNT, validation: Sequence[Batch], device: torch.device) -> None:
+    The smoothed score is the mean of the last ``smoothing`` scores, the starting weights' score
+    ``start`` among them until enough validations follow: one lucky or unlucky validation moves it
+    by a ``smoothing``-th of its deviation, so it neither ends a run nor sets a bar the next ones
+    cannot reach. With ``smoothing`` 1 each validation counts on its own.
+    """
+
+    def __init__(self, start: float, smoothing: int = 1) -> None:
+        self.recent: deque[float] = deque([start], maxlen=smoothing)
+        self.best, self.stale = start, 0
+
+    def update(self, score: float) -> int:
+        """Count in a validation's score; the validations since the last improvement."""
+        self.recent.append(score)
+        smoothed = float(np.mean(self.recent))
+        if smoothed > self.best + 1e-3:
+            self.best, self.stale = smoothed, 0
+        else:
+            self.stale += 1
+        return self.stale
+
+
+class _Best:
+    """The best validation PSNR so far, its step and weights, and the patience count.
+
+    The weights kept are those of the best single validation: the validation set is fixed, so that
+    score is exactly what those weights do on it, whereas a smoothed score mixes several weights.
+    Patience counts on the smoothed score (``Patience``), afresh from the best weights' score at
+    each restart.
+    """
+
+    def __init__(
+        self, model: CNNT, validation: Sequence[Batch], device: torch.device, smoothing: int = 1
+    ) -> None:
         self.model, self.validation, self.device = model, validation, device
         self.psnr = validation_psnr(model, validation, device)
-        self.state, self.step, self.stale = _copy_state(model), 0, 0
+        self.state, self.step = _copy_state(model), 0
         self.history: list[tuple[int, float, float]] = [(0, math.nan, self.psnr)]
+        self.smoothing = smoothing
+        self.patience = Patience(self.psnr, smoothing)
+
+    @property
+    def stale(self) -> int:
+        return self.patience.stale
 
     def validate(self, step: int, loss: float) -> None:
         """Score the model now; keep its weights if they beat the best by more than 0.001 dB."""
         score = validation_psnr(self.model, self.validation, self.device)
         self.history.append((step, loss, score))
         if score > self.psnr + 1e-3:
-            self.psnr, self.state, self.step, self.stale = score, _copy_state(self.model), step, 0
-        else:
-            self.stale += 1
+            self.psnr, self.state, self.step = score, _copy_state(self.model), step
+        self.patience.update(score)
+
+    def restart(self) -> None:
+        """A new cycle from the best weights: it has to beat their score, counted afresh."""
+        self.patience = Patience(self.psnr, self.smoothing)
 
     def report(self) -> str:
         """The last validation, for a status line: ``loss 0.0123, val PSNR 31.20 dB (best ...)``."""
