@@ -432,7 +432,8 @@ def main() -> None:
     preset_name = next((name for name, c in PRESETS.items() if c == cfg), "custom")
     notes = (
         f"`{preset_name}` preset; {resumed}this part {result.steps} steps in {result.seconds / 60:.1f} "
-        f"min on {device_name(device)} (stopped: {result.stopped}; warm restarts at steps {result.restart_steps or 'none'}; best validation at step "
+        f"min on {device_name(device)} (stopped: {result.stopped}; warm restarts at steps "
+        f"{result.restart_steps or 'none'}; best validation at step "
         f"{result.best_step}); AdamW lr {args.lr:g} with warm-up and cosine decay, loss {LOSS}; "
         f"patches {plan.patch_sizes}, {plan.pixels} px a batch, T in {sorted(set(plan.frames))}, "
         f"batch shares {_rounded(shares)}; process frames in {TILE} px tiles, each window normalised by its "

@@ -142,8 +142,8 @@ def train(
 
     ``events`` gets ``progress`` after each step (its total: the steps the run will take at its pace
     so far, as the time budget may end it) and a ``status`` line with the loss and validation PSNR
-    after each validation, and one for each warm restart. Ctrl-C ends training like an early stop (``stopped="interrupted"``), with
-    the best weights so far. Raises TrainingError when the loss stops being finite.
+    after each validation, and one for each warm restart. Ctrl-C ends training like an early stop
+    (``stopped="interrupted"``), with the best weights so far. Raises TrainingError when the loss stops being finite.
     """
     events = events_or_new(events)
     device = pick_device()
