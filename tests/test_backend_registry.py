@@ -120,4 +120,4 @@ def test_the_command_line_offers_the_registered_backends() -> None:
         timeout=120,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
-    assert "auto|tensorrt|cuda|onnxruntime|torch|invert" in result.stdout, result.stderr
+    assert "auto, tensorrt, cuda, onnxruntime, torch, invert." in result.stdout, result.stderr

@@ -204,6 +204,20 @@ def test_file_that_is_not_an_image(small_model_path: Path, tmp_path: Path) -> No
     assert "unknown image format '.png'" in fails(
         small_model_path, tmp_path / "a.png", tmp_path / "o.tif"
     )
+    (tmp_path / "tiles").mkdir()  # a folder of images, not one image
+    assert "tiles: a folder, not an OME-Zarr image or run store; use TIFF" in fails(
+        small_model_path, tmp_path / "tiles", tmp_path / "o.tif"
+    )
+
+
+def test_unknown_backend_is_one_line_that_lists_the_engines(
+    small_model_path: Path, tmp_path: Path
+) -> None:
+    frames = stack((2, 16, 16))
+    tifffile.imwrite(tmp_path / "in.tif", frames)
+    said = fails(small_model_path, tmp_path / "in.tif", tmp_path / "o.tif", "--backend", "gpu")
+    assert "unknown --backend 'gpu': choose one of auto," in said and "onnxruntime" in said
+    assert "╭" not in said and not (tmp_path / "o.tif").exists()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import useq
 from rich.table import Table
 
 from livedenoise.app import Acquisition, RunRequest, RunSummary, open_microscope, release_microscope
-from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.backends import AUTO
+from livedenoise.cli.common import BackendOption, Threads, console, fail, use_threads
 from livedenoise.cli.headless import follow
 from livedenoise.errors import LivedenoiseError
 from livedenoise.gui.display import check_display
@@ -22,7 +23,6 @@ from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
 DEFAULT_MODEL = Path("backbone-small")
 DEMO_MODEL = Path("sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
 FLAGS = {"settings": "--set"}  # the library's parameters these commands call otherwise
-AUTO = BackendName("auto")
 
 
 def stats_table(summary: RunSummary, title: str = "run statistics") -> Table:
@@ -205,15 +205,20 @@ def acquire(
         typer.Option(
             min=1,
             max=64,
+            metavar="T",
             help="Frames per denoising window (T). Default: 1 in live mode (latency), 4 for a "
             "sequence.",
         ),
     ] = None,
     duration: Annotated[
-        float, typer.Option(min=0.1, help="Live mode, headless: seconds to acquire.")
+        float,
+        typer.Option(min=0.1, metavar="SECONDS", help="Live mode, headless: seconds to acquire."),
     ] = 10.0,
     headless: Annotated[
-        bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")
+        bool,
+        typer.Option(
+            "--headless", metavar="", help="No viewer: print the statistics table at the end."
+        ),
     ] = False,
     calibration: Annotated[
         Path | None,
@@ -222,6 +227,7 @@ def acquire(
     accept_calibration: Annotated[
         bool,
         typer.Option(
+            "--accept-calibration",
             metavar="",
             help="Apply --calibration even if it was made with another model or at other camera "
             "settings (pixel size, frame size, binning, bit depth).",
@@ -237,7 +243,7 @@ def acquire(
         raise fail(err) from None
     request = RunRequest(
         model=model,
-        backend=backend.value,
+        backend=backend,
         window=window,
         policy=policy,
         out=out,
@@ -261,13 +267,14 @@ def demo(
     backend: BackendOption = AUTO,
     out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
     headless: Annotated[
-        bool, typer.Option(metavar="", help="No viewer: print the statistics table at the end.")
+        bool,
+        typer.Option(
+            "--headless", metavar="", help="No viewer: print the statistics table at the end."
+        ),
     ] = False,
 ) -> None:
     """The built-in demo on the simulated microscope: a 2x2 tiled, two-channel z-stack, twice."""
-    request = RunRequest(
-        model=model, backend=backend.value, window=3, policy=Policy.record, out=out
-    )
+    request = RunRequest(model=model, backend=backend, window=3, policy=Policy.record, out=out)
     sequence = demo_sequence()
     sizes = ", ".join(f"{n} {SIZE_NAMES[axis]}" for axis, n in sequence.sizes.items() if n > 1)
     console.print(

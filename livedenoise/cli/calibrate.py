@@ -35,13 +35,14 @@ from livedenoise.app.calibration import (
     calibrate_from_stack,
     calibrate_on_core,
 )
+from livedenoise.backends import AUTO
 from livedenoise.calibration.choose import DEFAULT_REFERENCE_AVERAGES
 from livedenoise.calibration.criteria import CRITERIA, Tolerance, names
 from livedenoise.calibration.errors import CalibrationError
 from livedenoise.calibration.profile import Profile
 from livedenoise.calibration.report import COLUMNS, PLOT, REPORT, summary, table_rows
 from livedenoise.calibration.residual import STRUCTURE_LIMIT
-from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.cli.common import BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
 from livedenoise.events import Events
 from livedenoise.events import Progress as TaskProgress
@@ -52,7 +53,6 @@ CALIBRATION_DIR = Path("calibration")
 # typer's choice list: the criteria registered when the command line is loaded, the default first
 CriterionName = Enum("CriterionName", {kind: kind for kind in CRITERIA}, type=str)  # type: ignore[misc]
 DEFAULT_CRITERION = CriterionName(names()[0])
-AUTO = BackendName("auto")
 # the library's parameters whose flag is named otherwise (the rest: --name-of-it)
 FLAGS = {"directory": "--out", "positions": "--xy", "settings": "--set"}
 
@@ -224,7 +224,7 @@ def calibrate_command(
         typer.Option(min=0, help="Offline: the stack's frame time in ms, to report frame times."),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option(metavar="", help="Replace an existing calibration.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace an existing calibration.")
     ] = False,
     tta: Annotated[
         bool,
@@ -247,7 +247,7 @@ def calibrate_command(
             raise CalibrationError("give --frames or --sequence, not both.")
         request = CalibrationRequest(
             model=model,
-            backend=backend.value,
+            backend=backend,
             reference=reference,
             criterion=criterion.value,
             margin=margin,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -14,10 +13,23 @@ from livedenoise.backends import backend_names
 from livedenoise.errors import LivedenoiseError
 
 console = Console()
-# typer's choice list, from the backend registry when the command line is built; mypy cannot know
-# members made at run time, hence the ignore
-BackendName = Enum("BackendName", {name: name for name in backend_names()}, type=str)  # type: ignore[misc]
-BackendOption = Annotated[BackendName, typer.Option(help="Inference engine.")]
+
+
+def _known_backend(name: str) -> str:
+    """``--backend``: one of the registry's names, or one line that lists them (not a usage box)."""
+    if name not in backend_names():
+        raise fail(f"unknown --backend '{name}': choose one of {', '.join(backend_names())}")
+    return name
+
+
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        metavar="NAME",
+        callback=_known_backend,
+        help=f"Inference engine: {', '.join(backend_names())}.",
+    ),
+]
 
 
 def fail(message: str | Exception, flags: dict[str, str] | None = None) -> typer.Exit:
@@ -37,6 +49,7 @@ Threads = Annotated[
     int | None,
     typer.Option(
         min=1,
+        metavar="N",
         help="CPU threads for the engine (as OMP_NUM_THREADS); default: one per physical core, "
         "fewer while other programs keep cores busy.",
     ),

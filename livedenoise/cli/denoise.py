@@ -15,13 +15,12 @@ from rich.progress import (
 )
 from rich.progress import Progress as Bar
 
-from livedenoise.cli.common import BackendName, BackendOption, Threads, console, fail, use_threads
+from livedenoise.backends import AUTO
+from livedenoise.cli.common import BackendOption, Threads, console, fail, use_threads
 from livedenoise.errors import LivedenoiseError
 
 if TYPE_CHECKING:
     from livedenoise.events import Events, Progress
-
-AUTO = BackendName("auto")
 
 
 class _Display:
@@ -103,7 +102,7 @@ def denoise(
         typer.Option("--float32", metavar="", help="Write float32 instead of the input's dtype."),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option(metavar="", help="Replace OUTPUT if it exists.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace OUTPUT if it exists.")
     ] = False,
     tta: Annotated[
         bool,
@@ -181,7 +180,7 @@ def denoise(
                     input,
                     output,
                     image=image,
-                    backend=backend.value,
+                    backend=backend,
                     window=window,
                     stride=stride,
                     float32=float32,
@@ -197,7 +196,7 @@ def denoise(
                     input,
                     output,
                     image=image,
-                    backend=backend.value,
+                    backend=backend,
                     window=window,
                     stride=stride,
                     axes=axes,

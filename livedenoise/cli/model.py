@@ -60,7 +60,7 @@ def new(
     scale: Annotated[float, typer.Option(help="Intensity divisor after the offset.")] = 255.0,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
     overwrite: Annotated[
-        bool, typer.Option(metavar="", help="Replace a model already at OUT.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace a model already at OUT.")
     ] = False,
 ) -> None:
     """Create an untrained model (for benchmarks, tests and training from scratch)."""
@@ -114,7 +114,7 @@ def export(
         typer.Option(metavar="NAME", help="bioimageio: who made the model (repeat for each)."),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option(metavar="", help="Replace a file already at --out.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace a file already at --out.")
     ] = False,
 ) -> None:
     """Export a model for an inference backend.

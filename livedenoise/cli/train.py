@@ -59,7 +59,7 @@ def finetune(
         ),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option(metavar="", help="Replace a model already at --out.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace a model already at --out.")
     ] = False,
 ) -> None:
     """Fine-tune a backbone on noisy/clean pairs (or noisy recordings alone) and save the new model.

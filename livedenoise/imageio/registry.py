@@ -74,8 +74,12 @@ def format_of(path: Path) -> ImageFormat:
     for image_format in _REGISTRY.values():
         if image_format.recognise is not None and image_format.recognise(path):
             return image_format
+    if path.is_dir():
+        what = "a folder, not an OME-Zarr image or run store"
+    else:
+        what = f"unknown image format {path.suffix or '(no suffix)'!r}"
     raise ImageFileError(
-        f"{path}: unknown image format {path.suffix or '(no suffix)'!r}; use {known_formats()}.",
+        f"{path}: {what}; use {known_formats()}.",
         path=path,
         value=path.suffix,
     )
