@@ -1,6 +1,7 @@
 """Leave-one-out evaluation of fine-tuning on the four real confocal pairs of ../shared/data/pairs.
 
     python scripts/eval_finetune.py [--backbone backbone-small] [--minutes 8] [--clock cpu]
+        [--restarts 0 --smoothing 1]  # early stopping as it was before restarts (a before/after)
 
 Each pair in turn is the test image; the backbone is fine-tuned on the other three (their bottom rows
 held out for early stopping) and scored on the test pair, against: the raw input, a Gaussian filter whose
@@ -63,6 +64,19 @@ def main() -> None:
         default="wall",
         help="what the minutes count: wall time, or this process's CPU time (all its threads)",
     )
+    defaults = FinetuneSettings()
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=defaults.restarts,
+        help="warm restarts when patience runs out (0: stop there, as before they existed)",
+    )
+    parser.add_argument(
+        "--smoothing",
+        type=int,
+        default=defaults.smoothing,
+        help="validations averaged for patience (1: the last one alone)",
+    )
     parser.add_argument("--data", type=Path, default=DATA / "pairs")
     args = parser.parse_args()
     pairs = load_pairs(args.data)
@@ -82,7 +96,12 @@ def main() -> None:
                 parent,
                 train_pairs,
                 name,
-                FinetuneSettings(minutes=args.minutes, clock=args.clock),
+                FinetuneSettings(
+                    minutes=args.minutes,
+                    clock=args.clock,
+                    restarts=args.restarts,
+                    smoothing=args.smoothing,
+                ),
                 events=events,
             )
         result = report.result
