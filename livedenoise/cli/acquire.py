@@ -186,8 +186,8 @@ def acquire(
         list[str] | None,
         typer.Option(
             "--set",
-            metavar="DEVICE.PROPERTY=VALUE",
-            help="DEVICE.PROPERTY=VALUE before the run (repeatable).",
+            metavar="DEV.PROP=VALUE",
+            help="Set a property, DEVICE.PROPERTY=VALUE, before the run (repeatable).",
         ),
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,

@@ -214,8 +214,8 @@ def calibrate_command(
         list[str] | None,
         typer.Option(
             "--set",
-            metavar="DEVICE.PROPERTY=VALUE",
-            help="DEVICE.PROPERTY=VALUE before recording (repeatable).",
+            metavar="DEV.PROP=VALUE",
+            help="Set a property, DEVICE.PROPERTY=VALUE, before recording (repeatable).",
         ),
     ] = None,
     backend: BackendOption = AUTO,
