@@ -143,12 +143,9 @@ def denoise(
 ) -> None:
     """Denoise a 2D image, time series or z-stack; in overlapping windows of T frames, all kept.
 
-    The output keeps the input's pixel size, interval and position; a single-channel model denoises
-    each channel on its own. A run store: --image raw/p0 denoises one image; without it, an OUTPUT
-    ending .ome.zarr gets every raw image and its new denoised twin, as a run store.
+    The output keeps the input's pixel size, interval and position; a single-channel model denoises each channel on its own. A run store: --image raw/p0 denoises one image; without it, an OUTPUT ending .ome.zarr gets every raw image and its new denoised twin, as a run store.
 
-    OME-Zarr too large for memory: --workers N (or --scheduler ADDRESS) denoises it block by block on
-    Dask; a stopped run resumes where it was when the same command runs again.
+    OME-Zarr too large for memory: --workers N (or --scheduler ADDRESS) denoises it block by block on Dask; a stopped run resumes where it was when the same command runs again.
     """
     chunked = workers is not None or scheduler is not None
     if workers is not None and scheduler is not None:

@@ -119,11 +119,11 @@ def export(
 ) -> None:
     """Export a model for an inference backend.
 
-    onnx: one graph with dynamic batch, frames, height and width; the model's normalisation and tile
-    size are in the file's metadata. tensorrt: an engine for this GPU, built
-    for the acquisition's frame size and window into the engine cache (reused until something changes).
-    bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and
-    the other zoo tools, tested before it is reported (needs the optional extra "bioimageio").
+    onnx: one graph with dynamic batch, frames, height and width; the model's normalisation and tile size are in the file's metadata.
+
+    tensorrt: an engine for this GPU, built for the acquisition's frame size and window into the engine cache (reused until something changes).
+
+    bioimageio: a bioimage.io model package (--out NAME.zip) for deepImageJ, bioimageio.core and the other zoo tools, tested before it is reported (needs the optional extra "bioimageio").
     """
     example = "model.zip" if export_format is ExportFormat.bioimageio else "model.onnx"
     if out is not None and (refused := _out_refusal(model, out, overwrite, example)):
