@@ -286,3 +286,17 @@ def test_a_signal_is_acted_on_by_the_waiting_loop_not_in_its_handler(
     assert acquisition.live  # the handler stopped nothing itself
     wait(acquisition, interrupts, None)
     assert not acquisition.running and acquisition.last_summary.ended == ended
+
+
+def test_a_sequence_whose_denoising_falls_behind_is_told_how_long_the_backlog_takes() -> None:
+    """400 frames came in 20 s and 6 were denoised: the 500 frames of the sequence take 500 / 0.3
+    s to denoise, 25 s to acquire, so the last is denoised about 27 minutes after the last frame."""
+    from livedenoise.cli.headless import behind_note
+
+    note = behind_note(acquired=400, denoised=6, seconds=20.0, expected=500)
+    assert note is not None
+    assert "0.3 frames/s denoised, 20 acquired" in note and "about 27 min after" in note
+    assert "--policy live" in note  # and what to do about it
+    assert behind_note(acquired=400, denoised=6, seconds=20.0, expected=0) is not None  # live
+    assert behind_note(acquired=40, denoised=30, seconds=20.0, expected=500) is None  # keeps up
+    assert behind_note(acquired=40, denoised=0, seconds=5.0, expected=500) is None  # too early

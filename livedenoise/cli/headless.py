@@ -76,6 +76,8 @@ class Bars:
         self.progress, self.acquisition = progress, acquisition
         self.acquired = progress.add_task("acquired", total=None)
         self.denoised = progress.add_task("denoised", total=None)
+        self.counts = [0, 0]  # frames acquired, denoised
+        self.first_frame_s: float | None = None  # monotonic time of the first frame
         events = acquisition.events
         events.started.connect(self.started)
         events.frameAcquired.connect(self.frame_acquired)
@@ -88,20 +90,88 @@ class Bars:
 
     def frame_acquired(self, raw: np.ndarray, info: FrameInfo) -> None:
         if info.seq == 0:
+            self.first_frame_s = time.monotonic()
             console.print(
                 f"acquiring into {self.acquisition.last_out} (Ctrl-C or SIGTERM stops; every "
                 "frame acquired is kept)"
             )
+        self.counts[0] += 1
         self.progress.advance(self.acquired)
 
     def frame_denoised(self, raw: np.ndarray, denoised: np.ndarray, info: FrameInfo) -> None:
+        self.counts[1] += 1
         self.progress.advance(self.denoised)
+
+    def stopped(self) -> None:
+        """Acquiring stopped early: both bars end at the frames acquired, so the denoised bar shows
+        the backlog left."""
+        for task in (self.acquired, self.denoised):
+            self.progress.update(task, total=self.counts[0])
 
     def disconnect(self) -> None:
         events = self.acquisition.events
         events.started.disconnect(self.started)
         events.frameAcquired.disconnect(self.frame_acquired)
         events.frameDenoised.disconnect(self.frame_denoised)
+
+
+class Pace:
+    """Says once, early, when a sequence's frames are denoised (record policy) far slower than they
+    come, and how long after the last frame the backlog will take; then, where no bars are drawn
+    (output to a file), how many waiting frames are left while a stopped run's backlog drains."""
+
+    WARN_AFTER_S = 10.0  # rates measured over this much of the run before judging them
+    BEHIND = 0.5  # warn when fewer than this share of the frames keep up
+    DRAIN_EVERY_S = 10.0
+
+    def __init__(self, acquisition: Acquisition, bars: Bars) -> None:
+        self.acquisition, self.bars = acquisition, bars
+        self.warned = False
+        self.next_drain_line = 0.0
+
+    def check(self, stopped: bool) -> None:
+        """Called from the waiting loop, about every 0.1 s."""
+        now = time.monotonic()
+        if stopped:
+            if not console.is_terminal and now >= self.next_drain_line:
+                self.next_drain_line = now + self.DRAIN_EVERY_S
+                if waiting := self.acquisition.backlog:
+                    console.print(f"denoising the waiting frames: {waiting} left")
+            return
+        start, (acquired, denoised) = self.bars.first_frame_s, self.bars.counts
+        pipeline = self.acquisition.pipeline
+        if self.warned or start is None or pipeline is None or pipeline.policy is Policy.live:
+            return
+        if note := behind_note(acquired, denoised, now - start, self.acquisition.expected):
+            self.warned = True
+            console.print(note)
+
+
+def behind_note(acquired: int, denoised: int, seconds: float, expected: int) -> str | None:
+    """What to tell a user whose frames are denoised far slower than they come (``acquired`` and
+    ``denoised`` frames in the run's first ``seconds``; ``expected`` frames in the sequence, 0 if
+    open-ended), or None: too early to judge (under ``Pace.WARN_AFTER_S``) or keeping up."""
+    if seconds < Pace.WARN_AFTER_S or denoised >= Pace.BEHIND * acquired:
+        return None
+    acquiring, denoising = acquired / seconds, max(denoised, 1) / seconds
+    after = (
+        f"; the last of the {expected} frames will be denoised about "
+        f"{_duration(expected / denoising - expected / acquiring)} after the acquisition ends"
+        if expected
+        else ""
+    )
+    return (
+        f"denoising is behind: {denoising:.2g} frames/s denoised, {acquiring:.2g} acquired{after} "
+        "(every raw frame is saved as it comes; --policy live denoises only the newest frames, a "
+        "smaller --window or a GPU keeps up)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2.5 h``: a wait for people."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def follow(acquisition: Acquisition, start: Callable[[], None], live_seconds: float | None) -> None:
@@ -124,7 +194,7 @@ def follow(acquisition: Acquisition, start: Callable[[], None], live_seconds: fl
                 start()
                 if live_seconds is not None:
                     console.print(f"live mode for {live_seconds:g} s (Ctrl-C stops earlier)")
-                wait(acquisition, interrupts, live_seconds)
+                wait(acquisition, interrupts, live_seconds, Pace(acquisition, bars))
             finally:
                 bars.disconnect()
     finally:
@@ -132,15 +202,26 @@ def follow(acquisition: Acquisition, start: Callable[[], None], live_seconds: fl
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous_int is None else previous_int)
 
 
-def wait(acquisition: Acquisition, interrupts: Interrupts, live_seconds: float | None) -> None:
+def wait(
+    acquisition: Acquisition,
+    interrupts: Interrupts,
+    live_seconds: float | None,
+    pace: Pace | None = None,
+) -> None:
     """Until the run ends: Ctrl-C and SIGTERM interrupt, and live mode ends after
-    ``live_seconds``."""
+    ``live_seconds``; ``pace`` says when denoising falls behind, and how a stopped run's backlog
+    drains."""
     end = None if live_seconds is None else time.monotonic() + live_seconds
     while acquisition.running:
         if acquisition.live:  # nothing to wait on until live mode ends: a wait would return at once
             time.sleep(0.1)
         else:
             acquisition.wait(0.1)
+        stops = interrupts.count
         interrupts.act()
         if end is not None and time.monotonic() >= end and interrupts.count == 0:
             interrupts(f"{live_seconds:g} s of live mode done", ended=None)
+        if pace is not None:
+            if interrupts.count and not stops:
+                pace.bars.stopped()
+            pace.check(stopped=interrupts.count > 0)
