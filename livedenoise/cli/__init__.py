@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
-import logging
+import os
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
@@ -120,10 +120,8 @@ def main() -> None:
 
 
 def _quiet_pymmcore_plus() -> None:
-    """pymmcore-plus prints its own warnings (e.g. "MDA Canceled" on Ctrl-C) to the terminal; the
-    commands report what matters themselves. Its log file and livedenoise's own handlers keep them."""
-    for handler in logging.getLogger("pymmcore-plus").handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(
-            handler, logging.FileHandler
-        ):
-            handler.setLevel(logging.ERROR)
+    """pymmcore-plus prints its own warnings (e.g. "MDA Canceled" and the whole sequence on Ctrl-C)
+    to the terminal; the commands report what matters themselves, and its log file and livedenoise's
+    own handlers keep them. Its stderr level is read from PYMM_LOG_LEVEL when it is first imported
+    (inside a command, after this), so a level the user set stays theirs."""
+    os.environ.setdefault("PYMM_LOG_LEVEL", "ERROR")
