@@ -1,6 +1,6 @@
 """Model benchmark: size, counted GFLOP and CPU speed of each preset in torch and ONNX Runtime.
 
-    python scripts/bench_model.py [--presets small,paper] [--repeats 3]
+    python scripts/bench_model.py [--presets small,fast,paper] [--repeats 3] [--threads N]
     python scripts/bench_model.py --tiles [--repeats 5]
 
 FLOPs are counted by torch's FlopCounterMode on a real forward pass (convolutions and matmuls; a
@@ -96,11 +96,14 @@ def bench_tiles(console: Console, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default="small,paper")
+    parser.add_argument("--presets", default="small,fast,paper")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per case (paper: 1)")
     parser.add_argument("--tiles", action="store_true", help="time tile sizes instead of presets")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads (default: as the engines choose, cpu_threads())"
+    )
     args = parser.parse_args()
-    threads = cpu_threads()  # as the engines and training use
+    threads = args.threads or cpu_threads()  # as the engines and training use
     torch.set_num_threads(threads)
     console = Console(width=150)
     console.print(
