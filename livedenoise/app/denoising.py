@@ -190,7 +190,6 @@ def _denoise_file(
 ) -> DenoiseResult:
     """``denoise_file``'s work; ``backend`` is (backend, tta), ``windows`` (window, stride)."""
     check_stride(windows[1], windows[0])
-    load_card(model)  # a mistyped or broken model fails before the input is read (it may be large)
     output_format = image_format(Path(output.name))  # no known format: fails before any work
     check_output(output, input, model)  # before "exists": overwriting must not be the way round it
     if output.exists() and not overwrite:

@@ -138,16 +138,15 @@ def _size(image: Image, axes: str) -> tuple[int, ...]:
     return tuple(image.data.shape[image.axes.index(a)] for a in axes)
 
 
-def guess_note(image: Image, option: str = "--axes") -> str:
-    """What was guessed and how to override it (with ``option``, the caller's way to give the axes),
-    for an image whose file names no axes; else ``""``."""
+def guess_note(image: Image) -> str:
+    """What was guessed and how to override it, for an image whose file names no axes; else ``""``."""
     if not image.axes_guessed:
         return ""
     other = image.axes.translate(str.maketrans("TZ", "ZT"))
-    example = f", e.g. {option} {other}" if other != image.axes else ""
+    example = f" (e.g. {other})" if other != image.axes else ""
     return (
-        f"axes {image.axes} guessed: the file does not name them; if they are wrong, give them "
-        f"with {option}{example}"
+        f"axes {image.axes} guessed: the file does not name them; if they are wrong, give the "
+        f"axes{example}"
     )
 
 
