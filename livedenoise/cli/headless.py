@@ -126,13 +126,16 @@ class Pace:
 
     def __init__(self, acquisition: Acquisition, bars: Bars) -> None:
         self.acquisition, self.bars = acquisition, bars
-        self.warned = False
+        self.warned = self.stopped = False
         self.next_drain_line = 0.0
 
     def check(self, stopped: bool) -> None:
-        """Called from the waiting loop, about every 0.1 s."""
+        """Called from the waiting loop, about every 0.1 s; ``stopped``: acquiring has stopped."""
         now = time.monotonic()
         if stopped:
+            if not self.stopped:
+                self.stopped = True
+                self.bars.stopped()
             if not console.is_terminal and now >= self.next_drain_line:
                 self.next_drain_line = now + self.DRAIN_EVERY_S
                 if waiting := self.acquisition.backlog:
@@ -217,11 +220,8 @@ def wait(
             time.sleep(0.1)
         else:
             acquisition.wait(0.1)
-        stops = interrupts.count
         interrupts.act()
         if end is not None and time.monotonic() >= end and interrupts.count == 0:
             interrupts(f"{live_seconds:g} s of live mode done", ended=None)
         if pace is not None:
-            if interrupts.count and not stops:
-                pace.bars.stopped()
             pace.check(stopped=interrupts.count > 0)
