@@ -1,19 +1,23 @@
 """Pack what an offline GPU machine needs to train or check livedenoise: wheels and training data.
 
-    python scripts/gpu_bundle.py [--out gpu-bundle] [--python 3.12] [--data ../shared/data]
+    python scripts/gpu_bundle.py [--out gpu-bundle] [--python 3.12] [--data ../shared/data] [--crop]
 
 A GPU machine with a CUDA build of torch but no network (a cluster node, a lent cloud box) lacks some of
 the project's pure-Python and small binary dependencies. This downloads, here where pip can reach an
 index, the wheels of ``--packages`` for the GPU machine's Python (x86-64 Linux), at the versions
 installed in this environment (the versions the tests ran with), without their dependencies, and copies
-the backbone's training data (``fmd_test``, ``clean``, ``w2s`` and ``hagen``). ``--out`` then holds ``wheels/``, ``data/``
-and ``run.sh``, which installs the wheels onto ``PYTHONPATH`` with the working directory and runs the
-command it is given; run it from the checkout's root, wherever the bundle lies:
+the backbone's training data (``fmd_test``, ``clean``, ``w2s`` and ``hagen``). ``--out`` then holds
+``wheels/``, ``data/`` and ``run.sh`` (142 MiB in all; 48 MiB with ``--crop``, a subset of W2S and Hagen
+for machines reached through a small transfer: see ``crop_data``). ``run.sh`` installs the wheels onto
+``PYTHONPATH`` with the working directory and runs the command it is given; run it from the checkout's
+root, wherever the bundle lies:
 
     bash gpu-bundle/run.sh python3 scripts/gpu_check.py
     bash gpu-bundle/run.sh python3 scripts/train_backbone.py --data gpu-bundle/data --resume \\
-        livedenoise/weights/backbone-small --minutes 7 --frames 1,2,4,4 --fields 12 \\
-        --batch-pixels 1179648 --workers 7 --lr 1e-3 --out "$OUT/backbone-small"
+        engines/training/backbone-small --minutes 4.5 --batch-pixels 1179648 --workers 6 --lr 1e-3 \\
+        --out "$OUT/backbone-small"
+
+(The default ``--fields`` and ``--frames`` are those of the CPU parts, so validation figures compare.)
 
 The default package list is what the team's H200 image (torch 2.11, Python 3.12) lacked; step 1 of
 ``scripts/gpu_check.py`` names any package still missing on another machine.
@@ -25,11 +29,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
+import tifffile
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -97,6 +105,38 @@ def download(packages: list[str], python: str, wheels: Path) -> None:
         )
 
 
+def crop_data(data: Path, to: Path) -> None:
+    """Copy the training data with W2S and Hagen cut down (W2S is 92 MB, Hagen 23 MB), recompressed (LZMA).
+
+    W2S keeps every held-out field and the odd training fields, each frame's central ``W2S_CROP`` px;
+    Hagen keeps each pair's central ``HAGEN_CROP`` px. The held-out scores of ``train_backbone.py`` are
+    computed on exactly these central crops, so they equal the full data's; its validation PSNR does
+    not (re-measure a result on the full data: ``--resume RESULT --minutes 0.01``).
+    """
+    from train_backbone import HAGEN_CROP, W2S_CROP, W2S_HELD_OUT, _central
+
+    def write(path: Path, frames: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, np.ascontiguousarray(frames), compression="lzma")
+
+    for path in sorted((data / "fmd_test").rglob("*.tif")) + sorted((data / "clean").glob("*.tif")):
+        write(to / path.relative_to(data), tifffile.imread(path))
+    rows = re.findall(
+        r"^(\d+)\tFOV (\d+), channel (\d+)$", (data / "w2s/index.txt").read_text(), re.M
+    )
+    keep = [int(i) for i, field, _ in rows if int(field) in W2S_HELD_OUT or int(field) % 2 == 1]
+    (to / "w2s").mkdir(parents=True)
+    (to / "w2s/index.txt").write_text(
+        "".join(f"{n}\tFOV {rows[i][1]}, channel {rows[i][2]}\n" for n, i in enumerate(keep))
+    )
+    for name in ("noisy", "clean"):
+        frames = tifffile.imread(data / f"w2s/{name}.tif")[keep]
+        write(to / f"w2s/{name}.tif", frames[(slice(None), *_central(frames.shape[1:], W2S_CROP))])
+    for path in sorted((data / "hagen").glob("*/*.tif")):
+        image = tifffile.imread(path)
+        write(to / path.relative_to(data), image[_central(image.shape, HAGEN_CROP)])
+
+
 def is_bundle(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but what this script writes (so it may be replaced)."""
     return {p.name for p in folder.iterdir()} <= {"wheels", "data", "run.sh"}
@@ -115,6 +155,12 @@ def main() -> None:
     parser.add_argument("--python", default="3.12", help="the GPU machine's Python version")
     parser.add_argument(
         "--data", type=Path, default=DATA, help="folder holding fmd_test/, clean/, w2s/ and hagen/"
+    )
+    parser.add_argument(
+        "--crop",
+        action="store_true",
+        help="a data subset (W2S odd and held-out fields, central crops; Hagen central crops) to fit a "
+        "64 MiB transfer",
     )
     parser.add_argument(
         "--packages",
@@ -139,8 +185,11 @@ def main() -> None:
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         download(args.packages, args.python, staging / "wheels")
-        for name in DATA_FOLDERS:
-            shutil.copytree(args.data / name, staging / "data" / name)
+        if args.crop:
+            crop_data(args.data, staging / "data")
+        else:
+            for name in DATA_FOLDERS:
+                shutil.copytree(args.data / name, staging / "data" / name)
         (staging / "run.sh").write_text(RUN_SH.replace("@PYTHON@", args.python))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
