@@ -192,7 +192,10 @@ def acquire(
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
     backend: BackendOption = AUTO,
-    out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The OME-Zarr store to write (default: runs/DATE-TIME.ome.zarr)."),
+    ] = None,
     policy: Annotated[
         Policy | None,
         typer.Option(
@@ -265,7 +268,10 @@ SIZE_NAMES = {
 def demo(
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
     backend: BackendOption = AUTO,
-    out: Annotated[Path | None, typer.Option(help="The OME-Zarr store to write.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The OME-Zarr store to write (default: runs/DATE-TIME.ome.zarr)."),
+    ] = None,
     headless: Annotated[
         bool,
         typer.Option(

@@ -81,12 +81,14 @@ def denoise(
     ] = None,
     backend: BackendOption = AUTO,
     window: Annotated[
-        int, typer.Option("--window", "-t", min=1, help="Frames (or z-planes) per window, T.")
+        int,
+        typer.Option("--window", "-t", min=1, metavar="T", help="Frames (or z-planes) per window."),
     ] = 8,
     stride: Annotated[
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             help="Frames between overlapping windows, 1 to --window: smaller is closer to one "
             "window per frame, larger is faster (default: half the window).",
         ),
@@ -118,6 +120,7 @@ def denoise(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             rich_help_panel="Chunked (Dask)",
             help="Denoise OME-Zarr in blocks on a local Dask cluster of this many worker processes: "
             "memory bounded by the block, resumable by running the same command again.",
@@ -135,6 +138,7 @@ def denoise(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             rich_help_panel="Chunked (Dask)",
             help="Frames per block (a task), default 16: a worker holds about this plus twice "
             "--window frames.",

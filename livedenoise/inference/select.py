@@ -162,7 +162,7 @@ def _auto(request: EngineRequest, options: Mapping[str, Any]) -> Engine:
 
 
 def _probe_text(request: EngineRequest) -> str:
-    return f"{request.window}-frame {PROBE_SIZE}x{PROBE_SIZE} window"
+    return f"window of {request.window} frames of {PROBE_SIZE}x{PROBE_SIZE} px"
 
 
 def _probe_seconds(engine: Engine, request: EngineRequest, repeats: int = 1) -> float:
