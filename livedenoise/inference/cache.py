@@ -134,7 +134,9 @@ def cached_onnx(model: CNNT, card: ModelCard, cache_dir: Path) -> Path:
     path, key = onnx_entry(card, cache_dir)
     shipped = shipped_onnx(card)
     if shipped is not None:
-        what = f"copying the ONNX export shipped with {card.name}"
+        what = (
+            f"copying the ONNX export shipped with {card.name} into the engine cache, {cache_dir}"
+        )
         return cached(path, key, lambda out: shutil.copyfile(shipped, out), what)
     what = f"exporting {card.name} to ONNX, once (under a minute on a 2-core CPU)"
     return cached(
