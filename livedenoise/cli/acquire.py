@@ -22,6 +22,13 @@ from livedenoise.pipeline.stats import STOPPED_BY_USER, TERMINATED
 
 DEFAULT_MODEL = Path("backbone-small")
 DEMO_MODEL = Path("sim-confocal-small")  # the backbone fine-tuned on the simulator's pairs
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The OME-Zarr store to write (default: "
+        f"{RunRequest.model_fields['out_dir'].default}/DATE-TIME.ome.zarr)."
+    ),
+]
 FLAGS = {"settings": "--set"}  # the library's parameters these commands call otherwise
 
 
@@ -192,10 +199,7 @@ def acquire(
     ] = None,
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEFAULT_MODEL,
     backend: BackendOption = AUTO,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="The OME-Zarr store to write (default: runs/DATE-TIME.ome.zarr)."),
-    ] = None,
+    out: StoreOption = None,
     policy: Annotated[
         Policy | None,
         typer.Option(
@@ -268,10 +272,7 @@ SIZE_NAMES = {
 def demo(
     model: Annotated[Path, typer.Option(help="The denoising model.")] = DEMO_MODEL,
     backend: BackendOption = AUTO,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="The OME-Zarr store to write (default: runs/DATE-TIME.ome.zarr)."),
-    ] = None,
+    out: StoreOption = None,
     headless: Annotated[
         bool,
         typer.Option(
